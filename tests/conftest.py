@@ -1,0 +1,53 @@
+"""Shared test helpers: hypothesis strategies for grids and small hand-made tasks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import strategies as st
+
+from arc_submit.tasks import Pair, Task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@st.composite
+def grids(draw, max_side: int = 30):
+    rows = draw(st.integers(1, max_side))
+    cols = draw(st.integers(1, max_side))
+    cells = st.lists(st.integers(0, 9), min_size=cols, max_size=cols)
+    return draw(st.lists(cells, min_size=rows, max_size=rows))
+
+
+def make_task(task_id: str = "t1", n_train: int = 3, with_solution: bool = True) -> Task:
+    train = [Pair([[i, 1], [2, 3]], [[3, 2], [1, i]]) for i in range(n_train)]
+    test = [Pair([[5, 6, 7]], [[7, 6, 5]] if with_solution else None)]
+    return Task(task_id, train, test)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m arc_submit ARGS` in a fresh interpreter, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "arc_submit", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600
+    )
+
+
+@pytest.fixture
+def tiny_challenges(tmp_path):
+    """A two-task challenges file and its solutions, in Kaggle layout."""
+    import json
+
+    challenges = {
+        "aaaa0001": {"train": [{"input": [[1, 0]], "output": [[0, 1]]}], "test": [{"input": [[2, 0]]}]},
+        "bbbb0002": {
+            "train": [{"input": [[1]], "output": [[1, 1]]}, {"input": [[2]], "output": [[2, 2]]}],
+            "test": [{"input": [[3]]}, {"input": [[4]]}],
+        },
+    }
+    solutions = {"aaaa0001": [[[0, 2]]], "bbbb0002": [[[3, 3]], [[4, 4]]]}
+    (tmp_path / "challenges.json").write_text(json.dumps(challenges))
+    (tmp_path / "solutions.json").write_text(json.dumps(solutions))
+    return tmp_path / "challenges.json", tmp_path / "solutions.json"

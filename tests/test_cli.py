@@ -1,0 +1,115 @@
+"""The light commands end to end, as a user runs them: output, exit codes, and no torch imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("validate", "score", "metrics", "data"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", ["validate", "score", "metrics", "data"])
+def test_each_command_has_help(command):
+    assert run_cli(command, "--help").returncode == 0
+
+
+def test_validate_exit_codes(tiny_challenges, tmp_path):
+    challenges, _ = tiny_challenges
+    assert run_cli("validate", "--challenges", str(challenges)).returncode == 0
+    good = {"aaaa0001": [{"attempt_1": [[0, 2]], "attempt_2": []}],
+            "bbbb0002": [{"attempt_1": [[3]], "attempt_2": []}, {"attempt_1": [], "attempt_2": [[1]]}]}
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps(good))
+    assert run_cli("validate", "--challenges", str(challenges), "--submission", str(path)).returncode == 0
+    del good["bbbb0002"][1]
+    good["aaaa0001"][0]["attempt_1"] = [[1], [1, 2]]
+    path.write_text(json.dumps(good))
+    result = run_cli("validate", "--challenges", str(challenges), "--submission", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and "task aaaa0001" in lines[0] and "task bbbb0002" in lines[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_reports_bad_challenges_without_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"t9": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}}))
+    result = run_cli("validate", "--challenges", str(bad))
+    assert result.returncode == 1
+    assert "bad.json: task t9: train[0].input row 1" in result.stdout and "Traceback" not in result.stderr
+    missing = run_cli("validate", "--challenges", str(tmp_path / "none.json"))
+    assert missing.returncode != 0 and "none.json: no such file" in missing.stdout
+
+
+def test_score_prints_json_last(tiny_challenges, tmp_path):
+    _, solutions = tiny_challenges
+    submission = {"aaaa0001": [{"attempt_1": [[9]], "attempt_2": [[0, 2]]}],
+                  "bbbb0002": [{"attempt_1": [[3, 3]], "attempt_2": []}, {"attempt_1": [[4]], "attempt_2": []}]}
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps(submission))
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["score"] == 0.75
+    del submission["bbbb0002"]
+    path.write_text(json.dumps(submission))
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert json.loads(result.stdout.strip().splitlines()[-1])["score"] == 0.5
+    assert "bbbb0002" in result.stderr and "scored 0" in result.stderr
+
+
+def test_score_refuses_a_malformed_submission(tiny_challenges, tmp_path):
+    _, solutions = tiny_challenges
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps({"aaaa0001": [{"attempt_1": [[1, 2], [3]], "attempt_2": []}]}))
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert result.returncode == 1 and "task aaaa0001" in result.stdout and "ragged" in result.stdout
+    path.write_text("{not json")
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert result.returncode == 2 and "submission.json: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_metrics_prints_json_last(tiny_challenges, tmp_path):
+    _, solutions = tiny_challenges
+    predictions = {"aaaa0001": [[[[0, 2]], [[0, 2]], []]], "bbbb0002": [[[[3, 3]]], [[[4]]]]}
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps(predictions))
+    result = run_cli("metrics", "--predictions", str(path), "--solutions", str(solutions))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["pass_n"] == pytest.approx(0.75)
+    assert metrics["unanswered"] == pytest.approx((1 / 3) / 2)
+    assert metrics["accuracy"] == pytest.approx((2 / 3 + 0.5) / 2)
+
+
+def test_data_export_writes_kaggle_layout(tmp_path):
+    result = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--out", str(tmp_path / "out"),
+                     "--limit", "2", "--smallest")
+    assert result.returncode == 0, result.stderr
+    challenges = json.loads((tmp_path / "out" / "challenges.json").read_text())
+    solutions = json.loads((tmp_path / "out" / "solutions.json").read_text())
+    assert len(challenges) == 2 and set(solutions) == set(challenges)
+    assert run_cli("validate", "--challenges", str(tmp_path / "out" / "challenges.json")).returncode == 0
+    bad = run_cli("data", "export", "--dataset", "arc-agi-9", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_light_commands_import_no_torch(tiny_challenges):
+    challenges, solutions = tiny_challenges
+    code = (
+        "import sys; from arc_submit.cli import main; "
+        f"main(['validate', '--challenges', {str(challenges)!r}]); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
