@@ -47,7 +47,7 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate_command(args: argparse.Namespace) -> int:
     """Exit 0 when the challenges (and the submission) are valid; else one line per problem, exit 1."""
-    from arc_submit.submission import submission_problems, test_counts
+    from arc_submit.submission import submission_problems, inputs_per_task
     from arc_submit.tasks import load_tasks
 
     try:
@@ -58,7 +58,7 @@ def validate_command(args: argparse.Namespace) -> int:
         print(f"valid: {args.challenges}: {len(tasks)} tasks, {sum(len(t.test) for t in tasks)} test inputs")
         return 0
     try:
-        problems = submission_problems(_read(args.submission), test_counts(tasks), args.submission)
+        problems = submission_problems(_read(args.submission), inputs_per_task(tasks), args.submission)
     except UserError as error:
         problems = error.problems
     if problems:
@@ -194,9 +194,94 @@ def positive_int(text: str) -> int:
     return value
 
 
+# ----------------------------------------------------------------------------- run
+
+LOCAL_DATASET = "arc-agi-1-eval"
+LOCAL_TASKS = 8  # the smallest tasks of LOCAL_DATASET that the `cpu` preset runs within 30 minutes here
+DEFAULT_PRESET = "cpu"
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from arc_submit.tasks import DATASETS
+
+    parser.add_argument("--seed", type=int, help="drives every random choice (default 0)")
+    parser.add_argument("--config", default=DEFAULT_PRESET, help=f"preset name or TOML file (default {DEFAULT_PRESET})")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--challenges", help="Kaggle challenges file, or a folder of per-task JSON")
+    source.add_argument("--dataset", choices=list(DATASETS), help="an embedded dataset (solutions included)")
+    parser.add_argument("--smallest", type=positive_int, help="with --dataset: only the N tasks with fewest cells")
+    parser.add_argument("--solutions", help="solutions file: metrics.json and the score are written when given")
+    parser.add_argument("--model", help="alias, transformers folder or LoRA adapter folder (default smollm2-135m)")
+    parser.add_argument("--output", help="also write the submission here (e.g. /kaggle/working/submission.json)")
+    parser.add_argument("--run-dir", help="where records and outputs go; rerunning it resumes (default runs/...)")
+    parser.add_argument("--limit", type=positive_int, help="run only the first N tasks")
+    parser.add_argument("--time-budget", type=float, help="seconds for the whole run; work is cut to end in time")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override any setting, e.g. --set ttft.steps=8 (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.epilog = (f"Without --challenges or --dataset: the {LOCAL_TASKS} smallest tasks of {LOCAL_DATASET}, "
+                     "as `make local-submission` runs them.")
+
+
+def run_tasks_from_args(args: argparse.Namespace):
+    """The tasks a run command works on, with their solutions when known."""
+    from arc_submit.tasks import load_dataset, load_tasks, smallest
+
+    if args.challenges:
+        if args.smallest:
+            raise UserError("--smallest works with --dataset; for a challenges file use --limit")
+        return load_tasks(args.challenges, args.solutions)
+    if args.solutions:
+        raise UserError("--solutions needs --challenges (embedded datasets bring their own)")
+    if args.dataset:
+        tasks = load_dataset(args.dataset)
+        return smallest(tasks, args.smallest) if args.smallest else tasks
+    return smallest(load_dataset(LOCAL_DATASET), LOCAL_TASKS)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The whole pipeline; prints a summary, and the last line of stdout is a JSON object."""
+    from arc_submit.config import load_config
+    from arc_submit.pipeline import run_pipeline
+
+    config = load_config(args.config, args.set, **{
+        "run.seed": args.seed, "model.name": args.model, "run.limit": args.limit, "run.time_budget": args.time_budget,
+    })
+    tasks = run_tasks_from_args(args)
+    name = Path(args.config).stem
+    run_dir = Path(args.run_dir or f"runs/{name}-seed{config.run.seed}")
+    output = Path(args.output) if args.output else None
+    _log_to(run_dir)
+    summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet)
+    print(f"submission: {summary['submission']} ({summary['tasks']} tasks, modes {summary['modes']})")
+    if "metrics" in summary:
+        metrics = summary["metrics"]
+        print(f"score {metrics['score']:.4f}  " + "  ".join(
+            f"{name} {metrics[name]:.3f}" for name in ("pass_n", "vote_1", "vote_2", "accuracy", "unanswered")))
+    print_json_line(summary)
+    return 0
+
+
+def _log_to(run_dir: Path) -> None:
+    import logging
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("arc_submit")
+    logger.setLevel(logging.DEBUG)
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    file = logging.FileHandler(run_dir / "run.log")
+    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.handlers[:] = [console, file]
+    logger.propagate = False
+
+
 # ----------------------------------------------------------------------------- dispatch
 
 COMMANDS: dict[str, Command] = {
+    "run": Command("the whole pipeline: TTFT, merge, sample, vote, submission.json (the default command)",
+                   add_run_arguments, run_command),
     "validate": Command("check a challenges file, and a submission against it", add_validate_arguments,
                         validate_command),
     "score": Command("the official score of a submission", add_score_arguments, score_command),

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from arc_submit.tasks import Grid
-from arc_submit.voting import attempts, rank
+from arc_submit.voting import rank
 
 VOTE_KS = (1, 2)
 
@@ -49,8 +49,13 @@ def score(submission: dict, solutions: dict[str, list[Grid]]) -> dict:
     }
 
 
-def output_metrics(candidates: list[Grid], truth: Grid, ks: tuple[int, ...] = VOTE_KS) -> dict[str, float]:
-    """The research metrics of one test output over its N candidates (`[]` = unanswered)."""
+def output_metrics(candidates: list[Grid], truth: Grid, ks: tuple[int, ...] = VOTE_KS,
+                   ranked: list[Grid] | None = None) -> dict[str, float]:
+    """The research metrics of one test output over its N candidates (`[]` = unanswered).
+
+    `ranked` is the vote's order of distinct grids when the caller voted with more than counts
+    (log-probabilities); without it, candidates are ranked by count, ties in canonical grid order.
+    """
     n = len(candidates)
     if n == 0:
         return {name: 1.0 if name == "unanswered" else 0.0 for name in metric_names(ks)}
@@ -61,7 +66,8 @@ def output_metrics(candidates: list[Grid], truth: Grid, ks: tuple[int, ...] = VO
     pixels = sum(
         sum(a == b for row, true_row in zip(c, truth) for a, b in zip(row, true_row)) / cells for c in sized
     )
-    ranked = rank((candidate, None) for candidate in candidates)
+    if ranked is None:
+        ranked = [vote.grid for vote in rank((candidate, None) for candidate in candidates)]
     result = {
         "accuracy": exact / n,
         "correct_pixels": pixels / n,
@@ -70,19 +76,30 @@ def output_metrics(candidates: list[Grid], truth: Grid, ks: tuple[int, ...] = VO
         "unanswered": sum(not candidate for candidate in candidates) / n,
     }
     for k in ks:
-        result[f"vote_{k}"] = float(truth in attempts(ranked, k))
+        result[f"vote_{k}"] = float(truth in ranked[:k])
     return result
 
 
-def task_metrics(outputs: object, truths: list[Grid], ks: tuple[int, ...] = VOTE_KS) -> dict[str, float]:
+def task_metrics(outputs: object, truths: list[Grid], ks: tuple[int, ...] = VOTE_KS,
+                 rankings: list[list[Grid]] | None = None) -> dict[str, float]:
     """The research metrics of one task: each metric averaged over its test outputs."""
     outputs = outputs if isinstance(outputs, list) else []
-    rows = [output_metrics(outputs[i] if i < len(outputs) else [], truth, ks) for i, truth in enumerate(truths)]
+    rows = [
+        output_metrics(outputs[i] if i < len(outputs) else [], truth, ks,
+                       rankings[i] if rankings is not None and i < len(rankings) else None)
+        for i, truth in enumerate(truths)
+    ]
     return {name: mean([row[name] for row in rows]) for name in metric_names(ks)}
 
 
-def research_metrics(predictions: dict, solutions: dict[str, list[Grid]], ks: tuple[int, ...] = VOTE_KS) -> dict:
-    """The research metrics over the solutions' tasks (DESIGN.md); a task without predictions scores 0."""
-    per_task = {task_id: task_metrics(predictions.get(task_id), truths, ks) for task_id, truths in solutions.items()}
+def research_metrics(predictions: dict, solutions: dict[str, list[Grid]], ks: tuple[int, ...] = VOTE_KS,
+                     rankings: dict[str, list[list[Grid]]] | None = None) -> dict:
+    """The research metrics over the solutions' tasks (DESIGN.md); a task without predictions scores 0.
+    `rankings` ({task_id: [ranked grids per test output]}) gives vote_k the run's own vote order."""
+    rankings = rankings or {}
+    per_task = {
+        task_id: task_metrics(predictions.get(task_id), truths, ks, rankings.get(task_id))
+        for task_id, truths in solutions.items()
+    }
     summary = {name: mean([row[name] for row in per_task.values()]) for name in metric_names(ks)}
     return {**summary, "tasks": len(per_task), "per_task": per_task}

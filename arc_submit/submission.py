@@ -24,7 +24,7 @@ def build(attempts_by_task: dict[str, list[list[Grid]]]) -> dict:
     return {task_id: [entry(attempts) for attempts in outputs] for task_id, outputs in attempts_by_task.items()}
 
 
-def test_counts(tasks: list[Task]) -> dict[str, int]:
+def inputs_per_task(tasks: list[Task]) -> dict[str, int]:
     return {task.task_id: len(task.test) for task in tasks}
 
 

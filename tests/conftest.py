@@ -51,3 +51,22 @@ def tiny_challenges(tmp_path):
     (tmp_path / "challenges.json").write_text(json.dumps(challenges))
     (tmp_path / "solutions.json").write_text(json.dumps(solutions))
     return tmp_path / "challenges.json", tmp_path / "solutions.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Llama and its character tokenizer, saved once per test session."""
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def tiny(tiny_model_dir):
+    """(model, tokenizer) freshly loaded from the tiny model folder, float32 on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model.requires_grad_(False)
+    return model, AutoTokenizer.from_pretrained(tiny_model_dir)

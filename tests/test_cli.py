@@ -113,3 +113,39 @@ def test_light_commands_import_no_torch(tiny_challenges):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_run_help_lists_the_promised_flags():
+    result = run_cli("run", "--help")
+    assert result.returncode == 0
+    for flag in ("--seed", "--config", "--challenges", "--model", "--solutions", "--output", "--run-dir", "--limit",
+                 "--time-budget"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--model", "/no/such/model", "--dataset", "arc-agi-1-eval", "--smallest", "1"], "--model /no/such/model"),
+        (["--config", "nonexistent-preset"], "not a preset"),
+        (["--set", "ttft.stepz=3"], "unknown setting 'stepz'"),
+        (["--set", "sampling.samples=4"], "greedy decoding"),
+        (["--challenges", "/no/file.json"], "/no/file.json: no such file"),
+    ],
+)
+def test_run_refuses_bad_input_in_one_line(tmp_path, args, fragment):
+    result = run_cli(*args, "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("torch") is None, reason="needs torch")
+def test_unsloth_on_a_machine_without_cuda_names_the_option(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_cli("--set", 'ttft.backend="unsloth"', "--dataset", "arc-agi-1-eval", "--smallest", "1",
+                     "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "ttft.backend = 'unsloth' needs a CUDA GPU" in result.stderr

@@ -49,3 +49,9 @@ def test_a_task_without_predictions_is_unanswered():
 def test_vote_k_uses_the_majority():
     metrics = output_metrics([[[1]], [[2]], [[2]], [[3]], [[3]], [[3]]], [[2]])
     assert metrics["vote_1"] == 0 and metrics["vote_2"] == 1 and metrics["pass_n"] == 1
+
+
+def test_vote_k_follows_a_given_ranking():
+    candidates = [[[1]], [[2]]]
+    assert output_metrics(candidates, [[2]])["vote_1"] == 0  # a tie: canonical order puts [[1]] first
+    assert output_metrics(candidates, [[2]], ranked=[[[2]], [[1]]])["vote_1"] == 1

@@ -1,0 +1,320 @@
+"""Configuration: one dataclass per stage, each field with its help text, checked on creation.
+
+Presets are TOML files shipped in `arc_submit/presets/` (`--config smoke`), or any TOML path; flags
+and `--set section.field=value` override them; the resolved config is saved as `config.toml` in the
+run dir. `python -m arc_submit run --config smoke --set ttft.steps=4` shows the whole flow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+
+from arc_submit.errors import UserError
+
+PRESETS_PACKAGE = "arc_submit.presets"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def option(default, help: str):
+    """A config field with its help text (lists get a fresh copy per instance)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def _check(condition: bool, name: str, value, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"{name} = {value!r}: {expected}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = option("smollm2-135m", "alias 'smollm2-135m' (embedded), a transformers folder, or a LoRA adapter folder")
+    base: str = option("", "base model of an adapter folder, when its recorded base path is not on this machine")
+    dtype: str = option("auto", "float32 | bfloat16 | float16 | auto (float32 on CPU, bfloat16 on GPUs that have it)")
+
+    def __post_init__(self):
+        _check(self.dtype in DTYPES, "model.dtype", self.dtype, f"one of {', '.join(DTYPES)}")
+        _check(bool(self.name), "model.name", self.name, "a model alias or folder")
+
+
+@dataclass
+class PromptConfig:
+    encoder: str = option("GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))", "grid encoder spec")
+    system_prompt: str = option("", "system message; empty keeps the chat template's own default")
+    max_seq_len: int = option(8192, "longest prompt + answer in tokens; train pairs are dropped to fit")
+
+    def __post_init__(self):
+        from arc_submit.encoders import create
+
+        try:
+            create(self.encoder)
+        except ValueError as error:
+            raise ValueError(f"prompt.encoder: {error}") from None
+        _check(self.max_seq_len >= 64, "prompt.max_seq_len", self.max_seq_len, "at least 64")
+
+
+@dataclass
+class AugmentConfig:
+    geometric: bool = option(True, "draw one of the 8 rotations/reflections")
+    permute_colours: bool = option(True, "draw a colour permutation")
+    keep_background: bool = option(True, "keep colour 0 fixed when permuting colours")
+    shuffle_train: bool = option(True, "shuffle the order of the train pairs")
+
+    def draw_options(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")
+
+
+@dataclass
+class TTFTConfig:
+    steps: int = option(100, "optimizer steps per task (0 = no test-time fine-tuning)")
+    learning_rate: float = option(1e-4, "peak learning rate")
+    batch_size: int = option(1, "examples per micro-batch")
+    gradient_accumulation: int = option(1, "micro-batches per optimizer step")
+    schedule: str = option("linear", "linear | constant | cosine | cosine_restarts | cyclic")
+    warmup_fraction: float = option(0.1, "share of the steps spent warming up (all schedules but cyclic)")
+    restarts: int = option(2, "cosine_restarts: number of cosine cycles")
+    cycles: int = option(3, "cyclic: number of cycles")
+    cycle_decay: float = option(0.5, "cyclic: peak of each cycle relative to the previous one")
+    cycle_warmup: float = option(0.2, "cyclic: share of each cycle spent rising to its peak")
+    lora_rank: int = option(32, "LoRA rank")
+    lora_alpha: float = option(64.0, "LoRA alpha (scaling = alpha / rank)")
+    lora_dropout: float = option(0.0, "LoRA dropout")
+    target_modules: list = option(["all-linear"], "modules that get LoRA, or ['all-linear']")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
+    eval_every: int = option(0, "log an eval loss on held-out augmented examples every k steps (0 = never)")
+    eval_examples: int = option(4, "number of held-out augmented examples for the eval loss")
+    scope: str = option("task", "task (one adapter per task) | all (one adapter trained on every task)")
+    backend: str = option("peft", "peft | unsloth (CUDA only)")
+    gradient_checkpointing: bool = option(False, "trade compute for memory in training")
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of examples"})
+
+    def __post_init__(self):
+        for name in ("steps", "restarts", "cycles"):
+            _check(getattr(self, name) >= 0, f"ttft.{name}", getattr(self, name), "0 or more")
+        for name in ("batch_size", "gradient_accumulation", "lora_rank", "eval_examples"):
+            _check(getattr(self, name) >= 1, f"ttft.{name}", getattr(self, name), "1 or more")
+        _check(self.learning_rate > 0, "ttft.learning_rate", self.learning_rate, "positive")
+        _check(self.schedule in SCHEDULES, "ttft.schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
+        for name in ("warmup_fraction", "cycle_warmup", "lora_dropout"):
+            _check(0 <= getattr(self, name) < 1, f"ttft.{name}", getattr(self, name), "in [0, 1)")
+        _check(0 < self.cycle_decay <= 1, "ttft.cycle_decay", self.cycle_decay, "in (0, 1]")
+        _check(self.scope in ("task", "all"), "ttft.scope", self.scope, "'task' or 'all'")
+        _check(self.backend in ("peft", "unsloth"), "ttft.backend", self.backend, "'peft' or 'unsloth'")
+        _check(bool(self.target_modules), "ttft.target_modules", self.target_modules, "a non-empty list")
+
+
+@dataclass
+class SamplingConfig:
+    backend: str = option("vllm", "vllm (CUDA or CPU build) | transformers")
+    augmentations: int = option(8, "augmented prompts per test input (the identity first)")
+    samples: int = option(1, "samples per augmented prompt (must be 1 at temperature 0)")
+    temperature: float = option(0.0, "sampling temperature (0 = greedy)")
+    max_new_tokens: int = option(0, "bound on answer tokens; 0 = from the encoder and the task's grids")
+    max_new_tokens_from: str = option("task", "task (largest side of the task's grids) | grid30 (a 30x30 grid)")
+    gpu_memory_utilization: float = option(0.5, "vLLM on CUDA: share of GPU memory for weights and KV cache")
+    kv_cache_gib: float = option(2.0, "vLLM on CPU: KV cache size in GiB")
+    enforce_eager: bool = option(True, "vLLM: skip graph capture (faster start, slower decoding)")
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of prompts"})
+
+    def __post_init__(self):
+        _check(self.backend in ("vllm", "transformers"), "sampling.backend", self.backend, "'vllm' or 'transformers'")
+        _check(self.augmentations >= 1, "sampling.augmentations", self.augmentations, "1 or more")
+        _check(self.samples >= 1, "sampling.samples", self.samples, "1 or more")
+        _check(self.temperature >= 0, "sampling.temperature", self.temperature, "0 or more")
+        if self.temperature == 0 and self.samples > 1:
+            raise ValueError(
+                f"sampling.samples = {self.samples} with sampling.temperature = 0: greedy decoding gives one answer"
+                " per prompt; raise sampling.temperature or set sampling.samples = 1"
+            )
+        _check(self.max_new_tokens >= 0, "sampling.max_new_tokens", self.max_new_tokens, "0 (auto) or more")
+        _check(self.max_new_tokens_from in ("task", "grid30"), "sampling.max_new_tokens_from",
+               self.max_new_tokens_from, "'task' or 'grid30'")
+        _check(0 < self.gpu_memory_utilization <= 1, "sampling.gpu_memory_utilization",
+               self.gpu_memory_utilization, "in (0, 1]")
+
+
+@dataclass
+class VotingConfig:
+    rule: str = option("count", "count (then mean log-prob) | logprob (then count)")
+
+    def __post_init__(self):
+        from arc_submit.voting import RULES
+
+        _check(self.rule in RULES, "voting.rule", self.rule, f"one of {', '.join(RULES)}")
+
+
+@dataclass
+class RunConfig:
+    seed: int = option(0, "drives every random choice; each task's seed derives from (seed, task_id)")
+    limit: int = option(0, "run only the first N tasks (0 = all); the submission still covers every task")
+    time_budget: float = option(0.0, "seconds for the whole run (0 = none); work is cut to end in time")
+    reserve_fraction: float = option(0.05, "share of the time budget kept back as a safety margin")
+    threads: int = option(0, "CPU threads for torch (0 = all cores)")
+
+    def __post_init__(self):
+        _check(self.limit >= 0, "run.limit", self.limit, "0 or more")
+        _check(self.time_budget >= 0, "run.time_budget", self.time_budget, "0 (none) or more seconds")
+        _check(0 <= self.reserve_fraction < 1, "run.reserve_fraction", self.reserve_fraction, "in [0, 1)")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    ttft: TTFTConfig = field(default_factory=TTFTConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    voting: VotingConfig = field(default_factory=VotingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- building from TOML
+
+
+def _build(cls, data: dict, where: str):
+    """An instance of the dataclass `cls` from nested dicts, naming unknown keys and wrong types."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise UserError(f"{where}: unknown setting {unknown[0]!r}; known: {', '.join(known)}")
+    defaults = cls()
+    values = {}
+    for key, value in data.items():
+        default = getattr(defaults, key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise UserError(f"{where}.{key}: is {value!r}, expected a table of settings")
+            values[key] = _build(type(default), value, f"{where}.{key}")
+        else:
+            values[key] = _coerce(value, default, f"{where}.{key}")
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise UserError(f"{where}: {error}") from None
+
+
+def _coerce(value, default, where: str):
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif isinstance(default, str) and isinstance(value, str):
+        return value
+    elif isinstance(default, list) and isinstance(value, list):
+        return value
+    raise UserError(f"{where}: {value!r} is not of type {type(default).__name__}")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(PRESETS_PACKAGE).iterdir() if p.name.endswith(".toml"))
+
+
+def read_toml(name_or_path: str) -> tuple[dict, str]:
+    """The parsed TOML of a preset name or a file path, and where it came from."""
+    path = Path(name_or_path)
+    if name_or_path in preset_names():
+        text = resources.files(PRESETS_PACKAGE).joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+        source = f"preset {name_or_path}"
+    elif path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"--config {path}: cannot be read: {error.strerror}") from None
+        source = str(path)
+    else:
+        raise UserError(f"--config {name_or_path}: not a preset ({', '.join(preset_names())}) nor a .toml file")
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{source}: not valid TOML: {error}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """`section.field=value` -> (['section', 'field'], value); the value is read as TOML, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {text!r}: expected section.field=value, e.g. ttft.steps=8")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip().split("."), value
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] = (), **flags) -> Config:
+    """Defaults < preset or TOML file < `--set` overrides < explicit flags (model.name=..., run.seed=...)."""
+    data, source = read_toml(name_or_path) if name_or_path else ({}, "defaults")
+    for text in overrides:
+        path, value = parse_override(text)
+        _set(data, path, value)
+    for dotted, value in flags.items():
+        if value is not None:
+            _set(data, dotted.split("."), value)
+    return _build(Config, data, source)
+
+
+def _set(data: dict, path: list[str], value) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+        if not isinstance(data, dict):
+            raise UserError(f"setting {'.'.join(path)}: {key} is not a section")
+    data[path[-1]] = value
+
+
+# ----------------------------------------------------------------------------- writing TOML
+
+
+def to_toml(config: Config) -> str:
+    """The resolved config as TOML that `load_config` reads back to an equal Config."""
+    lines: list[str] = []
+    _write_table(config.to_dict(), [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _write_table(table: dict, path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    if path:
+        lines.append(f"\n[{'.'.join(path)}]")
+    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _write_table(value, [*path, key], lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, object, str]]:
+    """(dotted name, default, help) of every setting, for `--help-config` and the README."""
+    rows = []
+    for f in fields(cls):
+        default = getattr(cls(), f.name)
+        if dataclasses.is_dataclass(default):
+            rows += describe_fields(type(default), f"{prefix}{f.name}.")
+        else:
+            rows.append((f"{prefix}{f.name}", default, f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,341 @@
+"""The run: for each task, TTFT -> merge -> push weights into the live sampler -> sample under
+augmentations -> undo them -> vote -> record; submission.json is valid from the first second.
+
+    python -m arc_submit --config smoke --seed 0 --challenges challenges.json --run-dir runs/smoke
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from arc_submit.budget import Budget, TaskPlan
+from arc_submit.config import Config
+from arc_submit.encoders import create as create_encoder
+from arc_submit.files import write_json
+from arc_submit.models import ResolvedModel, resolve, set_offline
+from arc_submit.prompts import PromptBuilder
+from arc_submit.rundir import RunDir, fallback_attempts, fill_attempts, task_hash
+from arc_submit.sampling import Candidate, Request, Sampler, create_sampler, decode_candidate, max_new_tokens, prompt_jobs
+from arc_submit.tasks import Task
+from arc_submit.ttft import TaskTooLong, Trainer, attach_adapter, check_backend, detach_adapter
+from arc_submit.voting import rank
+
+log = logging.getLogger("arc_submit")
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A 32-bit seed from (run seed, name): the same for a task whatever the order or worker."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- the live model stack
+
+
+@dataclass
+class Stack:
+    """The heavy state kept for the whole run: tokenizer, training model, live sampler."""
+
+    config: Config
+    resolved: ResolvedModel
+    model: object
+    sampler: Sampler
+    trainer: Trainer
+    builder: PromptBuilder
+    device: str
+    dtype: str
+    engine_holds: str = "start"  # "start" (the model as given) or the task id whose weights are loaded
+    shared_weights: dict | None = None  # scope "all": the weights every task samples with
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    def start_weights(self) -> dict:
+        """The weights of the model as given: base, or base + the adapter it came with."""
+        from arc_submit.merge import base_weights, merged_weights
+
+        if self.shared_weights is not None:
+            return self.shared_weights
+        if self.resolved.adapter_dir is None:
+            return base_weights(self.model, self.torch_dtype)
+        peft_model = attach_adapter(self.model, self.config.ttft, self.resolved.adapter_dir)
+        try:
+            return merged_weights(peft_model, self.torch_dtype)
+        finally:
+            self.model = detach_adapter(peft_model)
+
+
+def resolve_dtype(name: str, device: str) -> str:
+    import torch
+
+    if name != "auto":
+        return name
+    if device == "cpu":
+        return "float32"  # CPUs without bf16 instructions run bf16 ~20x slower
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time.monotonic) -> Stack:
+    """Load tokenizer and model and start the sampler once for the whole run."""
+    set_offline()
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+    timings = {}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_backend(config.ttft, device)
+    start = time.perf_counter()
+    resolved = resolve(config.model.name, config.model.base)
+    timings["model_resolve_s"] = time.perf_counter() - start
+    dtype = resolve_dtype(config.model.dtype, device)
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(resolved.base_dir)
+    model = AutoModelForCausalLM.from_pretrained(resolved.base_dir, dtype=getattr(torch, dtype)).to(device)
+    model.requires_grad_(False)
+    if config.ttft.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    timings["model_load_s"] = time.perf_counter() - start
+    builder = PromptBuilder(tokenizer, create_encoder(config.prompt.encoder), config.prompt.max_seq_len,
+                            config.prompt.system_prompt)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    autocast = getattr(torch, dtype) if device == "cuda" and dtype != "float32" else None
+    trainer = Trainer(config.ttft, builder, pad_id, device, autocast, clock=clock, progress=progress)
+    start = time.perf_counter()
+    sampler = create_sampler(config.sampling, resolved.base_dir, dtype, config.prompt.max_seq_len,
+                             config.run.seed, device)
+    timings["engine_start_s"] = time.perf_counter() - start
+    stack = Stack(config, resolved, model, sampler, trainer, builder, device, dtype, timings=timings)
+    if resolved.adapter_dir is not None:
+        sampler.load_weights(stack.start_weights())
+    return stack
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Pipeline:
+    config: Config
+    tasks: list[Task]
+    run_dir: RunDir
+    output: Path | None = None
+    clock: Callable[[], float] = time.monotonic
+    progress: bool = True
+    stack: Stack | None = None
+    summary: dict = field(default_factory=dict)
+
+    def run(self) -> dict:
+        """Run every pending task; return a summary (and metrics when solutions are known)."""
+        budget = Budget(self.config.run.time_budget, self.config.ttft.steps if self.config.ttft.scope == "task" else 0,
+                        self.clock, reserve_fraction=self.config.run.reserve_fraction)
+        self.run_dir.prepare(self.config)
+        selected = self.tasks[: self.config.run.limit or None]
+        records = {t.task_id: r for t in self.tasks if (r := self.run_dir.finished(t)) is not None}
+        self.run_dir.write_outputs(self.tasks, records, self.output)
+        pending = [task for task in selected if task.task_id not in records]
+        log.info("%d tasks: %d to run, %d already done in %s", len(selected), len(pending),
+                 len(selected) - len(pending), self.run_dir.path)
+        if pending:
+            self.stack = open_stack(self.config, self.progress, self.clock)
+            if self.config.ttft.scope == "all" and self.config.ttft.steps:
+                self._train_shared(selected)
+            self._run_tasks(pending, records, budget)
+        metrics = self.run_dir.write_outputs(self.tasks, records, self.output)
+        modes = [records[t.task_id]["mode"] for t in selected if t.task_id in records]
+        self.summary = {
+            "tasks": len(selected), "ran": len(pending), "modes": {m: modes.count(m) for m in sorted(set(modes))},
+            "engine_starts": self.stack.sampler.engine_starts if self.stack else 0,
+            "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
+            "submission": str(self.output or self.run_dir.path / "submission.json"),
+            **({"metrics": metrics["summary"]} if metrics else {}),
+        }
+        return self.summary
+
+    def _run_tasks(self, pending: list[Task], records: dict, budget: Budget) -> None:
+        from tqdm import tqdm
+
+        bar = tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)
+        for index, task in enumerate(bar):
+            plan = budget.plan(len(pending) - index)
+            record = self.run_task(task, plan)
+            timings = record["timings"]
+            budget.record(record["ttft"]["steps"] if record["ttft"] else 0,
+                          timings.get("ttft_s", 0) + timings.get("merge_s", 0) + timings.get("load_s", 0),
+                          timings.get("sample_s", 0), timings["total_s"])
+            self.run_dir.save(record)
+            records[task.task_id] = record
+            self.run_dir.write_outputs(self.tasks, records, self.output)
+            bar.write(describe(record))
+
+    def run_task(self, task: Task, plan: TaskPlan) -> dict:
+        """One task from plan to record; a failing stage costs only what depends on it."""
+        seed = derive_seed(self.config.run.seed, task.task_id)
+        seed_everything(seed)
+        start = time.perf_counter()
+        record = {"task_id": task.task_id, "task_hash": task_hash(task), "seed": seed, "mode": plan.mode,
+                  "reasons": [plan.reason] if plan.reason else [], "ttft": None, "timings": {},
+                  "candidates": [[] for _ in task.test], "votes": [[] for _ in task.test]}
+        trained = False
+        if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
+            try:
+                trained = self._ttft(task, plan, seed, record)
+            except TaskTooLong as error:
+                record.update(mode="too_long")
+                record["reasons"].append(str(error))
+            except Exception as error:  # noqa: BLE001 - the task degrades to no TTFT, and says so
+                self._failed(record, "ttft", error)
+        if plan.mode != "fallback" and record["mode"] != "too_long":
+            try:
+                self._sample(task, seed, record, trained)
+            except Exception as error:  # noqa: BLE001 - the task gets fallback attempts, and says so
+                self._failed(record, "sampling", error)
+        self._vote(task, record)
+        record["timings"]["total_s"] = round(time.perf_counter() - start, 3)
+        return record
+
+    def _failed(self, record: dict, stage: str, error: Exception) -> None:
+        record["reasons"].append(f"{stage} failed: {type(error).__name__}: {error}")
+        log.warning("task %s: %s failed: %s: %s", record["task_id"], stage, type(error).__name__, error)
+        log.debug("%s", traceback.format_exc())
+        if stage == "ttft" and record["mode"] in ("full", "cut"):
+            record["mode"] = "no_ttft"
+        if stage == "sampling":
+            record["mode"] = "fallback"
+        if "out of memory" in str(error).lower():
+            _free_accelerator_memory()
+
+    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: dict) -> bool:
+        from arc_submit.merge import merged_weights
+
+        stack = self.stack
+        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        try:
+            result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
+            if result.stopped_early:
+                record["mode"] = "cut"
+                record["reasons"].append(result.stopped_early)
+            record["ttft"] = result.to_dict()
+            record["timings"]["ttft_s"] = round(result.seconds, 3)
+            start = time.perf_counter()
+            weights = merged_weights(peft_model, stack.torch_dtype)
+            record["timings"]["merge_s"] = round(time.perf_counter() - start, 3)
+        finally:
+            stack.model = detach_adapter(peft_model)
+        start = time.perf_counter()
+        stack.engine_holds = "loading"
+        stack.sampler.load_weights(weights)
+        stack.engine_holds = task.task_id
+        record["timings"]["load_s"] = round(time.perf_counter() - start, 3)
+        return True
+
+    def _sample(self, task: Task, seed: int, record: dict, trained: bool) -> None:
+        stack, config = self.stack, self.config.sampling
+        if not trained and stack.engine_holds != "start":
+            start = time.perf_counter()
+            stack.sampler.load_weights(stack.start_weights())
+            stack.engine_holds = "start"
+            record["timings"]["load_s"] = round(time.perf_counter() - start, 3)
+        start = time.perf_counter()
+        bound = max_new_tokens(task, stack.builder, config)
+        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, bound)
+        for index in too_long:
+            record["reasons"].append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
+        requests = [Request(job.prompt_ids, config.samples, config.temperature, bound, job.seed) for job in jobs]
+        completions = stack.sampler.generate(requests) if requests else []
+        candidates: list[list[Candidate]] = [[] for _ in task.test]
+        for job, outputs in zip(jobs, completions):
+            candidates[job.test_index] += [decode_candidate(c, stack.builder.encoder, job.augmentation) for c in outputs]
+        record["candidates"] = [[c.to_dict() for c in output] for output in candidates]
+        record["generated_tokens"] = sum(c.tokens for outputs in completions for c in outputs)
+        record["prompt_tokens"] = sum(len(job.prompt_ids) for job in jobs)
+        record["timings"]["sample_s"] = round(time.perf_counter() - start, 3)
+
+    def _vote(self, task: Task, record: dict) -> None:
+        attempts, votes = [], []
+        for pair, candidates in zip(task.test, record["candidates"]):
+            ranked = rank([(c["grid"], c["logprob"]) for c in candidates], self.config.voting.rule)
+            votes.append([vote.to_dict() for vote in ranked])
+            attempts.append(fill_attempts([vote.grid for vote in ranked], pair.input))
+        record["votes"], record["attempts"] = votes, attempts
+        if not any(record["candidates"]) and record["mode"] not in ("fallback", "too_long"):
+            record["reasons"].append("no candidates: fallback attempts")
+
+    def _train_shared(self, tasks: list[Task]) -> None:
+        """scope = "all": one adapter trained on every task's examples, loaded once for all tasks."""
+        from arc_submit.merge import merged_weights
+
+        stack = self.stack
+        seed = derive_seed(self.config.run.seed, "scope=all")
+        seed_everything(seed)
+        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        try:
+            fitting = [task for task in tasks if task.train]
+            result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed)
+            stack.shared_weights = merged_weights(peft_model, stack.torch_dtype)
+        finally:
+            stack.model = detach_adapter(peft_model)
+        stack.sampler.load_weights(stack.shared_weights)
+        stack.engine_holds = "start"
+        stack.timings["shared_ttft_s"] = result.seconds
+        write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def describe(record: dict) -> str:
+    """One line about a finished task, for the console."""
+    parts = [f"task {record['task_id']}: {record['mode']}"]
+    if record["ttft"] and record["ttft"]["losses"]:
+        losses = record["ttft"]["losses"]
+        parts.append(f"ttft {record['ttft']['steps']} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    candidates = [c for output in record["candidates"] for c in output]
+    if candidates:
+        parsed = sum(bool(c["grid"]) for c in candidates)
+        parts.append(f"{parsed}/{len(candidates)} answers parsed")
+    parts.append(f"{record['timings']['total_s']:.1f} s")
+    parts += record["reasons"]
+    return "; ".join(parts)
+
+
+def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True) -> dict:
+    """Set up threads and logging for a run, then run it."""
+    threads = config.run.threads or os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress).run()

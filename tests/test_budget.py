@@ -1,0 +1,72 @@
+"""The time budget with a fake clock: work is cut step by step and the run ends within its budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from arc_submit.budget import MODES, Budget
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def simulate(budget_s: float, tasks: int, steps: int, step_s: float, sample_s: float, other_s: float = 1.0):
+    """Run the planner over `tasks` tasks whose stages take the given (fake) seconds."""
+    clock = FakeClock()
+    budget = Budget(budget_s, steps, clock, reserve_fraction=0.05)
+    clock.now += 20.0  # model load and engine start
+    plans = []
+    for index in range(tasks):
+        plan = budget.plan(tasks - index)
+        plans.append(plan)
+        start = clock.now
+        done = 0
+        for _ in range(plan.steps):  # TTFT stops at its deadline, as the trainer does
+            if plan.deadline is not None and clock.now >= plan.deadline:
+                break
+            clock.now += step_s
+            done += 1
+        ttft = clock.now - start
+        sampled = plan.mode != "fallback"
+        clock.now += sample_s + other_s if sampled else 0.01  # a fallback only writes the submission
+        budget.record(done, ttft, sample_s if sampled else 0.0, clock.now - start)
+    return plans, clock.now - 1000.0
+
+
+def test_no_budget_means_full_plans():
+    plans, _ = simulate(0, tasks=5, steps=10, step_s=1, sample_s=5)
+    assert {p.mode for p in plans} == {"full"} and all(p.steps == 10 for p in plans)
+
+
+def test_ample_budget_keeps_every_step():
+    plans, elapsed = simulate(10_000, tasks=10, steps=10, step_s=1, sample_s=5)
+    assert all(p.mode == "full" and p.steps == 10 for p in plans) and elapsed < 10_000
+
+
+@pytest.mark.parametrize("budget_s", [60, 120, 200, 300, 400])
+def test_tight_budgets_cut_then_skip_then_fall_back_and_end_in_time(budget_s):
+    plans, elapsed = simulate(budget_s, tasks=20, steps=10, step_s=1.0, sample_s=5.0)
+    assert elapsed <= budget_s
+    order = [MODES.index(p.mode) for p in plans[1:]]  # after the first, unmeasured task
+    assert order == sorted(order), [p.mode for p in plans]  # degrades monotonically, never recovers late
+    assert all(0 <= p.steps <= 10 for p in plans)
+
+
+def test_the_degradation_steps_all_appear():
+    modes = set()
+    for budget_s in (60, 150, 230, 400):
+        plans, _ = simulate(budget_s, tasks=20, steps=10, step_s=1.0, sample_s=5.0)
+        modes |= {p.mode for p in plans}
+    assert modes == set(MODES)
+
+
+def test_a_spent_budget_gives_fallbacks_only():
+    clock = FakeClock()
+    budget = Budget(100, 10, clock)
+    clock.now += 200
+    assert budget.plan(3).mode == "fallback"

