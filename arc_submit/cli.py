@@ -254,6 +254,9 @@ def run_command(args: argparse.Namespace) -> int:
     _log_to(run_dir)
     summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet)
     print(f"submission: {summary['submission']} ({summary['tasks']} tasks, modes {summary['modes']})")
+    if summary["failed_tasks"]:
+        print(f"warning: a stage failed in {len(summary['failed_tasks'])} tasks (see run.log): "
+              f"{_some(summary['failed_tasks'])}", file=sys.stderr)
     if "metrics" in summary:
         metrics = summary["metrics"]
         print(f"score {metrics['score']:.4f}  " + "  ".join(

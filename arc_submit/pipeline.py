@@ -167,9 +167,12 @@ class Pipeline:
                 self._train_shared(selected)
             self._run_tasks(pending, records, budget)
         metrics = self.run_dir.write_outputs(self.tasks, records, self.output)
-        modes = [records[t.task_id]["mode"] for t in selected if t.task_id in records]
+        done = [records[t.task_id] for t in selected if t.task_id in records]
+        modes = [record["mode"] for record in done]
+        failed = [r["task_id"] for r in done if any(" failed: " in reason for reason in r["reasons"])]
         self.summary = {
             "tasks": len(selected), "ran": len(pending), "modes": {m: modes.count(m) for m in sorted(set(modes))},
+            "failed_tasks": failed,
             "engine_starts": self.stack.sampler.engine_starts if self.stack else 0,
             "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
             "submission": str(self.output or self.run_dir.path / "submission.json"),

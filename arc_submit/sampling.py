@@ -152,7 +152,7 @@ class VLLMSampler(Sampler):
 
     def load_weights(self, weights: dict) -> None:
         items = list(weights.items())
-        self.llm.collective_rpc(lambda worker: worker.reload_weights(weights_iterator=iter(items)))
+        self.llm.collective_rpc(lambda worker: push_weights(worker, items))
         self.llm.reset_prefix_cache()
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
@@ -172,6 +172,23 @@ class VLLMSampler(Sampler):
 
     def close(self) -> None:
         del self.llm
+
+
+def push_weights(worker, items: list) -> None:
+    """Load checkpoint-format weights into a live vLLM worker, in place.
+
+    vLLM >= 0.12 has `reload_weights(weights_iterator=...)`, which also restores layouts that a backend
+    repacked (the CPU build needs it); older releases (0.11, the Kaggle pin) load through the model's
+    own `load_weights`, as trl's colocated mode does.
+    """
+    import inspect
+
+    runner = getattr(worker, "model_runner", None) or worker.worker.model_runner
+    reload = getattr(runner, "reload_weights", None)  # the worker's own wrapper only says (*args, **kwargs)
+    if reload is not None and "weights_iterator" in inspect.signature(reload).parameters:
+        worker.reload_weights(weights_iterator=iter(items))
+    else:
+        runner.model.load_weights(weights=iter(items))
 
 
 class TransformersSampler(Sampler):
