@@ -11,7 +11,17 @@ LOCAL_TASKS ?= 8
 LOCAL_DATA := data/local
 LOCAL_RUN := runs/local-submission
 
-.PHONY: install test test-fast bench local-submission clean
+# Kaggle: the wheelhouse dataset for Kaggle's platform, and a simulated Kaggle run on this machine.
+KAGGLE_PYTHON ?= 3.11
+KAGGLE_WHEELS := datasets-meta/arc-submit-wheels
+KAGGLE_MODEL_DIR := datasets-meta/arc-submit-model
+MODEL ?= smollm2-135m
+SIM_WHEELS := build/kaggle-sim/wheels
+KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platform manylinux_2_$(v)_x86_64) \
+	--platform manylinux2014_x86_64 --platform linux_x86_64
+KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
+
+.PHONY: install test test-fast bench local-submission kaggle-wheels kaggle-model kaggle-sim clean
 
 install: $(STAMP)
 
@@ -44,5 +54,30 @@ local-submission: install
 	$(PY) -m arc_submit score --submission $(LOCAL_RUN)/submission.json --solutions $(LOCAL_DATA)/solutions.json
 	$(PY) -m arc_submit metrics --predictions $(LOCAL_RUN)/predictions.json --solutions $(LOCAL_DATA)/solutions.json
 
+# The gpu extra of pyproject.toml (the one place its versions are pinned), resolved for Kaggle's
+# Python and manylinux x86_64, from PyPI only (this machine's pip configuration is ignored).
+kaggle-wheels: install
+	rm -f $(KAGGLE_WHEELS)/*.whl $(KAGGLE_WHEELS)/wheelhouse.json
+	$(PIP) wheel -q --no-deps -w $(KAGGLE_WHEELS) .
+	PIP_CONFIG_FILE=/dev/null $(PIP) download -q --only-binary=:all: $(KAGGLE_PLATFORMS) \
+		--python-version $(KAGGLE_PYTHON) --implementation cp --abi $(KAGGLE_ABI) --abi abi3 --abi none \
+		-d $(KAGGLE_WHEELS) "$$(ls $(KAGGLE_WHEELS)/arc_submit-*.whl)[gpu]"
+	$(PY) kaggle/wheelhouse.py $(KAGGLE_WHEELS) --extra gpu --python $(KAGGLE_PYTHON)
+
+# A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
+kaggle-model: install
+	$(PY) -c "from arc_submit.models import resolve; import shutil, sys; \
+		shutil.copytree(resolve(sys.argv[1]).base_dir, sys.argv[2], dirs_exist_ok=True)" "$(MODEL)" $(KAGGLE_MODEL_DIR)
+	@echo "model files copied into $(KAGGLE_MODEL_DIR)"
+
+# The same wheelhouse recipe for this machine (CPU stack), then the notebook in a simulated Kaggle tree.
+kaggle-sim: install
+	rm -rf $(SIM_WHEELS)
+	$(PIP) wheel -q --no-deps -w $(SIM_WHEELS) .
+	$(PIP) download -q -d $(SIM_WHEELS) torch==2.13.0 "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)[cpu]"
+	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --extra cpu --python $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])") \
+		--remove torchvision torchaudio torchcodec
+	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl

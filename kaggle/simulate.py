@@ -1,0 +1,111 @@
+"""Run the Kaggle notebook in a simulated Kaggle tree, with a real Jupyter kernel, offline.
+
+    make kaggle-sim        # builds the CPU wheelhouse, then: python kaggle/simulate.py --wheels build/kaggle-sim/wheels
+
+The tree: input/arc-prize-2025/ (the 2 smallest ARC-AGI-2 eval tasks as the test file, the other
+competition files from the embedded datasets), input/arc-submit-wheels/ (a wheelhouse for this machine),
+input/smollm2-135m/ (the embedded model, converted), working/. The notebook fills a fresh virtual
+environment from the wheelhouse with `pip --no-index`, runs the pipeline, and validates; then this
+script validates working/submission.json once more, from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NOTEBOOK = Path(__file__).with_name("arc-submit.ipynb")
+
+
+def write_competition(folder: Path) -> None:
+    from arc_submit.rundir import fallback_attempts
+    from arc_submit.submission import build
+    from arc_submit.tasks import kaggle_layout, load_dataset, smallest
+
+    folder.mkdir(parents=True)
+    evaluation, training = load_dataset("arc-agi-2-eval"), load_dataset("arc-agi-2-train")
+    test = smallest(evaluation, 2)
+    for name, tasks in (("evaluation", evaluation), ("training", training)):
+        challenges, solutions = kaggle_layout(tasks)
+        (folder / f"arc-agi_{name}_challenges.json").write_text(json.dumps(challenges))
+        (folder / f"arc-agi_{name}_solutions.json").write_text(json.dumps(solutions))
+    (folder / "arc-agi_test_challenges.json").write_text(json.dumps(kaggle_layout(test)[0]))
+    (folder / "sample_submission.json").write_text(json.dumps(build({t.task_id: fallback_attempts(t) for t in test})))
+
+
+def build_tree(root: Path, wheels: Path) -> None:
+    from arc_submit.models import EMBEDDED_ALIAS, resolve
+
+    write_competition(root / "input" / "arc-prize-2025")
+    shutil.copytree(wheels, root / "input" / "arc-submit-wheels")
+    os.symlink(resolve(EMBEDDED_ALIAS).base_dir, root / "input" / "smollm2-135m")
+    (root / "working").mkdir()
+
+
+def execute(root: Path, preset: str, budget: int) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ.update(ARC_SUBMIT_KAGGLE_ROOT=str(root), ARC_SUBMIT_PRESET=preset,
+                      ARC_SUBMIT_VENV=str(root / "tmp" / "arc-submit-venv"), ARC_SUBMIT_TIME_BUDGET=str(budget))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(notebook, timeout=3000, kernel_name="python3",
+                            resources={"metadata": {"path": str(root / "working")}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, root / "working" / "executed.ipynb")
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                text = output.get("text") or "".join(output.get("traceback", []))
+                print(text, end="" if text.endswith("\n") else "\n")
+
+
+def record_problems(run_dir: Path) -> list[str]:
+    """A valid file is not enough: every task must have run the whole pipeline and sampled answers."""
+    records = [json.loads(path.read_text()) for path in sorted((run_dir / "tasks").glob("*.json"))]
+    if len(records) != 2:
+        return [f"{len(records)} task records in {run_dir}, expected 2"]
+    return [f"task {r['task_id']}: mode {r['mode']}, reasons {r['reasons']}" for r in records
+            if r["mode"] != "full" or not all(r["candidates"])]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the Kaggle notebook in a simulated Kaggle tree.")
+    parser.add_argument("--wheels", type=Path, required=True, help="a wheelhouse with wheelhouse.json")
+    parser.add_argument("--preset", default="smoke", help="the preset the notebook runs (default smoke)")
+    parser.add_argument("--time-budget", type=int, default=1200)
+    parser.add_argument("--keep", action="store_true", help="keep the simulated tree")
+    args = parser.parse_args()
+    start = time.time()
+    root = Path(tempfile.mkdtemp(prefix="kaggle-sim-"))
+    try:
+        build_tree(root, args.wheels)
+        try:
+            execute(root, args.preset, args.time_budget)
+        except Exception as error:  # nbclient's CellExecutionError, or the kernel dying
+            print(f"kaggle-sim: FAILED: the notebook stopped: {str(error).strip().splitlines()[-1]} ({root})")
+            return 1
+        test_file = root / "input" / "arc-prize-2025" / "arc-agi_test_challenges.json"
+        check = subprocess.run([sys.executable, "-m", "arc_submit", "validate", "--challenges", str(test_file),
+                                "--submission", str(root / "working" / "submission.json")])
+        problems = record_problems(root / "working" / "arc-submit-run")
+        for problem in problems:
+            print(f"kaggle-sim: {problem}")
+        passed = check.returncode == 0 and not problems
+        print(f"kaggle-sim: {'passed' if passed else 'FAILED'} in {time.time() - start:.0f} s ({root})")
+        return 0 if passed else 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
