@@ -282,6 +282,19 @@ def _log_to(run_dir: Path) -> None:
 
 # ----------------------------------------------------------------------------- dispatch
 
+def _lazy(module: str, name: str) -> tuple[Callable, Callable]:
+    """(add_arguments, run) of a command that lives in another module, imported when used."""
+    import importlib
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(module), f"add_{name}_arguments")(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), f"{name}_command")(args)
+
+    return add_arguments, run
+
+
 COMMANDS: dict[str, Command] = {
     "run": Command("the whole pipeline: TTFT, merge, sample, vote, submission.json (the default command)",
                    add_run_arguments, run_command),
@@ -290,6 +303,13 @@ COMMANDS: dict[str, Command] = {
     "score": Command("the official score of a submission", add_score_arguments, score_command),
     "metrics": Command("the research metrics of a predictions file", add_metrics_arguments, metrics_command),
     "data": Command("embedded ARC datasets: export them in Kaggle layout", add_data_arguments, data_command),
+    "evaluate": Command("run each model or checkpoint and compare their metrics (table, CSV, plot)",
+                        *_lazy("arc_submit.evaluate", "evaluate")),
+    "variability": Command("the same submission once per seed: the spread of the score",
+                           *_lazy("arc_submit.evaluate", "variability")),
+    "report": Command("a self-contained HTML page of a run dir", *_lazy("arc_submit.report", "report")),
+    "render": Command("PNG pictures of tasks, with attempts and truth", *_lazy("arc_submit.report", "render")),
+    "tokens": Command("tokens per task for each encoder with a model's tokenizer", *_lazy("arc_submit.tokens", "tokens")),
 }
 DEFAULT_COMMAND = "run"
 

@@ -155,6 +155,7 @@ class Pipeline:
         budget = Budget(self.config.run.time_budget, self.config.ttft.steps if self.config.ttft.scope == "task" else 0,
                         self.clock, reserve_fraction=self.config.run.reserve_fraction)
         self.run_dir.prepare(self.config)
+        self.run_dir.save_tasks(self.tasks)
         selected = self.tasks[: self.config.run.limit or None]
         records = {t.task_id: r for t in self.tasks if (r := self.run_dir.finished(t)) is not None}
         self.run_dir.write_outputs(self.tasks, records, self.output)

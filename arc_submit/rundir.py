@@ -72,6 +72,15 @@ class RunDir:
         self.tasks_dir.mkdir(parents=True, exist_ok=True)
         write_text(saved, to_toml(config))
 
+    def save_tasks(self, tasks: list[Task]) -> None:
+        """The run's tasks in Kaggle layout, so that reports can draw them later."""
+        from arc_submit.tasks import kaggle_layout
+
+        challenges, solutions = kaggle_layout(tasks)
+        write_json(self.path / "challenges.json", challenges)
+        if solutions:
+            write_json(self.path / "solutions.json", solutions)
+
     def record_path(self, task_id: str) -> Path:
         return self.tasks_dir / f"{task_id}.json"
 

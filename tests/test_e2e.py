@@ -77,3 +77,48 @@ def test_ttft_teaches_the_embedded_model_to_answer_in_grids(tmp_path):
     record = json.loads(next((tmp_path / "run" / "tasks").glob("*.json")).read_text())
     parsed = [c for c in record["candidates"][0] if c["grid"]]
     assert parsed and record["attempts"][0][0] == record["votes"][0][0]["grid"]
+
+
+def save_embedded_adapter(folder, seed: int) -> None:
+    """A LoRA checkpoint on the embedded model, as a training run would leave one."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from arc_submit.config import TTFTConfig
+    from arc_submit.models import EMBEDDED_ALIAS, resolve
+    from arc_submit.ttft import attach_adapter
+
+    model = AutoModelForCausalLM.from_pretrained(resolve(EMBEDDED_ALIAS).base_dir, dtype=torch.float32)
+    peft_model = attach_adapter(model, TTFTConfig(lora_rank=4, lora_alpha=8.0), seed=seed)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.01)
+    peft_model.save_pretrained(folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = EMBEDDED_ALIAS
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def test_evaluate_two_checkpoints_with_the_smoke_preset(tmp_path):
+    for step in (100, 200):
+        save_embedded_adapter(tmp_path / "training" / f"checkpoint-{step}", seed=step)
+    result = run_cli("evaluate", "--config", "smoke", "--dataset", "arc-agi-2-eval", "--smallest", "1",
+                     "--model", str(tmp_path / "training" / "checkpoint-100"),
+                     "--model", str(tmp_path / "training" / "checkpoint-200"), "--out", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [row["step"] for row in rows] == [100, 200] and all(row["tasks"] == 1 for row in rows)
+    assert all(row["ttft_loss"] > 0 and row["eval_loss"] > 0 for row in rows)
+    assert (tmp_path / "eval" / "checkpoints.png").stat().st_size > 0
+
+
+def test_variability_over_two_seeds_with_the_smoke_preset(tmp_path):
+    result = run_cli("variability", "--seeds", "0", "1", "--config", "smoke", "--dataset", "arc-agi-2-eval",
+                     "--smallest", "1", "--out", str(tmp_path / "var"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "var" / "variability.json").read_text())
+    assert [run["seed"] for run in data["runs"]] == [0, 1] and all(run["tasks"] == 1 for run in data["runs"])
+    assert data["spread"][1]["statistic"] == "std"
+    seeds = [json.loads((tmp_path / "var" / f"seed{s}" / "tasks" / "e8686506.json").read_text()) for s in (0, 1)]
+    assert seeds[0]["ttft"]["losses"] != seeds[1]["ttft"]["losses"]  # other seeds, other draws

@@ -1,0 +1,192 @@
+"""A run as one self-contained HTML page (pictures inlined), and task pictures as PNG files.
+
+    python -m arc_submit report runs/local-submission          # -> runs/local-submission/report.html
+    python -m arc_submit render --challenges c.json --submission s.json --solutions sol.json --out pictures/
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import tomllib
+from pathlib import Path
+
+from arc_submit.errors import UserError
+from arc_submit.files import read_json, write_text
+from arc_submit.metrics import metric_names
+from arc_submit.render import png_bytes, task_image, views_for
+from arc_submit.tasks import Task, load_tasks
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
+table { border-collapse: collapse; margin: 8px 0 16px; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+section { border-top: 1px solid #ddd; padding: 12px 0; }
+.row { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
+.right { color: #1a7f37; font-weight: bold; } .wrong { color: #c62828; } .muted { color: #777; }
+"""
+STAGES = ("ttft_s", "merge_s", "load_s", "sample_s", "total_s")
+
+
+def _escape(value) -> str:
+    return html.escape(str(value))
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else _escape(value)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{_escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_number(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def png_data_uri(image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+def loss_curve_svg(losses: list[float], eval_losses: list[list], width: int = 320, height: int = 120) -> str:
+    """Training loss as a line and eval losses as dots, inline SVG."""
+    if not losses:
+        return ""
+    values = losses + [loss for _, loss in eval_losses]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    pad = 24
+
+    def point(step: float, loss: float) -> str:
+        x = pad + (width - 2 * pad) * (step - 1) / max(1, len(losses) - 1)
+        y = pad / 2 + (height - pad) * (high - loss) / span
+        return f"{x:.1f},{y:.1f}"
+
+    line = " ".join(point(i + 1, loss) for i, loss in enumerate(losses))
+    dots = "".join(f'<circle cx="{point(s, v).split(",")[0]}" cy="{point(s, v).split(",")[1]}" r="3" fill="#c62828"/>'
+                   for s, v in eval_losses)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+            f'<rect width="{width}" height="{height}" fill="#fafafa" stroke="#ccc"/>'
+            f'<polyline points="{line}" fill="none" stroke="#0074d9" stroke-width="1.5"/>{dots}'
+            f'<text x="4" y="12" font-size="10">{high:.3f}</text>'
+            f'<text x="4" y="{height - 4}" font-size="10">{low:.3f}</text>'
+            f'<text x="{width - 70}" y="{height - 4}" font-size="10">step {len(losses)}</text></svg>')
+
+
+def task_section(task: Task, record: dict | None, per_task: dict) -> str:
+    """One task: its picture (train pairs, test inputs, attempts framed right/wrong, truth), and what
+    the run did: mode, score, loss curve, votes, timings, reasons."""
+    if record is None:
+        image = task_image(task)
+        return f'<section id="{_escape(task.task_id)}"><h3>{_escape(task.task_id)} <span class="muted">not run</span>' \
+               f'</h3><img alt="task {_escape(task.task_id)}" src="{png_data_uri(image)}"></section>'
+    entries = [{"attempt_1": a[0], "attempt_2": a[1]} for a in record["attempts"]]
+    image = task_image(task, views_for(task, entries))
+    score = per_task.get("score")
+    verdict = "" if score is None else (f'<span class="right">solved</span>' if score == 1 else
+                                         f'<span class="wrong">score {score:.2f}</span>')
+    ttft = record.get("ttft") or {}
+    votes = "; ".join(", ".join(f"{v['count']}x{len(v['grid'])}x{len(v['grid'][0])}" for v in output[:5]) or "none"
+                      for output in record["votes"])
+    details = table(["stage", "seconds"], [[k, record["timings"][k]] for k in STAGES if k in record["timings"]])
+    reasons = "".join(f"<li>{_escape(r)}</li>" for r in record["reasons"])
+    return (f'<section id="{_escape(task.task_id)}"><h3>{_escape(task.task_id)} '
+            f'<span class="muted">{_escape(record["mode"])}</span> {verdict}</h3>'
+            f'<div class="row"><img alt="task {_escape(task.task_id)}" src="{png_data_uri(image)}">'
+            f'<div>{loss_curve_svg(ttft.get("losses", []), ttft.get("eval_losses", []))}'
+            f'<p>votes (count x shape): {_escape(votes)}</p>{details}'
+            f'{"<ul>" + reasons + "</ul>" if reasons else ""}</div></div></section>')
+
+
+def build_report(run_dir: Path) -> str:
+    """The HTML page for a run dir written by the pipeline."""
+    for name in ("config.toml", "challenges.json"):
+        if not (run_dir / name).is_file():
+            raise UserError(f"{run_dir}: not a run dir of arc-submit ({name} is missing)")
+    solutions = run_dir / "solutions.json"
+    tasks = load_tasks(run_dir / "challenges.json", solutions if solutions.is_file() else None)
+    records = {p.stem: read_json(p) for p in sorted((run_dir / "tasks").glob("*.json"))}
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    parts = [f"<h1>arc-submit run {_escape(run_dir.name)}</h1>", _config_paragraph(config)]
+    if metrics:
+        names = ["score", *metric_names()]
+        parts += ["<h2>Metrics</h2>", table(names, [[metrics["summary"][n] for n in names]])]
+    parts += ["<h2>Time</h2>", _timing_table(records)]
+    legend = ('<p class="muted">Each picture: a row per train pair (input, output), then a row per test input '
+              '(input, attempt 1, attempt 2, truth); an attempt is framed green when right, red when wrong, and a '
+              'grey square is no answer. The curve is the TTFT loss per step (red dots: eval loss).</p>')
+    parts += ["<h2>Tasks</h2>", legend] + [task_section(t, records.get(t.task_id), metrics.get("per_task", {}).get(t.task_id, {}))
+                                   for t in tasks]
+    body = "\n".join(parts)
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>arc-submit: "
+            f"{_escape(run_dir.name)}</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _config_paragraph(config: dict) -> str:
+    ttft, sampling = config.get("ttft", {}), config.get("sampling", {})
+    facts = [
+        ("model", config.get("model", {}).get("name")), ("encoder", config.get("prompt", {}).get("encoder")),
+        ("TTFT steps", ttft.get("steps")), ("schedule", ttft.get("schedule")), ("lr", ttft.get("learning_rate")),
+        ("augmentations", sampling.get("augmentations")), ("temperature", sampling.get("temperature")),
+        ("seed", config.get("run", {}).get("seed")),
+    ]
+    return "<p>" + " &middot; ".join(f"{_escape(k)} <b>{_escape(v)}</b>" for k, v in facts) + "</p>"
+
+
+def _timing_table(records: dict) -> str:
+    modes: dict[str, int] = {}
+    for record in records.values():
+        modes[record["mode"]] = modes.get(record["mode"], 0) + 1
+    rows = []
+    for stage in STAGES:
+        values = [r["timings"][stage] for r in records.values() if stage in r["timings"]]
+        if values:
+            rows.append([stage, sum(values), sum(values) / len(values), len(values)])
+    mode_text = ", ".join(f"{count} {mode}" for mode, count in sorted(modes.items()))
+    return table(["stage", "total s", "mean s", "tasks"], rows) + f"<p>{len(records)} tasks: {_escape(mode_text)}</p>"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run dir written by `python -m arc_submit run`")
+    parser.add_argument("--out", help="the HTML file to write (default RUN_DIR/report.html)")
+
+
+def report_command(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "report.html"
+    write_text(out, build_report(run_dir))
+    print(f"wrote {out}")
+    return 0
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--challenges", required=True, help="Kaggle challenges file, or a folder of task JSON")
+    parser.add_argument("--solutions", help="solutions file: attempts are framed green when right, red when wrong")
+    parser.add_argument("--submission", help="a submission whose attempts are drawn")
+    parser.add_argument("--out", required=True, help="folder for <task_id>.png")
+    parser.add_argument("--task", action="append", help="only this task (repeatable)")
+
+
+def render_command(args: argparse.Namespace) -> int:
+    tasks = load_tasks(args.challenges, args.solutions)
+    if args.task:
+        unknown = sorted(set(args.task) - {t.task_id for t in tasks})
+        if unknown:
+            raise UserError(f"--task {unknown[0]}: not in {args.challenges}")
+        tasks = [t for t in tasks if t.task_id in args.task]
+    submission = read_json(args.submission) if args.submission else {}
+    if not isinstance(submission, dict):
+        raise UserError(f"{args.submission}: not an object of task id -> entries")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        image = task_image(task, views_for(task, submission.get(task.task_id)))
+        (out / f"{task.task_id}.png").write_bytes(png_bytes(image))
+    print(f"wrote {len(tasks)} pictures to {out}")
+    print(json.dumps({"pictures": len(tasks), "out": str(out)}))
+    return 0

@@ -1,0 +1,134 @@
+"""Pictures, reports and studies: PNG sizes and pixels, a self-contained HTML report, evaluate and
+variability tables, and the tokens command (tiny model; the smoke-preset runs are in test_e2e.py)."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import matplotlib.image
+import pytest
+
+from arc_submit.evaluate import checkpoint_step, format_table, spread
+from arc_submit.plots import plot_checkpoints, plot_spread
+from arc_submit.render import RIGHT, WRONG, OutputView, png_bytes, png_size, task_image
+from arc_submit.tasks import Pair, Task
+from tests.conftest import run_cli
+
+
+def test_a_task_picture_has_the_size_its_grids_need_and_frames_right_and_wrong(tmp_path):
+    task = Task("t", [Pair([[1]], [[1, 2, 3], [4, 5, 6]])], [Pair([[7]], [[8, 9]])])
+    image = task_image(task, [OutputView([[[8, 9]], [[0]]], [[8, 9]])])
+    # grids are rows*13+1 by cols*13+1 pixels; attempts get a 3-pixel frame; 10 pixels between things
+    train_row = (27, 14 + 10 + 40)
+    test_row = (14 + 6, 14 + 10 + (27 + 6) + 10 + (14 + 6) + 10 + 27)
+    expected = (train_row[0] + 10 + test_row[0] + 20, max(train_row[1], test_row[1]) + 20)
+    assert image.shape[:2] == expected
+    data = png_bytes(image)
+    assert png_size(data) == (expected[1], expected[0])
+    path = tmp_path / "task.png"
+    path.write_bytes(data)
+    decoded = matplotlib.image.imread(path)
+    assert decoded.shape[:2] == expected
+    top = 10 + 27 + 10  # the test row starts here
+    assert tuple(image[top, 10 + 14 + 10]) == RIGHT  # attempt 1 is the truth: green frame
+    assert tuple(image[top, 10 + 14 + 10 + 33 + 10]) == WRONG  # attempt 2 is not: red frame
+
+
+def test_plots_have_fixed_sizes(tmp_path):
+    rows = [{"step": s, "score": s / 4, "vote_2": 0.5, "pass_n": 0.5, "accuracy": 0.2, "correct_pixels": 0.7,
+             "correct_size": 1.0, "unanswered": 0.0, "vote_1": 0.25, "ttft_loss": 1 / s, "eval_loss": float("nan")}
+            for s in (1, 2, 3)]
+    plot_checkpoints(rows, tmp_path / "c.png")
+    plot_spread(rows, tmp_path / "s.png")
+    assert png_size((tmp_path / "c.png").read_bytes()) == (1200, 450)
+    assert png_size((tmp_path / "s.png").read_bytes()) == (1000, 450)
+
+
+def test_spread_and_table():
+    rows = [{"score": 0.5, "accuracy": 0.1}, {"score": 1.0, "accuracy": 0.3}]
+    stats = {row["statistic"]: row for row in spread(rows, ("score", "accuracy"))}
+    assert stats["mean"]["score"] == 0.75 and stats["std"]["score"] == pytest.approx(0.353553, abs=1e-6)
+    assert stats["min"]["accuracy"] == 0.1 and stats["max"]["accuracy"] == 0.3
+    assert "0.7500" in format_table(list(stats.values()), "statistic", ("score",))
+
+
+def test_checkpoint_steps_come_from_trainer_state_or_the_name(tmp_path):
+    (tmp_path / "checkpoint-300").mkdir()
+    assert checkpoint_step(str(tmp_path / "checkpoint-300")) == 300
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "trainer_state.json").write_text(json.dumps({"global_step": 900}))
+    assert checkpoint_step(str(tmp_path / "final")) == 900 and checkpoint_step("smollm2-135m") is None
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.sections = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.sections += tag == "section"
+        self.links += [value for name, value in attrs if name in ("src", "href")]
+
+
+def tiny_toml(tmp_path, model_dir):
+    path = tmp_path / "tiny.toml"
+    path.write_text(f'[model]\nname = "{model_dir}"\n[ttft]\nsteps = 2\nlora_rank = 4\nlora_alpha = 8.0\n'
+                    'eval_every = 1\n[sampling]\nbackend = "transformers"\naugmentations = 2\nmax_new_tokens = 16\n')
+    return path
+
+
+def test_report_is_one_self_contained_page(tiny_model_dir, tmp_path):
+    run = run_cli("--config", str(tiny_toml(tmp_path, tiny_model_dir)), "--dataset", "arc-agi-1-eval", "--smallest",
+                  "2", "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = run_cli("report", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "run" / "report.html").read_text()
+    parser = Links()
+    parser.feed(page)
+    assert parser.sections == 2 and parser.links and all(link.startswith("data:image/png;base64,") for link in parser.links)
+    assert "<svg" in page and "Metrics" in page and "ttft_s" in page
+    assert run_cli("report", str(tmp_path)).returncode == 2  # not a run dir: one clear line
+
+
+def test_evaluate_gives_a_row_per_checkpoint_and_a_plot(tiny_model_dir, tmp_path):
+    import shutil
+
+    for step in (10, 20):
+        shutil.copytree(tiny_model_dir, tmp_path / "ckpt" / f"checkpoint-{step}")
+    result = run_cli("evaluate", "--config", str(tiny_toml(tmp_path, tiny_model_dir)), "--dataset", "arc-agi-1-eval",
+                     "--smallest", "1", "--model", str(tmp_path / "ckpt" / "checkpoint-10"), "--model",
+                     str(tmp_path / "ckpt" / "checkpoint-20"), "--out", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [row["step"] for row in rows] == [10, 20] and all(row["tasks"] == 1 for row in rows)
+    run_metrics = json.loads((tmp_path / "eval" / "checkpoint-10-seed0" / "metrics.json").read_text())["summary"]
+    assert rows[0]["score"] == run_metrics["score"] and rows[0]["unanswered"] == run_metrics["unanswered"]
+    assert rows[0]["ttft_loss"] > 0 and rows[0]["eval_loss"] > 0
+    assert png_size((tmp_path / "eval" / "checkpoints.png").read_bytes()) == (1200, 450)
+    assert (tmp_path / "eval" / "metrics.csv").read_text().startswith("label,")
+    assert len([line for line in result.stdout.splitlines() if line.startswith("checkpoint-")]) == 2
+
+
+def test_variability_gives_each_seed_and_the_spread(tiny_model_dir, tmp_path):
+    result = run_cli("variability", "--seeds", "0", "1", "--config", str(tiny_toml(tmp_path, tiny_model_dir)),
+                     "--dataset", "arc-agi-1-eval", "--smallest", "1", "--out", str(tmp_path / "var"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "var" / "variability.json").read_text())
+    assert [run["seed"] for run in data["runs"]] == [0, 1]
+    assert [row["statistic"] for row in data["spread"]] == ["mean", "std", "min", "max"]
+    assert png_size((tmp_path / "var" / "variability.png").read_bytes()) == (1000, 450)
+    assert "mean" in result.stdout and "std" in result.stdout
+    assert run_cli("variability", "--seeds", "3", "--config", "smoke", "--dataset", "arc-agi-1-eval").returncode == 2
+
+
+def test_tokens_counts_each_encoder(tiny_model_dir):
+    result = run_cli("tokens", "--model", str(tiny_model_dir), "--dataset", "arc-agi-2-eval", "--encoder",
+                     "MinimalGridEncoder()", "--encoder", "RowNumberEncoder(MinimalGridEncoder())", "--max-seq-len", "8192")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(result.stdout.strip().splitlines()[-1])["rows"]
+    assert rows[0]["mean"] < rows[1]["mean"]  # row numbers cost tokens (one token per character here)
+    assert all(0 <= row["fit_8192"] <= 120 for row in rows)
+    bad = run_cli("tokens", "--encoder", "Nope()", "--dataset", "arc-agi-2-eval")
+    assert bad.returncode == 2 and "unknown encoder 'Nope'" in bad.stderr
