@@ -218,6 +218,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget", type=float, help="seconds for the whole run; work is cut to end in time")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override any setting, e.g. --set ttft.steps=8 (repeatable)")
+    parser.add_argument("--shard", help="run only share i of n of the tasks (i/n, e.g. 1/4); merge the run dirs after")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="run the shares in N processes (one per GPU when there are GPUs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.epilog = (f"Without --challenges or --dataset: the {LOCAL_TASKS} smallest tasks of {LOCAL_DATASET}, "
                      "as `make local-submission` runs them.")
@@ -247,12 +250,20 @@ def run_command(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set, **{
         "run.seed": args.seed, "model.name": args.model, "run.limit": args.limit, "run.time_budget": args.time_budget,
     })
+    from arc_submit.shards import parse_shard
+
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard and args.workers > 1:
+        raise UserError("--shard and --workers: choose one (--workers makes its own shards)")
     tasks = run_tasks_from_args(args)
     name = Path(args.config).stem
     run_dir = Path(args.run_dir or f"runs/{name}-seed{config.run.seed}")
     output = Path(args.output) if args.output else None
     _log_to(run_dir)
-    summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet)
+    if args.workers > 1:
+        summary = _run_workers(config, tasks, run_dir, output, args)
+    else:
+        summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard)
     print(f"submission: {summary['submission']} ({summary['tasks']} tasks, modes {summary['modes']})")
     if summary["failed_tasks"]:
         print(f"warning: a stage failed in {len(summary['failed_tasks'])} tasks (see run.log): "
@@ -261,6 +272,50 @@ def run_command(args: argparse.Namespace) -> int:
         metrics = summary["metrics"]
         print(f"score {metrics['score']:.4f}  " + "  ".join(
             f"{name} {metrics[name]:.3f}" for name in ("pass_n", "vote_1", "vote_2", "accuracy", "unanswered")))
+    print_json_line(summary)
+    return 0
+
+
+def _run_workers(config, tasks, run_dir: Path, output: Path | None, args: argparse.Namespace) -> dict:
+    """The parent of --workers: the run dir with its config and tasks, a fallback submission at once,
+    then the workers (see arc_submit.shards)."""
+    from arc_submit.rundir import RunDir
+    from arc_submit.shards import run_workers
+
+    parent = RunDir(run_dir)
+    parent.prepare(config)
+    parent.save_tasks(tasks)
+    parent.write_outputs(tasks, {}, output)
+    summary = run_workers(run_dir / "config.toml", run_dir, args.workers, config.run.threads, output, args.quiet)
+    failed = [code for code in summary["worker_exit_codes"] if code != 0]
+    if failed:
+        print(f"warning: {len(failed)} workers exited with an error (see {run_dir}/worker-*/run.log)", file=sys.stderr)
+    records = [json.loads(p.read_text()) for p in sorted((run_dir / "tasks").glob("*.json"))]
+    modes = [r["mode"] for r in records]
+    return {"tasks": summary["tasks"], "ran": summary["merged"], "workers": args.workers,
+            "modes": {m: modes.count(m) for m in sorted(set(modes))},
+            "failed_tasks": [r["task_id"] for r in records if any(" failed: " in x for x in r["reasons"])],
+            "worker_exit_codes": summary["worker_exit_codes"],
+            "submission": str(output or run_dir / "submission.json"),
+            **({"metrics": summary["metrics"]} if "metrics" in summary else {})}
+
+
+def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", help="run dirs of shards of one run (--shard i/n)")
+    parser.add_argument("--run-dir", required=True, help="the merged run dir (submission, predictions, metrics)")
+    parser.add_argument("--output", help="also write the merged submission here")
+
+
+def merge_command(args: argparse.Namespace) -> int:
+    """Join shard run dirs into one run dir and one submission; the last line of stdout is JSON."""
+    from arc_submit.shards import merge_run_dirs
+
+    sources = [Path(d) for d in args.run_dirs]
+    missing = [str(d) for d in sources if not d.is_dir()]
+    if missing:
+        raise UserError(f"{missing[0]}: no such run dir")
+    summary = merge_run_dirs(sources, Path(args.run_dir), Path(args.output) if args.output else None)
+    print(f"merged {summary['merged']} of {summary['tasks']} tasks into {args.run_dir}")
     print_json_line(summary)
     return 0
 
@@ -303,6 +358,7 @@ COMMANDS: dict[str, Command] = {
     "score": Command("the official score of a submission", add_score_arguments, score_command),
     "metrics": Command("the research metrics of a predictions file", add_metrics_arguments, metrics_command),
     "data": Command("embedded ARC datasets: export them in Kaggle layout", add_data_arguments, data_command),
+    "merge": Command("join the run dirs of shards into one submission", add_merge_arguments, merge_command),
     "evaluate": Command("run each model or checkpoint and compare their metrics (table, CSV, plot)",
                         *_lazy("arc_submit.evaluate", "evaluate")),
     "variability": Command("the same submission once per seed: the spread of the score",
@@ -310,6 +366,10 @@ COMMANDS: dict[str, Command] = {
     "report": Command("a self-contained HTML page of a run dir", *_lazy("arc_submit.report", "report")),
     "render": Command("PNG pictures of tasks, with attempts and truth", *_lazy("arc_submit.report", "render")),
     "tokens": Command("tokens per task for each encoder with a model's tokenizer", *_lazy("arc_submit.tokens", "tokens")),
+    "bench": Command("speed of sampling, TTFT and the pipeline, each against a plain baseline",
+                     *_lazy("arc_submit.bench", "bench")),
+    "plan": Command("expected wall time per task and for the run, against the time budget",
+                    *_lazy("arc_submit.plan", "plan")),
 }
 DEFAULT_COMMAND = "run"
 

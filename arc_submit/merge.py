@@ -8,6 +8,8 @@ exact base weights:
 
 from __future__ import annotations
 
+import os
+
 
 def merged_weights(peft_model, dtype) -> dict:
     """Every weight of the model under its plain transformers name, LoRA deltas added, cast to `dtype`."""
@@ -40,3 +42,25 @@ def base_weights(model, dtype) -> dict:
 
     with torch.no_grad():
         return {name: tensor.detach().to(dtype).contiguous() for name, tensor in model.state_dict().items()}
+
+
+def save_merged_model(weights: dict, like: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Write merged weights as a transformers folder: the config and tokenizer files of the model folder
+    `like`, and the weights as one safetensors file (tied tensors written once)."""
+    import shutil
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    source, target = Path(like), Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and not path.name.startswith(("model", "pytorch_model")):
+            shutil.copy2(path, target / path.name)
+    unique, seen = {}, set()
+    for name, tensor in weights.items():
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            unique[name] = tensor.contiguous()
+    save_file(unique, str(target / "model.safetensors"), metadata={"format": "pt"})

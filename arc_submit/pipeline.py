@@ -26,6 +26,7 @@ from arc_submit.models import ResolvedModel, resolve, set_offline
 from arc_submit.prompts import PromptBuilder
 from arc_submit.rundir import RunDir, fallback_attempts, fill_attempts, task_hash
 from arc_submit.sampling import Candidate, Request, Sampler, create_sampler, decode_candidate, max_new_tokens, prompt_jobs
+from arc_submit.shards import shard_tasks
 from arc_submit.tasks import Task
 from arc_submit.ttft import TaskTooLong, Trainer, attach_adapter, check_backend, detach_adapter
 from arc_submit.voting import rank
@@ -147,6 +148,7 @@ class Pipeline:
     output: Path | None = None
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
+    shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shares of the tasks
     stack: Stack | None = None
     summary: dict = field(default_factory=dict)
 
@@ -156,7 +158,7 @@ class Pipeline:
                         self.clock, reserve_fraction=self.config.run.reserve_fraction)
         self.run_dir.prepare(self.config)
         self.run_dir.save_tasks(self.tasks)
-        selected = self.tasks[: self.config.run.limit or None]
+        selected = shard_tasks(self.tasks[: self.config.run.limit or None], self.shard)
         records = {t.task_id: r for t in self.tasks if (r := self.run_dir.finished(t)) is not None}
         self.run_dir.write_outputs(self.tasks, records, self.output)
         pending = [task for task in selected if task.task_id not in records]
@@ -271,7 +273,9 @@ class Pipeline:
         for index in too_long:
             record["reasons"].append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
         requests = [Request(job.prompt_ids, config.samples, config.temperature, bound, job.seed) for job in jobs]
+        generate_start = time.perf_counter()
         completions = stack.sampler.generate(requests) if requests else []
+        record["timings"]["generate_s"] = round(time.perf_counter() - generate_start, 3)
         candidates: list[list[Candidate]] = [[] for _ in task.test]
         for job, outputs in zip(jobs, completions):
             candidates[job.test_index] += [decode_candidate(c, stack.builder.encoder, job.augmentation) for c in outputs]
@@ -335,11 +339,12 @@ def describe(record: dict) -> str:
     return "; ".join(parts)
 
 
-def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True) -> dict:
-    """Set up threads and logging for a run, then run it."""
-    threads = config.run.threads or os.cpu_count() or 1
+def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True,
+                 shard: tuple[int, int] | None = None) -> dict:
+    """Set up threads for a run, then run it."""
+    threads = config.run.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
 
     torch.set_num_threads(threads)
-    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress).run()
+    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress, shard=shard).run()

@@ -32,6 +32,7 @@ class Request:
     temperature: float
     max_new_tokens: int
     seed: int
+    ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks compare equal work)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ class VLLMSampler(Sampler):
 
         prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids) for r in requests]
         params = [
-            SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_new_tokens, logprobs=0, seed=r.seed)
+            SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_new_tokens, logprobs=0, seed=r.seed,
+                           ignore_eos=r.ignore_eos)
             for r in requests
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
@@ -222,12 +224,13 @@ class TransformersSampler(Sampler):
             out = self.model.generate(
                 ids, attention_mask=torch.ones_like(ids), do_sample=sample, temperature=request.temperature if sample
                 else None, top_p=None, top_k=None, max_new_tokens=request.max_new_tokens,
+                min_new_tokens=request.max_new_tokens if request.ignore_eos else None,
                 num_return_sequences=request.n, output_scores=True, return_dict_in_generate=True, pad_token_id=pad,
             )
         scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         completions = []
         for row, sequence in enumerate(out.sequences[:, ids.shape[1]:].tolist()):
-            length = next((i + 1 for i, token in enumerate(sequence) if token in eos), None)
+            length = None if request.ignore_eos else next((i + 1 for i, t in enumerate(sequence) if t in eos), None)
             kept = sequence[: length or len(sequence)]
             logprob = float(scores[row, : len(kept)].sum())
             text = self.tokenizer.decode(kept, skip_special_tokens=True)

@@ -42,6 +42,7 @@ class TrainResult:
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
+    compute_seconds: float = 0.0  # inside forward, backward and optimizer steps
     stopped_early: str = ""
 
     def to_dict(self) -> dict:
@@ -52,6 +53,7 @@ class TrainResult:
             "eval_losses": [[step, round(loss, 6)] for step, loss in self.eval_losses],
             "tokens": self.tokens,
             "seconds": round(self.seconds, 3),
+            "compute_seconds": round(self.compute_seconds, 3),
             "stopped_early": self.stopped_early,
         }
 
@@ -191,10 +193,11 @@ class Trainer:
                 result.stopped_early = f"time budget: stopped after {step} of {steps} steps"
                 break
             result.learning_rates.append(scheduler.get_last_lr()[0])
-            loss, tokens = self._step(model, stream, optimizer, parameters, scaler)
+            loss, tokens, compute = self._step(model, stream, optimizer, parameters, scaler)
             scheduler.step()
             result.losses.append(loss)
             result.tokens += tokens
+            result.compute_seconds += compute
             result.steps = step + 1
             if eval_set and (step + 1) % self.config.eval_every == 0:
                 result.eval_losses.append((step + 1, self.eval_loss(model, eval_set)))
@@ -205,19 +208,23 @@ class Trainer:
         result.seconds = time.perf_counter() - start
         return result
 
-    def _step(self, model, stream, optimizer, parameters, scaler) -> tuple[float, int]:
+    def _step(self, model, stream, optimizer, parameters, scaler) -> tuple[float, int, float]:
+        """One optimizer step: (loss, tokens trained, seconds in forward/backward/optimizer)."""
         import torch
 
-        total_loss, tokens = 0.0, 0
+        total_loss, tokens, compute = 0.0, 0, 0.0
         accumulation = self.config.gradient_accumulation
         for _ in range(accumulation):
             batch = collate([next(stream) for _ in range(self.config.batch_size)], self.pad_id)
             batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
+            start = time.perf_counter()
             with self._autocast():
                 loss = model(**batch).loss / accumulation
             (scaler.scale(loss) if scaler else loss).backward()
             total_loss += loss.item()
+            compute += time.perf_counter() - start
             tokens += int(batch["attention_mask"].sum())
+        start = time.perf_counter()
         if scaler:
             scaler.unscale_(optimizer)
         if self.config.max_grad_norm > 0:
@@ -228,9 +235,10 @@ class Trainer:
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        compute += time.perf_counter() - start
         if not math.isfinite(total_loss):
             raise FloatingPointError(f"training loss is {total_loss}; lower ttft.learning_rate or use float32")
-        return total_loss, tokens
+        return total_loss, tokens, compute
 
     def _autocast(self):
         import contextlib

@@ -122,3 +122,40 @@ def test_variability_over_two_seeds_with_the_smoke_preset(tmp_path):
     assert data["spread"][1]["statistic"] == "std"
     seeds = [json.loads((tmp_path / "var" / f"seed{s}" / "tasks" / "e8686506.json").read_text()) for s in (0, 1)]
     assert seeds[0]["ttft"]["losses"] != seeds[1]["ttft"]["losses"]  # other seeds, other draws
+
+
+def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path):
+    """After loading task B's merged weights into the running engine, its greedy answers equal those of a
+    fresh engine started on B; pushing the base back restores the base's answers."""
+    import subprocess
+    import sys
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from arc_submit.config import TTFTConfig
+    from arc_submit.merge import merged_weights, save_merged_model
+    from arc_submit.models import EMBEDDED_ALIAS, resolve
+    from arc_submit.ttft import attach_adapter
+    from tests.conftest import ROOT
+
+    base = resolve(EMBEDDED_ALIAS).base_dir
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    peft_model = attach_adapter(model, TTFTConfig(lora_rank=8, lora_alpha=16.0), seed=3)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    save_merged_model(merged_weights(peft_model, torch.float32), base, tmp_path / "task-b")
+    helper = str(ROOT / "tests" / "live_engine.py")
+    for args in (["--model", str(base), "--push", str(tmp_path / "task-b"), "--out", str(tmp_path / "live.json")],
+                 ["--model", str(tmp_path / "task-b"), "--out", str(tmp_path / "fresh.json")]):
+        result = subprocess.run([sys.executable, helper, *args], capture_output=True, text=True, cwd=ROOT,
+                                env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr[-3000:]
+    live, fresh = (json.loads((tmp_path / name).read_text()) for name in ("live.json", "fresh.json"))
+    assert [text for text, _ in live["pushed"]] == [text for text, _ in fresh["before"]]
+    assert live["pushed"] != live["before"]
+    assert live["restored"] == live["before"]
+    for (_, a), (_, b) in zip(live["pushed"], fresh["before"]):
+        assert a == pytest.approx(b, abs=1e-3)

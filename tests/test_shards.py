@@ -1,0 +1,77 @@
+"""Shards and workers: a deterministic balanced split, shards that merge to the unsharded result, and
+the same submission bytes for 1 or 2 worker processes (tiny model, transformers sampler)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arc_submit.errors import UserError
+from arc_submit.shards import assign, parse_shard
+from arc_submit.tasks import load_dataset, smallest
+from tests.conftest import run_cli
+
+
+def test_assignment_is_a_balanced_deterministic_partition():
+    tasks = load_dataset("arc-agi-1-eval")[:60]
+    shares = assign(tasks, 4)
+    ids = [t.task_id for share in shares for t in share]
+    assert sorted(ids) == sorted(t.task_id for t in tasks)
+    loads = [sum(t.cells() for t in share) for share in shares]
+    assert max(loads) - min(loads) <= max(t.cells() for t in tasks)
+    assert assign(list(reversed(tasks)), 4)[0] == [t for t in reversed(tasks) if t in shares[0]]
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1-2", "a/b", "2"])
+def test_bad_shards_are_refused(text):
+    with pytest.raises(UserError, match="--shard"):
+        parse_shard(text)
+
+
+def tiny_config(tmp_path, model_dir):
+    path = tmp_path / "tiny.toml"
+    path.write_text(f'[model]\nname = "{model_dir}"\n[ttft]\nsteps = 2\nlora_rank = 4\nlora_alpha = 8.0\n'
+                    '[sampling]\nbackend = "transformers"\naugmentations = 2\nmax_new_tokens = 16\n'
+                    '[run]\nthreads = 1\n')
+    return path
+
+
+@pytest.fixture
+def export(tmp_path):
+    result = run_cli("data", "export", "--dataset", "arc-agi-1-eval", "--smallest", "--limit", "3",
+                     "--out", str(tmp_path / "data"))
+    assert result.returncode == 0
+    return ["--challenges", str(tmp_path / "data" / "challenges.json"),
+            "--solutions", str(tmp_path / "data" / "solutions.json")]
+
+
+def run_ok(*args):
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_shards_merge_to_the_unsharded_result(tiny_model_dir, tmp_path, export):
+    config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", *export]
+    run_ok(*config, "--run-dir", str(tmp_path / "whole"))
+    first = run_ok(*config, "--shard", "1/2", "--run-dir", str(tmp_path / "s1"))
+    second = run_ok(*config, "--shard", "2/2", "--run-dir", str(tmp_path / "s2"))
+    assert first["ran"] + second["ran"] == 3 and first["ran"] and second["ran"]
+    merged = run_ok("merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--run-dir", str(tmp_path / "merged"))
+    assert merged["merged"] == 3
+    for name in ("submission.json", "predictions.json"):
+        assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    check = run_cli("validate", "--challenges", export[1], "--submission", str(tmp_path / "merged" / "submission.json"))
+    assert check.returncode == 0
+
+
+def test_one_or_two_workers_give_the_same_bytes(tiny_model_dir, tmp_path, export):
+    config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", *export]
+    run_ok(*config, "--run-dir", str(tmp_path / "one"))
+    summary = run_ok(*config, "--workers", "2", "--run-dir", str(tmp_path / "two"),
+                     "--output", str(tmp_path / "out.json"))
+    assert summary["worker_exit_codes"] == [0, 0] and summary["modes"] == {"full": 3}
+    assert (tmp_path / "two" / "submission.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
+    assert (tmp_path / "out.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
+    assert {p.name for p in (tmp_path / "two").iterdir()} >= {"worker-1", "worker-2", "workers.json"}
