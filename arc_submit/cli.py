@@ -374,16 +374,18 @@ COMMANDS: dict[str, Command] = {
 DEFAULT_COMMAND = "run"
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `only` one (so a command imports only its own module)."""
     parser = argparse.ArgumentParser(
         prog="python -m arc_submit",
         description="arc-submit: turn a language model into an ARC Prize submission, offline.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
-        sub = commands.add_parser(name, help=command.help, description=command.help)
-        command.add_arguments(sub)
-        sub.set_defaults(handler=command.run)
+        if only is None or name == only:
+            sub = commands.add_parser(name, help=command.help, description=command.help)
+            command.add_arguments(sub)
+            sub.set_defaults(handler=command.run)
     return parser
 
 
@@ -391,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if DEFAULT_COMMAND in COMMANDS and (not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, DEFAULT_COMMAND)
-    args = make_parser().parse_args(argv)
+    args = make_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     try:
         return args.handler(args)
     except UserError as error:

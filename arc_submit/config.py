@@ -124,6 +124,8 @@ class SamplingConfig:
     gpu_memory_utilization: float = option(0.5, "vLLM on CUDA: share of GPU memory for weights and KV cache")
     kv_cache_gib: float = option(2.0, "vLLM on CPU: KV cache size in GiB")
     enforce_eager: bool = option(True, "vLLM: skip graph capture (faster start, slower decoding)")
+    sleep_while_training: bool = option(False, "vLLM on CUDA: free the engine's GPU memory (sleep mode) during "
+                                               "TTFT, so training and the engine share one GPU")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of prompts"})
 
     def __post_init__(self):

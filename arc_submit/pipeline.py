@@ -241,6 +241,7 @@ class Pipeline:
 
         stack = self.stack
         peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        stack.sampler.sleep()
         try:
             result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
             if result.stopped_early:
@@ -253,6 +254,7 @@ class Pipeline:
             record["timings"]["merge_s"] = round(time.perf_counter() - start, 3)
         finally:
             stack.model = detach_adapter(peft_model)
+            stack.sampler.wake()
         start = time.perf_counter()
         stack.engine_holds = "loading"
         stack.sampler.load_weights(weights)

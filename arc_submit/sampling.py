@@ -130,6 +130,12 @@ class Sampler(ABC):
     @abstractmethod
     def generate(self, requests: list[Request]) -> list[list[Completion]]: ...
 
+    def sleep(self) -> None:
+        """Give accelerator memory back while something else (training) needs it."""
+
+    def wake(self) -> None:
+        """Take the memory back before loading weights and generating."""
+
     def close(self) -> None:
         pass
 
@@ -145,6 +151,9 @@ class VLLMSampler(Sampler):
         from vllm import LLM
 
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
+        self.sleeps = device == "cuda" and config.sleep_while_training
+        if self.sleeps:
+            options["enable_sleep_mode"] = True
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_seq_len, seed=seed,
             enable_prefix_caching=True, enforce_eager=config.enforce_eager, trust_remote_code=False, **options,
@@ -155,6 +164,14 @@ class VLLMSampler(Sampler):
         items = list(weights.items())
         self.llm.collective_rpc(lambda worker: push_weights(worker, items))
         self.llm.reset_prefix_cache()
+
+    def sleep(self) -> None:
+        if self.sleeps:
+            self.llm.sleep(level=1)  # weights to CPU memory, KV cache dropped
+
+    def wake(self) -> None:
+        if self.sleeps:
+            self.llm.wake_up()
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         from vllm import SamplingParams

@@ -75,3 +75,33 @@ def test_one_or_two_workers_give_the_same_bytes(tiny_model_dir, tmp_path, export
     assert (tmp_path / "two" / "submission.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
     assert (tmp_path / "out.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
     assert {p.name for p in (tmp_path / "two").iterdir()} >= {"worker-1", "worker-2", "workers.json"}
+
+
+def test_merge_refuses_what_is_not_a_run_dir(tmp_path):
+    result = run_cli("merge", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "no such run dir" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = run_cli("merge", str(tmp_path / "empty"), "--run-dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "not a run dir" in result.stderr
+
+
+def test_bench_measures_every_part_with_tiny_settings(tiny_model_dir, tmp_path):
+    summary = run_ok("bench", "--config", str(tiny_config(tmp_path, tiny_model_dir)), "--steps", "2", "--new-tokens",
+                     "4", "--augmentations", "1", "--pipeline-tasks", "2", "--out", str(tmp_path / "bench"))
+    assert summary["sampling"]["ratio"] > 0 and summary["ttft"]["ratio"] > 0 and summary["ttft"]["same_tokens"]
+    pipeline = summary["pipeline"]
+    assert pipeline["tasks"] == 2 and pipeline["engine_starts"] == 1 and 0 <= pipeline["per_task_overhead"] < 1
+
+
+def test_plan_says_whether_a_run_fits(tiny_model_dir, tmp_path):
+    config = str(tiny_config(tmp_path, tiny_model_dir))
+    rates = ["--train-tokens-per-s", "1000", "--gen-tokens-per-s", "500"]
+    small = run_ok("plan", "--config", config, "--dataset", "arc-agi-1-eval", "--smallest", "3", *rates,
+                   "--time-budget", "100000")
+    assert small["tasks"] == 3 and small["fits"] and small["expected_s"] > 120
+    tight = run_ok("plan", "--config", config, "--dataset", "arc-agi-1-eval", "--smallest", "3", *rates,
+                   "--time-budget", "60")
+    assert not tight["fits"]
+    two = run_ok("plan", "--config", config, "--dataset", "arc-agi-1-eval", "--smallest", "3", *rates, "--workers", "2")
+    assert two["expected_s"] < small["expected_s"]
+    assert run_cli("plan", "--config", config, "--dataset", "arc-agi-1-eval").returncode == 2  # no rates given
