@@ -24,7 +24,7 @@ from arc_submit.encoders import create as create_encoder
 from arc_submit.files import write_json
 from arc_submit.models import ResolvedModel, resolve, set_offline
 from arc_submit.prompts import PromptBuilder
-from arc_submit.rundir import RunDir, fallback_attempts, fill_attempts, task_hash
+from arc_submit.rundir import RunDir, fill_attempts, task_hash
 from arc_submit.sampling import Candidate, Request, Sampler, create_sampler, decode_candidate, max_new_tokens, prompt_jobs
 from arc_submit.shards import shard_tasks
 from arc_submit.tasks import Task

@@ -84,7 +84,7 @@ def task_section(task: Task, record: dict | None, per_task: dict) -> str:
     entries = [{"attempt_1": a[0], "attempt_2": a[1]} for a in record["attempts"]]
     image = task_image(task, views_for(task, entries))
     score = per_task.get("score")
-    verdict = "" if score is None else (f'<span class="right">solved</span>' if score == 1 else
+    verdict = "" if score is None else ('<span class="right">solved</span>' if score == 1 else
                                          f'<span class="wrong">score {score:.2f}</span>')
     ttft = record.get("ttft") or {}
     votes = "; ".join(", ".join(f"{v['count']}x{len(v['grid'])}x{len(v['grid'][0])}" for v in output[:5]) or "none"

@@ -102,7 +102,7 @@ def prompt_jobs(task: Task, builder: PromptBuilder, config: SamplingConfig, seed
     rng = np.random.default_rng([seed, 2])
     jobs, too_long = [], []
     options = config.augment.draw_options()
-    for test_index, pair in enumerate(task.test):
+    for test_index in range(len(task.test)):
         augmentations = draw_distinct(rng, config.augmentations, len(task.train), **options)
         fitted = 0
         for number, augmentation in enumerate(augmentations):

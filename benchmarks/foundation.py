@@ -54,7 +54,7 @@ def main() -> None:
         write_json(paths["submission"], build({t.task_id: [[p.output, p.input] for p in t.test] for t in tasks}))
         results["load_validate_s"] = timed(lambda: load_tasks(paths["challenges"], paths["solutions"]))
         for spec in SPECS:
-            results[f"encode_decode_s {spec}"] = timed(lambda: encode_decode_all(spec, grids))
+            results[f"encode_decode_s {spec}"] = timed(lambda spec=spec: encode_decode_all(spec, grids))
         results["command_validate_s"] = command_seconds(
             "validate", "--challenges", str(paths["challenges"]), "--submission", str(paths["submission"]))
         results["command_score_s"] = command_seconds(

@@ -9,7 +9,7 @@ import pytest
 
 from arc_submit.errors import UserError
 from arc_submit.shards import assign, parse_shard
-from arc_submit.tasks import load_dataset, smallest
+from arc_submit.tasks import load_dataset
 from tests.conftest import run_cli
 
 
