@@ -192,24 +192,19 @@ def bench_command(args: argparse.Namespace) -> int:
 
 def bench_pipeline(config: Config, args: argparse.Namespace) -> dict:
     """A real run of a few tasks in a fresh process: where its wall time goes."""
-    import subprocess
-    import sys
-
+    from arc_submit.evaluate import run_in_process
     from arc_submit.files import read_json
+    from arc_submit.rundir import work_seconds
 
     out = Path(args.out or tempfile.mkdtemp(prefix="arc-submit-bench-"))
-    command = [sys.executable, "-m", "arc_submit", "run", "--config", args.config, "--dataset", "arc-agi-1-eval",
-               "--smallest", str(args.pipeline_tasks), "--run-dir", str(out / "run"), "--quiet",
-               "--set", f"ttft.steps={args.steps}", *[x for s in args.set for x in ("--set", s)]]
+    flags = ["--config", args.config, "--dataset", "arc-agi-1-eval", "--smallest", str(args.pipeline_tasks), "--quiet",
+             "--set", f"ttft.steps={args.steps}", *[x for s in args.set for x in ("--set", s)]]
     start = time.perf_counter()
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    summary = run_in_process(flags, out / "run")
     wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"the pipeline run exited with code {result.returncode}")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
     records = [read_json(p) for p in sorted((out / "run" / "tasks").glob("*.json"))]
-    compute = sum((r.get("ttft") or {}).get("compute_seconds", 0.0) for r in records)
-    generate = sum(r["timings"].get("generate_s", 0.0) for r in records)
+    compute = sum(work_seconds(r)[0] for r in records)
+    generate = sum(work_seconds(r)[1] for r in records)
     task_wall = sum(r["timings"]["total_s"] for r in records)
     return {"tasks": len(records), "wall_s": wall, "task_wall_s": task_wall, "train_compute_s": compute,
             "generate_s": generate, "per_task_overhead": (task_wall - compute - generate) / task_wall,

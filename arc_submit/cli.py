@@ -290,11 +290,8 @@ def _run_workers(config, tasks, run_dir: Path, output: Path | None, args: argpar
     failed = [code for code in summary["worker_exit_codes"] if code != 0]
     if failed:
         print(f"warning: {len(failed)} workers exited with an error (see {run_dir}/worker-*/run.log)", file=sys.stderr)
-    records = [json.loads(p.read_text()) for p in sorted((run_dir / "tasks").glob("*.json"))]
-    modes = [r["mode"] for r in records]
     return {"tasks": summary["tasks"], "ran": summary["merged"], "workers": args.workers,
-            "modes": {m: modes.count(m) for m in sorted(set(modes))},
-            "failed_tasks": [r["task_id"] for r in records if any(" failed: " in x for x in r["reasons"])],
+            "modes": summary["modes"], "failed_tasks": summary["failed_tasks"],
             "worker_exit_codes": summary["worker_exit_codes"],
             "submission": str(output or run_dir / "submission.json"),
             **({"metrics": summary["metrics"]} if "metrics" in summary else {})}

@@ -308,15 +308,3 @@ def _toml_value(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, object, str]]:
-    """(dotted name, default, help) of every setting, for `--help-config` and the README."""
-    rows = []
-    for f in fields(cls):
-        default = getattr(cls(), f.name)
-        if dataclasses.is_dataclass(default):
-            rows += describe_fields(type(default), f"{prefix}{f.name}.")
-        else:
-            rows.append((f"{prefix}{f.name}", default, f.metadata.get("help", "")))
-    return rows

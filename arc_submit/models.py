@@ -53,7 +53,6 @@ class ResolvedModel:
 
     base_dir: Path
     adapter_dir: Path | None
-    label: str
 
 
 # ----------------------------------------------------------------------------- folder checks
@@ -90,13 +89,13 @@ def check_model_folder(folder: Path, flag: str = "--model") -> Path:
 def resolve(name: str, base: str = "") -> ResolvedModel:
     """A ResolvedModel for an alias, a transformers folder or an adapter folder (see module doc)."""
     if name == EMBEDDED_ALIAS:
-        return ResolvedModel(embedded_model_dir(), None, EMBEDDED_ALIAS)
+        return ResolvedModel(embedded_model_dir(), None)
     folder = Path(name).expanduser()
     if not folder.is_dir():
         raise UserError(f"--model {name}: no such folder, and not the alias {EMBEDDED_ALIAS!r}")
     if (folder / "adapter_config.json").is_file():
         return _resolve_adapter(folder, base)
-    return ResolvedModel(check_model_folder(folder.resolve()), None, folder.name)
+    return ResolvedModel(check_model_folder(folder.resolve()), None)
 
 
 def _resolve_adapter(folder: Path, base: str) -> ResolvedModel:
@@ -105,10 +104,10 @@ def _resolve_adapter(folder: Path, base: str) -> ResolvedModel:
     recorded = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
     wanted = base or recorded
     if wanted == EMBEDDED_ALIAS:
-        return ResolvedModel(embedded_model_dir(), folder.resolve(), folder.name)
+        return ResolvedModel(embedded_model_dir(), folder.resolve())
     for candidate in (Path(wanted).expanduser(), folder / wanted):
         if wanted and candidate.is_dir():
-            return ResolvedModel(check_model_folder(candidate.resolve(), "base model"), folder.resolve(), folder.name)
+            return ResolvedModel(check_model_folder(candidate.resolve(), "base model"), folder.resolve())
     raise UserError(
         f"--model {folder}: its base model {wanted!r} is not a folder on this machine; "
         "give one with --set model.base=PATH"

@@ -13,6 +13,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from arc_submit.encoders import create as create_encoder
 from arc_submit.files import write_json
 from arc_submit.models import ResolvedModel, resolve, set_offline
 from arc_submit.prompts import PromptBuilder
-from arc_submit.rundir import RunDir, fill_attempts, task_hash
+from arc_submit.rundir import RunDir, fill_attempts, outcome, task_hash
 from arc_submit.sampling import Candidate, Request, Sampler, create_sampler, decode_candidate, max_new_tokens, prompt_jobs
 from arc_submit.shards import shard_tasks
 from arc_submit.tasks import Task
@@ -37,6 +38,14 @@ log = logging.getLogger("arc_submit")
 def derive_seed(seed: int, name: str) -> int:
     """A 32-bit seed from (run seed, name): the same for a task whatever the order or worker."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
+
+
+@contextmanager
+def timed(timings: dict, name: str):
+    """Record the seconds the block took under `name` (when it finishes without an error)."""
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
 
 
 def seed_everything(seed: int) -> None:
@@ -171,11 +180,8 @@ class Pipeline:
             self._run_tasks(pending, records, budget)
         metrics = self.run_dir.write_outputs(self.tasks, records, self.output)
         done = [records[t.task_id] for t in selected if t.task_id in records]
-        modes = [record["mode"] for record in done]
-        failed = [r["task_id"] for r in done if any(" failed: " in reason for reason in r["reasons"])]
         self.summary = {
-            "tasks": len(selected), "ran": len(pending), "modes": {m: modes.count(m) for m in sorted(set(modes))},
-            "failed_tasks": failed,
+            "tasks": len(selected), "ran": len(pending), **outcome(done),
             "engine_starts": self.stack.sampler.engine_starts if self.stack else 0,
             "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
             "submission": str(self.output or self.run_dir.path / "submission.json"),
@@ -226,6 +232,7 @@ class Pipeline:
         return record
 
     def _failed(self, record: dict, stage: str, error: Exception) -> None:
+        record.setdefault("failed_stages", []).append(stage)
         record["reasons"].append(f"{stage} failed: {type(error).__name__}: {error}")
         log.warning("task %s: %s failed: %s: %s", record["task_id"], stage, type(error).__name__, error)
         log.debug("%s", traceback.format_exc())
@@ -233,8 +240,7 @@ class Pipeline:
             record["mode"] = "no_ttft"
         if stage == "sampling":
             record["mode"] = "fallback"
-        if "out of memory" in str(error).lower():
-            _free_accelerator_memory()
+        _free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
 
     def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: dict) -> bool:
         from arc_submit.merge import merged_weights
@@ -249,42 +255,41 @@ class Pipeline:
                 record["reasons"].append(result.stopped_early)
             record["ttft"] = result.to_dict()
             record["timings"]["ttft_s"] = round(result.seconds, 3)
-            start = time.perf_counter()
-            weights = merged_weights(peft_model, stack.torch_dtype)
-            record["timings"]["merge_s"] = round(time.perf_counter() - start, 3)
+            with timed(record["timings"], "merge_s"):
+                weights = merged_weights(peft_model, stack.torch_dtype)
         finally:
             stack.model = detach_adapter(peft_model)
             stack.sampler.wake()
-        start = time.perf_counter()
         stack.engine_holds = "loading"
-        stack.sampler.load_weights(weights)
+        with timed(record["timings"], "load_s"):
+            stack.sampler.load_weights(weights)
         stack.engine_holds = task.task_id
-        record["timings"]["load_s"] = round(time.perf_counter() - start, 3)
         return True
 
     def _sample(self, task: Task, seed: int, record: dict, trained: bool) -> None:
-        stack, config = self.stack, self.config.sampling
+        stack = self.stack
         if not trained and stack.engine_holds != "start":
-            start = time.perf_counter()
-            stack.sampler.load_weights(stack.start_weights())
+            with timed(record["timings"], "load_s"):
+                stack.sampler.load_weights(stack.start_weights())
             stack.engine_holds = "start"
-            record["timings"]["load_s"] = round(time.perf_counter() - start, 3)
-        start = time.perf_counter()
+        with timed(record["timings"], "sample_s"):
+            self._generate(task, seed, record)
+
+    def _generate(self, task: Task, seed: int, record: dict) -> None:
+        stack, config = self.stack, self.config.sampling
         bound = max_new_tokens(task, stack.builder, config)
         jobs, too_long = prompt_jobs(task, stack.builder, config, seed, bound)
         for index in too_long:
             record["reasons"].append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
         requests = [Request(job.prompt_ids, config.samples, config.temperature, bound, job.seed) for job in jobs]
-        generate_start = time.perf_counter()
-        completions = stack.sampler.generate(requests) if requests else []
-        record["timings"]["generate_s"] = round(time.perf_counter() - generate_start, 3)
+        with timed(record["timings"], "generate_s"):
+            completions = stack.sampler.generate(requests) if requests else []
         candidates: list[list[Candidate]] = [[] for _ in task.test]
         for job, outputs in zip(jobs, completions):
             candidates[job.test_index] += [decode_candidate(c, stack.builder.encoder, job.augmentation) for c in outputs]
         record["candidates"] = [[c.to_dict() for c in output] for output in candidates]
         record["generated_tokens"] = sum(c.tokens for outputs in completions for c in outputs)
         record["prompt_tokens"] = sum(len(job.prompt_ids) for job in jobs)
-        record["timings"]["sample_s"] = round(time.perf_counter() - start, 3)
 
     def _vote(self, task: Task, record: dict) -> None:
         attempts, votes = [], []

@@ -16,24 +16,18 @@ from pathlib import Path
 from arc_submit.errors import UserError
 
 
-def _train_seconds(record: dict) -> float:
-    ttft = record.get("ttft") or {}
-    return ttft.get("compute_seconds") or ttft.get("seconds") or 0.0
-
-
 def measured_rates(run_dir: Path) -> dict[str, float]:
     """Training tokens/s (in optimizer steps), new tokens/s (in generation) and per-task overhead seconds
     of a finished run."""
     from arc_submit.files import read_json
+    from arc_submit.rundir import work_seconds
 
     records = [read_json(p) for p in sorted((run_dir / "tasks").glob("*.json"))]
-    trained = [(r["ttft"]["tokens"], _train_seconds(r)) for r in records if r.get("ttft") and r["ttft"]["steps"]]
-    generated = [(r.get("generated_tokens", 0), r["timings"].get("generate_s") or r["timings"].get("sample_s", 0))
-                 for r in records if r["timings"].get("sample_s")]
+    trained = [(r["ttft"]["tokens"], work_seconds(r)[0]) for r in records if r.get("ttft") and r["ttft"]["steps"]]
+    generated = [(r.get("generated_tokens", 0), work_seconds(r)[1]) for r in records if r["timings"].get("sample_s")]
     if not trained or not generated:
         raise UserError(f"--rates-from {run_dir}: needs finished tasks that trained and sampled")
-    overhead = [r["timings"]["total_s"] - _train_seconds(r) - (r["timings"].get("generate_s") or r["timings"]["sample_s"])
-                for r in records if r["timings"].get("sample_s")]
+    overhead = [r["timings"]["total_s"] - sum(work_seconds(r)) for r in records if r["timings"].get("sample_s")]
     return {"train_tokens_per_s": sum(t for t, _ in trained) / sum(s for _, s in trained),
             "gen_tokens_per_s": sum(t for t, _ in generated) / sum(s for _, s in generated),
             "overhead_s": statistics.fmean(overhead)}

@@ -17,6 +17,7 @@ from arc_submit.errors import UserError
 from arc_submit.files import read_json, write_text
 from arc_submit.metrics import metric_names
 from arc_submit.render import png_bytes, task_image, views_for
+from arc_submit.rundir import outcome
 from arc_submit.tasks import Task, load_tasks
 
 STYLE = """
@@ -58,14 +59,12 @@ def loss_curve_svg(losses: list[float], eval_losses: list[list], width: int = 32
     span = (high - low) or 1.0
     pad = 24
 
-    def point(step: float, loss: float) -> str:
+    def point(step: float, loss: float) -> tuple[float, float]:
         x = pad + (width - 2 * pad) * (step - 1) / max(1, len(losses) - 1)
-        y = pad / 2 + (height - pad) * (high - loss) / span
-        return f"{x:.1f},{y:.1f}"
+        return x, pad / 2 + (height - pad) * (high - loss) / span
 
-    line = " ".join(point(i + 1, loss) for i, loss in enumerate(losses))
-    dots = "".join(f'<circle cx="{point(s, v).split(",")[0]}" cy="{point(s, v).split(",")[1]}" r="3" fill="#c62828"/>'
-                   for s, v in eval_losses)
+    line = " ".join("{:.1f},{:.1f}".format(*point(i + 1, loss)) for i, loss in enumerate(losses))
+    dots = "".join('<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="#c62828"/>'.format(*point(s, v)) for s, v in eval_losses)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
             f'<rect width="{width}" height="{height}" fill="#fafafa" stroke="#ccc"/>'
             f'<polyline points="{line}" fill="none" stroke="#0074d9" stroke-width="1.5"/>{dots}'
@@ -136,9 +135,7 @@ def _config_paragraph(config: dict) -> str:
 
 
 def _timing_table(records: dict) -> str:
-    modes: dict[str, int] = {}
-    for record in records.values():
-        modes[record["mode"]] = modes.get(record["mode"], 0) + 1
+    modes = outcome(list(records.values()))["modes"]
     rows = []
     for stage in STAGES:
         values = [r["timings"][stage] for r in records.values() if stage in r["timings"]]

@@ -35,6 +35,21 @@ def fill_attempts(ranked: list[Grid], test_input: Grid, k: int = 2) -> list[Grid
     return attempts + [[] for _ in range(k - len(attempts))]
 
 
+def outcome(records: list[dict]) -> dict:
+    """How the tasks of these records ended: tasks per mode, and the tasks where a stage failed."""
+    modes = [record["mode"] for record in records]
+    return {"modes": {mode: modes.count(mode) for mode in sorted(set(modes))},
+            "failed_tasks": [record["task_id"] for record in records if record.get("failed_stages")]}
+
+
+def work_seconds(record: dict) -> tuple[float, float]:
+    """(seconds in optimizer steps, seconds generating) of a task record; older records without the
+    finer timings fall back to the whole TTFT and sampling stages."""
+    ttft = record.get("ttft") or {}
+    timings = record["timings"]
+    return ttft.get("compute_seconds") or ttft.get("seconds") or 0.0, timings.get("generate_s") or timings.get("sample_s", 0.0)
+
+
 def fallback_attempts(task: Task) -> list[list[Grid]]:
     return [fill_attempts([], pair.input) for pair in task.test]
 

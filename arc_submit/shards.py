@@ -53,17 +53,20 @@ def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
 def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None) -> dict:
     """Copy the finished task records of every source run dir into `target` and rebuild its outputs
     (submission with fallbacks where no shard has finished a task, predictions, metrics)."""
-    from arc_submit.rundir import RunDir
-    from arc_submit.tasks import load_tasks
+    from arc_submit.rundir import RunDir, outcome
+    from arc_submit.tasks import attach_solutions, parse_challenges
 
     first = sources[0]
-    for source in sources:
-        if not (source / "challenges.json").is_file():
-            raise UserError(f"{source}: not a run dir of arc-submit (challenges.json is missing)")
-        if read_json(source / "challenges.json") != read_json(first / "challenges.json"):
+    missing = [source for source in sources if not (source / "challenges.json").is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: not a run dir of arc-submit (challenges.json is missing)")
+    challenges = read_json(first / "challenges.json")
+    for source in sources[1:]:
+        if read_json(source / "challenges.json") != challenges:
             raise UserError(f"{source}: ran other tasks than {first}; only shards of one run merge")
-    solutions = first / "solutions.json"
-    tasks = load_tasks(first / "challenges.json", solutions if solutions.is_file() else None)
+    tasks = parse_challenges(challenges, str(first / "challenges.json"))
+    if (first / "solutions.json").is_file():
+        tasks = attach_solutions(tasks, read_json(first / "solutions.json"), str(first / "solutions.json"))
     run_dir = RunDir(target)
     run_dir.tasks_dir.mkdir(parents=True, exist_ok=True)
     if first.resolve() != target.resolve():
@@ -74,10 +77,13 @@ def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None
         if source.resolve() == target.resolve():
             continue
         for record in sorted((source / "tasks").glob("*.json")):
-            shutil.copy2(record, run_dir.tasks_dir / record.name)
+            copy = run_dir.tasks_dir / record.name
+            if not copy.is_file() or copy.stat().st_mtime < record.stat().st_mtime:  # new or redone only
+                shutil.copy2(record, copy)
     records = {t.task_id: r for t in tasks if (r := run_dir.finished(t)) is not None}
     metrics = run_dir.write_outputs(tasks, records, output)
-    return {"tasks": len(tasks), "merged": len(records), **({"metrics": metrics["summary"]} if metrics else {})}
+    return {"tasks": len(tasks), "merged": len(records), **outcome(list(records.values())),
+            **({"metrics": metrics["summary"]} if metrics else {})}
 
 
 # ----------------------------------------------------------------------------- workers

@@ -92,17 +92,12 @@ def is_grid(value: object) -> bool:
 
 
 def _describe(value: object) -> str:
-    text = json.dumps(value) if _jsonable(value) else repr(value)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     text = text if len(text) <= 40 else text[:37] + "..."
     return f"{type(value).__name__} {text}" if not isinstance(value, (list, dict)) else text
-
-
-def _jsonable(value: object) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _pair_problems(pair: object, place: str, needs_output: bool) -> list[str]:
