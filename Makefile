@@ -37,10 +37,12 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 # Everything but the end-to-end runs of the real model (about a minute).
 test-fast: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not e2e"
 
 bench: install
@@ -66,7 +68,7 @@ kaggle-wheels: install
 
 # A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
 kaggle-model: install
-	$(PY) -c "from arc_submit.models import resolve; import shutil, sys; \
+	$(PY) -c "from arc_submit.model.resolve import resolve; import shutil, sys; \
 		shutil.copytree(resolve(sys.argv[1]).base_dir, sys.argv[2], dirs_exist_ok=True)" "$(MODEL)" $(KAGGLE_MODEL_DIR)
 	@echo "model files copied into $(KAGGLE_MODEL_DIR)"
 

@@ -50,7 +50,7 @@ class PromptConfig:
     max_seq_len: int = option(8192, "longest prompt + answer in tokens; train pairs are dropped to fit")
 
     def __post_init__(self):
-        from arc_submit.encoders import create
+        from arc_submit.data.encoders import create
 
         try:
             create(self.encoder)
@@ -70,7 +70,11 @@ class AugmentConfig:
         return dataclasses.asdict(self)
 
 
-SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")
+# The names of the strategies each registry holds (the registries live in the wings that use them, and
+# tests check that these lists match them): config sits below model/ and predict/ and imports neither.
+SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")  # arc_submit.model.schedules
+VOTING_RULES = ("count", "logprob")  # arc_submit.predict.voting.RULES
+SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.backends.BACKENDS
 
 
 @dataclass
@@ -129,7 +133,7 @@ class SamplingConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of prompts"})
 
     def __post_init__(self):
-        _check(self.backend in ("vllm", "transformers"), "sampling.backend", self.backend, "'vllm' or 'transformers'")
+        _check(self.backend in SAMPLING_BACKENDS, "sampling.backend", self.backend, f"one of {', '.join(SAMPLING_BACKENDS)}")
         _check(self.augmentations >= 1, "sampling.augmentations", self.augmentations, "1 or more")
         _check(self.samples >= 1, "sampling.samples", self.samples, "1 or more")
         _check(self.temperature >= 0, "sampling.temperature", self.temperature, "0 or more")
@@ -150,9 +154,7 @@ class VotingConfig:
     rule: str = option("count", "count (then mean log-prob) | logprob (then count)")
 
     def __post_init__(self):
-        from arc_submit.voting import RULES
-
-        _check(self.rule in RULES, "voting.rule", self.rule, f"one of {', '.join(RULES)}")
+        _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")
 
 
 @dataclass

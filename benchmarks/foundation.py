@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from arc_submit.encoders import DEFAULT_ENCODER, create
+from arc_submit.data.encoders import DEFAULT_ENCODER, create
+from arc_submit.data.submission import build
+from arc_submit.data.tasks import kaggle_layout, load_dataset, load_tasks
 from arc_submit.files import write_json
-from arc_submit.submission import build
-from arc_submit.tasks import kaggle_layout, load_dataset, load_tasks
 
 SPECS = [DEFAULT_ENCODER, "MinimalGridEncoder()", "ReplaceNumberEncoder(GridCodeBlockEncoder(MinimalGridEncoder()))"]
 

@@ -25,9 +25,8 @@ NOTEBOOK = Path(__file__).with_name("arc-submit.ipynb")
 
 
 def write_competition(folder: Path) -> None:
-    from arc_submit.rundir import fallback_attempts
-    from arc_submit.submission import build
-    from arc_submit.tasks import kaggle_layout, load_dataset, smallest
+    from arc_submit.data.submission import build, fallback_attempts
+    from arc_submit.data.tasks import kaggle_layout, load_dataset, smallest
 
     folder.mkdir(parents=True)
     evaluation, training = load_dataset("arc-agi-2-eval"), load_dataset("arc-agi-2-train")
@@ -41,7 +40,7 @@ def write_competition(folder: Path) -> None:
 
 
 def build_tree(root: Path, wheels: Path) -> None:
-    from arc_submit.models import EMBEDDED_ALIAS, resolve
+    from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
 
     write_competition(root / "input" / "arc-prize-2025")
     shutil.copytree(wheels, root / "input" / "arc-submit-wheels")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
-from arc_submit.tasks import Pair, Task
+from arc_submit.data.tasks import Pair, Task
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from arc_submit.config import SamplingConfig
-    from arc_submit.sampling import Request, create_sampler
+    from arc_submit.predict.backends import Request, create_sampler
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     texts = ["Write the digits from 1 to 9.", "What is the opposite of up?", "1 012\n2 345\n3 678\nContinue:"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arc_submit.budget import MODES, Budget
+from arc_submit.run.budget import MODES, Budget
 
 
 class FakeClock:

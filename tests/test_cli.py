@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from arc_submit.cli import COMMANDS
 from tests.conftest import run_cli
 
 
@@ -18,9 +19,10 @@ def test_help_lists_the_commands():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["validate", "score", "metrics", "data"])
+@pytest.mark.parametrize("command", list(COMMANDS))
 def test_each_command_has_help(command):
-    assert run_cli(command, "--help").returncode == 0
+    result = run_cli(command, "--help")
+    assert result.returncode == 0 and "usage: python -m arc_submit " + command in result.stdout
 
 
 def test_validate_exit_codes(tiny_challenges, tmp_path):
@@ -104,15 +106,22 @@ def test_data_export_writes_kaggle_layout(tmp_path):
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
-def test_light_commands_import_no_torch(tiny_challenges):
+def test_light_commands_import_no_torch(tiny_challenges, tmp_path):
     challenges, solutions = tiny_challenges
-    code = (
-        "import sys; from arc_submit.cli import main; "
-        f"main(['validate', '--challenges', {str(challenges)!r}]); "
-        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    submission = tmp_path / "submission.json"
+    submission.write_text(json.dumps({"aaaa0001": [{"attempt_1": [[0, 2]], "attempt_2": []}]}))
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text(json.dumps({"aaaa0001": [[[[0, 2]]]]}))
+    for argv in (["validate", "--challenges", str(challenges)],
+                 ["score", "--submission", str(submission), "--solutions", str(solutions)],
+                 ["metrics", "--predictions", str(predictions), "--solutions", str(solutions)]):
+        code = (
+            f"import sys; from arc_submit.cli import main; assert main({argv!r}) == 0; "
+            "heavy = [m for m in ('torch', 'transformers', 'vllm', 'numpy.linalg') if m in sys.modules]; "
+            "assert not heavy[:3], heavy"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, (argv[0], result.stderr[-2000:])
 
 
 def test_run_help_lists_the_promised_flags():

@@ -85,8 +85,8 @@ def save_embedded_adapter(folder, seed: int) -> None:
     from transformers import AutoModelForCausalLM
 
     from arc_submit.config import TTFTConfig
-    from arc_submit.models import EMBEDDED_ALIAS, resolve
-    from arc_submit.ttft import attach_adapter
+    from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
+    from arc_submit.model.training import attach_adapter
 
     model = AutoModelForCausalLM.from_pretrained(resolve(EMBEDDED_ALIAS).base_dir, dtype=torch.float32)
     peft_model = attach_adapter(model, TTFTConfig(lora_rank=4, lora_alpha=8.0), seed=seed)
@@ -124,6 +124,28 @@ def test_variability_over_two_seeds_with_the_smoke_preset(tmp_path):
     assert seeds[0]["ttft"]["losses"] != seeds[1]["ttft"]["losses"]  # other seeds, other draws
 
 
+def save_merged_model(weights: dict, like, out) -> None:
+    """Write merged weights as a transformers folder: the config and tokenizer files of the model folder
+    `like`, and the weights as one safetensors file (tied tensors written once)."""
+    import shutil
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    source, target = Path(like), Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and not path.name.startswith(("model", "pytorch_model")):
+            shutil.copy2(path, target / path.name)
+    unique, seen = {}, set()
+    for name, tensor in weights.items():
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            unique[name] = tensor.contiguous()
+    save_file(unique, str(target / "model.safetensors"), metadata={"format": "pt"})
+
+
 def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path):
     """After loading task B's merged weights into the running engine, its greedy answers equal those of a
     fresh engine started on B; pushing the base back restores the base's answers."""
@@ -134,9 +156,9 @@ def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path
     from transformers import AutoModelForCausalLM
 
     from arc_submit.config import TTFTConfig
-    from arc_submit.merge import merged_weights, save_merged_model
-    from arc_submit.models import EMBEDDED_ALIAS, resolve
-    from arc_submit.ttft import attach_adapter
+    from arc_submit.model.merge import merged_weights
+    from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
+    from arc_submit.model.training import attach_adapter
     from tests.conftest import ROOT
 
     base = resolve(EMBEDDED_ALIAS).base_dir

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arc_submit.encoders import DEFAULT_ENCODER, ENCODERS, SYMBOLS, DecodeError, create
-from arc_submit.tasks import load_dataset
+from arc_submit.data.encoders import DEFAULT_ENCODER, ENCODERS, SYMBOLS, DecodeError, create
+from arc_submit.data.tasks import load_dataset
 from tests.conftest import grids
 
 BASES = ["MinimalGridEncoder()", "ReplaceNumberEncoder(MinimalGridEncoder())"]

@@ -19,9 +19,9 @@ def test_training_in_half_precision_stays_finite(tiny_model_dir, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from arc_submit.config import TTFTConfig
-    from arc_submit.encoders import DEFAULT_ENCODER, create
-    from arc_submit.prompts import PromptBuilder
-    from arc_submit.ttft import Trainer, attach_adapter
+    from arc_submit.data.encoders import DEFAULT_ENCODER, create
+    from arc_submit.data.prompts import PromptBuilder
+    from arc_submit.model.training import Trainer, attach_adapter
     from tests.test_ttft import FLIP
 
     if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():

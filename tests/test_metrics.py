@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arc_submit.metrics import output_metrics, research_metrics, score
+from arc_submit.data.metrics import output_metrics, research_metrics, score
 
 T1A, T1B, T2 = [[1, 2], [3, 4]], [[5]], [[7, 7]]
 SOLUTIONS = {"t1": [T1A, T1B], "t2": [T2]}

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from arc_submit.errors import UserError
-from arc_submit.models import EMBEDDED_ALIAS, OFFLINE_SWITCHES, missing_model_files, resolve, set_offline
+from arc_submit.model.resolve import EMBEDDED_ALIAS, OFFLINE_SWITCHES, missing_model_files, resolve, set_offline
 
 
 def test_a_folder_missing_files_is_refused_naming_them(tmp_path):
@@ -44,7 +44,7 @@ def save_adapter(tiny, folder, base_path):
     import torch
 
     from arc_submit.config import TTFTConfig
-    from arc_submit.ttft import attach_adapter, detach_adapter
+    from arc_submit.model.training import attach_adapter, detach_adapter
 
     model, _ = tiny
     peft_model = attach_adapter(model, TTFTConfig(lora_rank=4, lora_alpha=8.0), seed=0)

@@ -8,11 +8,11 @@ import json
 import pytest
 
 from arc_submit.config import load_config
+from arc_submit.data.submission import inputs_per_task, submission_problems
+from arc_submit.data.tasks import load_dataset, smallest
 from arc_submit.errors import UserError
-from arc_submit.pipeline import Pipeline, derive_seed
-from arc_submit.rundir import RunDir
-from arc_submit.submission import submission_problems, inputs_per_task
-from arc_submit.tasks import load_dataset, smallest
+from arc_submit.run.pipeline import Pipeline, derive_seed
+from arc_submit.run.rundir import RunDir
 
 TASKS = smallest(load_dataset("arc-agi-1-eval"), 2)
 
@@ -81,9 +81,9 @@ def test_same_seed_same_bytes_other_seed_other_draws(tiny_model_dir, tmp_path):
 
 
 def test_a_failing_sampler_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):
-    import arc_submit.pipeline as pipeline_module
+    import arc_submit.run.stack as stack_module
 
-    real_create = pipeline_module.create_sampler
+    real_create = stack_module.create_sampler
 
     def create_failing_once(*args, **kwargs):
         sampler = real_create(*args, **kwargs)
@@ -98,7 +98,7 @@ def test_a_failing_sampler_costs_only_its_task(tiny_model_dir, tmp_path, monkeyp
         sampler.generate = generate
         return sampler
 
-    monkeypatch.setattr(pipeline_module, "create_sampler", create_failing_once)
+    monkeypatch.setattr(stack_module, "create_sampler", create_failing_once)
     run(tiny_model_dir, tmp_path / "run")
     first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
     assert first["mode"] == "fallback" and "sampling failed: RuntimeError" in first["reasons"][0]

@@ -6,10 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arc_submit.augment import draw
-from arc_submit.encoders import DEFAULT_ENCODER, create
-from arc_submit.prompts import PromptBuilder
-from arc_submit.sampling import Completion, decode_candidate
+from arc_submit.data.augment import draw
+from arc_submit.data.encoders import DEFAULT_ENCODER, create
+from arc_submit.data.prompts import PromptBuilder
+from arc_submit.predict.backends import Completion
+from arc_submit.predict.candidates import decode_candidate
 from tests.conftest import grids, make_task
 from tests.tiny_model import build_tokenizer
 
@@ -77,7 +78,7 @@ def test_answer_tokens_counts_the_answer_turn():
 
 
 def test_single_pair_task_still_trains():
-    from arc_submit.ttft import leave_one_out
+    from arc_submit.model.training import leave_one_out
 
     task = make_task(n_train=1)
     example = leave_one_out(task, builder(), np.random.default_rng(0), {})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from arc_submit.config import TTFTConfig
-from arc_submit.schedules import SCHEDULES, learning_rate_factor
+from arc_submit.model.schedules import SCHEDULES, learning_rate_factor
 
 
 def factors(total: int = 100, **settings) -> np.ndarray:

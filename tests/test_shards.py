@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from arc_submit.data.tasks import load_dataset
 from arc_submit.errors import UserError
-from arc_submit.shards import assign, parse_shard
-from arc_submit.tasks import load_dataset
+from arc_submit.run.shards import assign, parse_shard
 from tests.conftest import run_cli
 
 

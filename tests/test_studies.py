@@ -4,16 +4,23 @@ variability tables, and the tokens command (tiny model; the smoke-preset runs ar
 from __future__ import annotations
 
 import json
+import struct
 from html.parser import HTMLParser
 
 import matplotlib.image
 import pytest
 
-from arc_submit.evaluate import checkpoint_step, format_table, spread
-from arc_submit.plots import plot_checkpoints, plot_spread
-from arc_submit.render import RIGHT, WRONG, OutputView, png_bytes, png_size, task_image
-from arc_submit.tasks import Pair, Task
+from arc_submit.data.tasks import Pair, Task
+from arc_submit.studies.evaluate import checkpoint_step, format_table, spread
+from arc_submit.studies.plots import plot_checkpoints, plot_spread
+from arc_submit.studies.render import RIGHT, WRONG, OutputView, png_bytes, task_image
 from tests.conftest import run_cli
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+    return struct.unpack(">II", data[16:24])
 
 
 def test_a_task_picture_has_the_size_its_grids_need_and_frames_right_and_wrong(tmp_path):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from arc_submit import files
-from arc_submit.submission import build, entry, predictions_problems, submission_problems
+from arc_submit.data.submission import build, entry, predictions_problems, submission_problems
 
 COUNTS = {"t1": 1, "t2": 2}
 GOOD = {"t1": [{"attempt_1": [[1]], "attempt_2": []}],
@@ -19,9 +19,10 @@ def test_a_good_submission_has_no_problems():
     assert submission_problems(GOOD, COUNTS, "s.json") == []
 
 
-def test_build_pads_attempts():
-    assert build({"t1": [[[[1]]]]}) == {"t1": [{"attempt_1": [[1]], "attempt_2": []}]}
-    assert entry([[[1]], [[2]], [[3]]]) == {"attempt_1": [[1]], "attempt_2": [[2]]}
+def test_build_makes_entries_of_two_attempts():
+    assert build({"t1": [[[[1]], []]]}) == {"t1": [{"attempt_1": [[1]], "attempt_2": []}]}
+    with pytest.raises(ValueError, match="fill_attempts"):
+        entry([[[1]], [[2]], [[3]]])
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,16 @@ import json
 
 import pytest
 
-from arc_submit.errors import UserError
-from arc_submit.tasks import (
-    DATASETS, TaskFileError, grid_problems, kaggle_layout, load_dataset, load_tasks, smallest,
+from arc_submit.data.tasks import (
+    DATASETS,
+    TaskFileError,
+    grid_problems,
+    kaggle_layout,
+    load_dataset,
+    load_tasks,
+    smallest,
 )
+from arc_submit.errors import UserError
 
 GOOD = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}], "test": [{"input": [[5, 6], [7, 8]]}]}
 

@@ -8,11 +8,19 @@ import pytest
 import torch
 
 from arc_submit.config import TTFTConfig
-from arc_submit.encoders import DEFAULT_ENCODER, create
-from arc_submit.merge import base_weights, merged_weights
-from arc_submit.prompts import PromptBuilder
-from arc_submit.tasks import Pair, Task
-from arc_submit.ttft import IGNORE_INDEX, TaskTooLong, Trainer, attach_adapter, collate, detach_adapter, example_stream
+from arc_submit.data.encoders import DEFAULT_ENCODER, create
+from arc_submit.data.prompts import PromptBuilder
+from arc_submit.data.tasks import Pair, Task
+from arc_submit.model.merge import base_weights, merged_weights
+from arc_submit.model.training import (
+    IGNORE_INDEX,
+    TaskTooLong,
+    Trainer,
+    attach_adapter,
+    collate,
+    detach_adapter,
+    example_stream,
+)
 from tests.conftest import make_task
 
 FLIP = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5, 6]], [[6, 5, 4]]), Pair([[7, 8, 9]], [[9, 8, 7]])],

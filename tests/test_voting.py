@@ -7,7 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arc_submit.voting import attempts, rank
+from arc_submit.data.submission import fill_attempts
+from arc_submit.predict.voting import rank
 
 A, B, C = [[1]], [[2]], [[1, 1]]
 
@@ -27,8 +28,10 @@ def test_logprob_breaks_count_ties():
 def test_empty_candidates_are_not_votes_and_attempts_are_padded():
     ranked = rank([([], -0.1), ([], None), (A, None)])
     assert [v.grid for v in ranked] == [A]
-    assert attempts(ranked, 2) == [A, []]
-    assert attempts([], 2) == [[], []]
+    assert fill_attempts([v.grid for v in ranked], B) == [A, B]  # a free place: the test input as a guess
+    assert fill_attempts([v.grid for v in ranked], A) == [A, []]  # ... unless it is already there
+    assert fill_attempts([], B) == [B, []]
+    assert fill_attempts([A, B, C], C) == [A, B]
 
 
 def test_unknown_logprobs_rank_after_known_ones():

@@ -1,0 +1,50 @@
+"""`python -m arc_submit bench ...`: benchmarks of sampling, TTFT, adapter serving and the pipeline, as ratios (see arc_submit.studies.bench)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="cpu", help="preset or TOML whose model and backends are measured")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    parser.add_argument("--new-tokens", type=int, default=96, help="tokens generated per prompt (sampling part)")
+    parser.add_argument("--augmentations", type=int, default=4, help="prompts per task (sampling part)")
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps (ttft part, and per pipeline task)")
+    parser.add_argument("--pipeline-tasks", type=int, default=4, help="tasks in the pipeline part (0 = skip)")
+    parser.add_argument("--out", help="folder for the pipeline part's run dir (default: a temporary folder)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from arc_submit.config import load_config
+    from arc_submit.studies.bench import (
+        bench_adapter_serving,
+        bench_pipeline,
+        bench_sampling,
+        bench_ttft,
+        sample_prompts,
+        setup_stack,
+    )
+
+    config = load_config(args.config, args.set)
+    stack, tasks = setup_stack(config)
+    results: dict = {"config": args.config, "device": stack.device, "dtype": stack.dtype,
+                     "engine_start_s": stack.timings["engine_start_s"]}
+    prompts = sample_prompts(stack, tasks, args.augmentations)
+    results["sampling"] = bench_sampling(stack, prompts, args.new_tokens)
+    print("sampling:", json.dumps(results["sampling"]), flush=True)
+    results["ttft"] = bench_ttft(stack, tasks, args.steps)
+    print("ttft:", json.dumps(results["ttft"]), flush=True)
+    if config.sampling.backend == "vllm":
+        results["adapter_serving"] = bench_adapter_serving(stack, prompts, args.new_tokens, config.ttft.lora_rank)
+        results["adapter_serving"]["merged_tokens_per_s"] = results["sampling"]["ours_tokens_per_s"]
+        print("adapter serving:", json.dumps(results["adapter_serving"]), flush=True)
+    else:
+        stack.sampler.close()
+    del stack
+    if args.pipeline_tasks:
+        results["pipeline"] = bench_pipeline(args.config, args.set, args.pipeline_tasks, args.steps, args.out)
+        print("pipeline:", json.dumps(results["pipeline"]), flush=True)
+    print(json.dumps(results))
+    return 0

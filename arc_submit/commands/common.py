@@ -1,0 +1,58 @@
+"""What several commands share: the JSON result line, flag types, problem listings, run logging."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def print_json_line(data: dict) -> None:
+    """The machine-readable result: the last line of stdout, one JSON object."""
+    print(json.dumps(data), flush=True)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def some(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (" ..." if len(names) > shown else "")
+
+
+def report_invalid(problems: list[str], source: str) -> int:
+    """One line per problem on stdout, a count on stderr; exit code 1."""
+    for line in problems:
+        print(line)
+    print(f"invalid: {source}: {len(problems)} problem{'s' * (len(problems) != 1)}", file=sys.stderr)
+    return 1
+
+
+def load_solutions(path: str) -> dict:
+    from arc_submit.data.tasks import parse_solutions
+    from arc_submit.files import read_json
+
+    return parse_solutions(read_json(path), path)
+
+
+def log_to(run_dir: Path) -> None:
+    """The `arc_submit` logger: INFO and above to the console, everything to RUN_DIR/run.log."""
+    import logging
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("arc_submit")
+    logger.setLevel(logging.DEBUG)
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    file = logging.FileHandler(run_dir / "run.log")
+    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.handlers[:] = [console, file]
+    logger.propagate = False

@@ -1,0 +1,60 @@
+"""`python -m arc_submit evaluate --model PATH [--model PATH ...] ...`: the pipeline once per model or
+checkpoint, each in a fresh process; a table row each, metrics.json, metrics.csv and checkpoints.png.
+
+    python -m arc_submit evaluate --model ckpts/checkpoint-100 --model ckpts/checkpoint-200 --dataset arc-agi-1-eval --limit 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from arc_submit.commands.studyflags import add_study_arguments, run_flags
+from arc_submit.files import write_json
+from arc_submit.studies.evaluate import (
+    checkpoint_losses,
+    checkpoint_step,
+    failed_row,
+    format_table,
+    json_safe,
+    result_row,
+    run_in_process,
+    unique_label,
+    write_csv,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", help="model or checkpoint folder, or alias (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of every run (default 0)")
+    add_study_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """One pipeline run per model; a table row each; metrics.json, metrics.csv, and checkpoints.png."""
+    models = args.model or ["smollm2-135m"]
+    out = Path(args.out or "runs/evaluate")
+    flags = run_flags(args) + ["--seed", str(args.seed)]
+    rows, labels = [], set()
+    for model in models:
+        label = unique_label(Path(model).name or model, labels)
+        run_dir = out / f"{label}-seed{args.seed}"
+        try:
+            row = result_row(label, run_dir, run_in_process([*flags, "--model", model], run_dir))
+        except RuntimeError as error:
+            row = failed_row(label, run_dir, error)
+        row.update(model=model, step=checkpoint_step(model), **checkpoint_losses(model))
+        rows.append(row)
+    print(format_table(rows, "label"))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", json_safe(rows), indent=1)
+    write_csv(out / "metrics.csv", rows)
+    stepped = [row for row in rows if row["step"] is not None and "error" not in row]
+    if len(stepped) >= 2:
+        from arc_submit.studies.plots import plot_checkpoints
+
+        plot_checkpoints(sorted(stepped, key=lambda row: row["step"]), out / "checkpoints.png")
+        print(f"plot: {out / 'checkpoints.png'}")
+    print(json.dumps({"rows": len(rows), "out": str(out), "failed": [r["label"] for r in rows if "error" in r]}))
+    return 1 if any("error" in row for row in rows) else 0

@@ -1,0 +1,37 @@
+"""`python -m arc_submit metrics --predictions FILE --solutions FILE`: the research metrics; the last line
+of stdout is a JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from arc_submit.commands.common import load_solutions, print_json_line, report_invalid, some
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictions", required=True, help="predictions file {task_id: [[grid, ...], ...]}")
+    parser.add_argument("--solutions", required=True, help="solutions file {task_id: [grid, ...]}")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the research metrics; the last line of stdout is a JSON object."""
+    from arc_submit.data.metrics import metric_names, research_metrics
+    from arc_submit.data.submission import predictions_problems
+    from arc_submit.files import read_json
+
+    solutions = load_solutions(args.solutions)
+    predictions = read_json(args.predictions)
+    counts = {task_id: len(grids) for task_id, grids in solutions.items()}
+    problems = predictions_problems(predictions, counts, args.predictions)
+    if problems:
+        return report_invalid(problems, args.predictions)
+    missing = [task_id for task_id in solutions if task_id not in predictions]
+    if missing:
+        print(f"warning: {args.predictions}: {len(missing)} tasks have no predictions, counted unanswered: "
+              f"{some(missing)}", file=sys.stderr)
+    result = research_metrics(predictions, solutions)
+    result.pop("per_task")
+    print("  ".join(f"{name} {result[name]:.4f}" for name in metric_names()))
+    print_json_line(result)
+    return 0

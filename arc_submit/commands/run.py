@@ -1,0 +1,113 @@
+"""`python -m arc_submit [run] --seed N ...`: the whole pipeline (the default command); prints a summary,
+and the last line of stdout is a JSON object.
+
+    python -m arc_submit --config smoke --dataset arc-agi-2-eval --smallest 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from arc_submit.commands.common import log_to, positive_int, print_json_line, some
+from arc_submit.errors import UserError
+
+LOCAL_DATASET = "arc-agi-1-eval"
+LOCAL_TASKS = 8  # the smallest tasks of LOCAL_DATASET that the `cpu` preset runs within 30 minutes here
+DEFAULT_PRESET = "cpu"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from arc_submit.data.tasks import DATASETS
+
+    parser.add_argument("--seed", type=int, help="drives every random choice (default 0)")
+    parser.add_argument("--config", default=DEFAULT_PRESET, help=f"preset name or TOML file (default {DEFAULT_PRESET})")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--challenges", help="Kaggle challenges file, or a folder of per-task JSON")
+    source.add_argument("--dataset", choices=list(DATASETS), help="an embedded dataset (solutions included)")
+    parser.add_argument("--smallest", type=positive_int, help="with --dataset: only the N tasks with fewest cells")
+    parser.add_argument("--solutions", help="solutions file: metrics.json and the score are written when given")
+    parser.add_argument("--model", help="alias, transformers folder or LoRA adapter folder (default smollm2-135m)")
+    parser.add_argument("--output", help="also write the submission here (e.g. /kaggle/working/submission.json)")
+    parser.add_argument("--run-dir", help="where records and outputs go; rerunning it resumes (default runs/...)")
+    parser.add_argument("--limit", type=positive_int, help="run only the first N tasks")
+    parser.add_argument("--time-budget", type=float, help="seconds for the whole run; work is cut to end in time")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override any setting, e.g. --set ttft.steps=8 (repeatable)")
+    parser.add_argument("--shard", help="run only share i of n of the tasks (i/n, e.g. 1/4); merge the run dirs after")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="run the shares in N processes (one per GPU when there are GPUs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.epilog = (f"Without --challenges or --dataset: the {LOCAL_TASKS} smallest tasks of {LOCAL_DATASET}, "
+                     "as `make local-submission` runs them.")
+
+
+def run_tasks_from_args(args: argparse.Namespace):
+    """The tasks a run command works on, with their solutions when known."""
+    from arc_submit.data.tasks import load_dataset, load_tasks, smallest
+
+    if args.challenges:
+        if args.smallest:
+            raise UserError("--smallest works with --dataset; for a challenges file use --limit")
+        return load_tasks(args.challenges, args.solutions)
+    if args.solutions:
+        raise UserError("--solutions needs --challenges (embedded datasets bring their own)")
+    if args.dataset:
+        tasks = load_dataset(args.dataset)
+        return smallest(tasks, args.smallest) if args.smallest else tasks
+    return smallest(load_dataset(LOCAL_DATASET), LOCAL_TASKS)
+
+
+def main(args: argparse.Namespace) -> int:
+    """The whole pipeline; prints a summary, and the last line of stdout is a JSON object."""
+    from arc_submit.config import load_config
+    from arc_submit.run.pipeline import run_pipeline
+    from arc_submit.run.shards import parse_shard
+
+    config = load_config(args.config, args.set, **{
+        "run.seed": args.seed, "model.name": args.model, "run.limit": args.limit, "run.time_budget": args.time_budget,
+    })
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard and args.workers > 1:
+        raise UserError("--shard and --workers: choose one (--workers makes its own shards)")
+    tasks = run_tasks_from_args(args)
+    name = Path(args.config).stem
+    run_dir = Path(args.run_dir or f"runs/{name}-seed{config.run.seed}")
+    output = Path(args.output) if args.output else None
+    log_to(run_dir)
+    if args.workers > 1:
+        summary = _run_workers(config, tasks, run_dir, output, args)
+    else:
+        summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard)
+    print(f"submission: {summary['submission']} ({summary['tasks']} tasks, modes {summary['modes']})")
+    if summary["failed_tasks"]:
+        print(f"warning: a stage failed in {len(summary['failed_tasks'])} tasks (see run.log): "
+              f"{some(summary['failed_tasks'])}", file=sys.stderr)
+    if "metrics" in summary:
+        metrics = summary["metrics"]
+        print(f"score {metrics['score']:.4f}  " + "  ".join(
+            f"{name} {metrics[name]:.3f}" for name in ("pass_n", "vote_1", "vote_2", "accuracy", "unanswered")))
+    print_json_line(summary)
+    return 0
+
+
+def _run_workers(config, tasks, run_dir: Path, output: Path | None, args: argparse.Namespace) -> dict:
+    """The parent of --workers: the run dir with its config and tasks, a fallback submission at once,
+    then the workers (see arc_submit.run.workers)."""
+    from arc_submit.run.rundir import RunDir
+    from arc_submit.run.workers import run_workers
+
+    parent = RunDir(run_dir)
+    parent.prepare(config)
+    parent.save_tasks(tasks)
+    parent.write_outputs(tasks, {}, output)
+    summary = run_workers(run_dir / "config.toml", run_dir, args.workers, config.run.threads, output, args.quiet)
+    failed = [code for code in summary["worker_exit_codes"] if code != 0]
+    if failed:
+        print(f"warning: {len(failed)} workers exited with an error (see {run_dir}/worker-*/run.log)", file=sys.stderr)
+    return {"tasks": summary["tasks"], "ran": summary["merged"], "workers": args.workers,
+            "modes": summary["modes"], "failed_tasks": summary["failed_tasks"],
+            "worker_exit_codes": summary["worker_exit_codes"],
+            "submission": str(output or run_dir / "submission.json"),
+            **({"metrics": summary["metrics"]} if "metrics" in summary else {})}

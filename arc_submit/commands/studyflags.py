@@ -1,0 +1,41 @@
+"""The run flags that evaluate and variability pass on to each run they start (solutions are needed to
+score)."""
+
+from __future__ import annotations
+
+import argparse
+
+from arc_submit.errors import UserError
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run flags an evaluation passes on to each run (solutions are needed to score)."""
+    from arc_submit.data.tasks import DATASETS
+
+    parser.add_argument("--config", default="cpu", help="preset name or TOML file (default cpu)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=list(DATASETS), help="an embedded dataset (solutions included)")
+    source.add_argument("--challenges", help="Kaggle challenges file (needs --solutions)")
+    parser.add_argument("--solutions", help="solutions file for --challenges")
+    parser.add_argument("--smallest", type=int, help="with --dataset: only the N tasks with fewest cells")
+    parser.add_argument("--limit", type=int, help="run only the first N tasks")
+    parser.add_argument("--no-ttft", action="store_true", help="evaluate the frozen model (ttft.steps = 0)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override any setting (repeatable)")
+    parser.add_argument("--out", help="folder for the runs, the table and the plot")
+
+
+def run_flags(args: argparse.Namespace) -> list[str]:
+    if args.challenges and not args.solutions:
+        raise UserError("--challenges needs --solutions here: an evaluation scores against them")
+    flags = ["--config", args.config, "--quiet"]
+    if args.dataset:
+        flags += ["--dataset", args.dataset] + (["--smallest", str(args.smallest)] if args.smallest else [])
+    else:
+        flags += ["--challenges", args.challenges, "--solutions", args.solutions]
+    flags += ["--limit", str(args.limit)] if args.limit else []
+    for setting in args.set + (["ttft.steps=0"] if args.no_ttft else []):
+        flags += ["--set", setting]
+    return flags
+
+

@@ -1,0 +1,65 @@
+"""`python -m arc_submit variability --seeds 0 1 2 [run flags]`: the same submission once per seed; each
+seed's row, mean / std / min / max, how many seeds solved each task, and variability.png.
+
+    python -m arc_submit variability --seeds 0 1 2 --config smoke --dataset arc-agi-2-eval --smallest 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from arc_submit.commands.studyflags import add_study_arguments, run_flags
+from arc_submit.errors import UserError
+from arc_submit.files import write_json
+from arc_submit.studies.evaluate import (
+    failed_row,
+    format_table,
+    json_safe,
+    result_row,
+    run_in_process,
+    solved_counts,
+    spread,
+    write_csv,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="two or more seeds")
+    parser.add_argument("--model", help="model folder or alias (default smollm2-135m)")
+    add_study_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """The same submission once per seed: each seed's metrics, their spread, and per-task solve counts."""
+    if len(set(args.seeds)) < 2:
+        raise UserError("--seeds: give at least two different seeds to measure a spread")
+    out = Path(args.out or "runs/variability")
+    flags = run_flags(args) + (["--model", args.model] if args.model else [])
+    rows = []
+    for seed in args.seeds:
+        run_dir = out / f"seed{seed}"
+        try:
+            row = result_row(f"seed {seed}", run_dir, run_in_process([*flags, "--seed", str(seed)], run_dir))
+        except RuntimeError as error:
+            row = failed_row(f"seed {seed}", run_dir, error)
+        rows.append({**row, "seed": seed})
+    stats = spread([r for r in rows if "error" not in r])
+    counts = solved_counts([r for r in rows if "error" not in r])
+    print(format_table(rows, "label"))
+    print(format_table(stats, "statistic"))
+    print("tasks solved by k of", len(args.seeds), "seeds:",
+          ", ".join(f"{task_id} {count}" for task_id, count in sorted(counts.items())) or "none")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "variability.json", {"runs": json_safe(rows), "spread": json_safe(stats),
+                                          "solved_by_seeds": counts}, indent=1)
+    write_csv(out / "variability.csv", rows + stats)
+    from arc_submit.studies.plots import plot_spread
+
+    plot_spread(rows, out / "variability.png")
+    print(f"plot: {out / 'variability.png'}")
+    summary = json_safe([{"seeds": args.seeds, "score_mean": stats[0]["score"], "score_std": stats[1]["score"],
+                           "out": str(out)}])[0]
+    print(json.dumps(summary))
+    return 1 if any("error" in row for row in rows) else 0

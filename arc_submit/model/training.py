@@ -1,0 +1,283 @@
+"""LoRA training on ARC tasks' own train pairs, leave-one-out, each example under a fresh seeded
+augmentation, with the loss on the answer tokens only: test-time fine-tuning (TTFT) uses it per task.
+
+    trainer = Trainer(config.ttft, builder, pad_id)
+    peft_model = attach_adapter(model, config.ttft, seed=task_seed)
+    result = trainer.train(peft_model, tasks=[task], steps=100, seed=task_seed)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from arc_submit.config import TTFTConfig
+from arc_submit.data.augment import draw
+from arc_submit.data.prompts import Example, PromptBuilder
+from arc_submit.data.tasks import Task
+from arc_submit.errors import UserError
+from arc_submit.model.schedules import learning_rate_factor
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TaskTooLong(Exception):
+    """No leave-one-out example of the task fits `max_seq_len`, even with a single demonstration."""
+
+
+@dataclass
+class TrainResult:
+    """What one training run did: per-step losses and learning rates, eval losses, tokens and time."""
+
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    compute_seconds: float = 0.0  # inside forward, backward and optimizer steps
+    stopped_early: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "steps": self.steps,
+            "losses": [round(x, 6) for x in self.losses],
+            "learning_rates": [float(f"{x:.6g}") for x in self.learning_rates],
+            "eval_losses": [[step, round(loss, 6)] for step, loss in self.eval_losses],
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+            "compute_seconds": round(self.compute_seconds, 3),
+            "stopped_early": self.stopped_early,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainResult:
+        return cls(int(data["steps"]), [float(x) for x in data["losses"]], [float(x) for x in data["learning_rates"]],
+                   [(int(step), float(loss)) for step, loss in data["eval_losses"]], int(data["tokens"]),
+                   float(data["seconds"]), float(data["compute_seconds"]), str(data["stopped_early"]))
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def leave_one_out(task: Task, builder: PromptBuilder, rng: np.random.Generator, options: dict) -> Example | None:
+    """One training example: a random train pair is the target, the others (augmented, reordered) the
+    demonstrations; None when it does not fit even with one demonstration."""
+    target_index = int(rng.integers(len(task.train)))
+    augmentation = draw(rng, len(task.train), **options)
+    augmented = augmentation.apply_task(task)
+    position = augmentation.train_order.index(target_index) if augmentation.train_order else target_index
+    target = augmented.train[position]
+    demonstrations = [pair for i, pair in enumerate(augmented.train) if i != position] or [target]
+    return builder.fit(demonstrations, target.input, target.output)
+
+
+def example_stream(tasks: list[Task], builder: PromptBuilder, rng: np.random.Generator, options: dict,
+                   max_misses: int = 20) -> Iterator[Example]:
+    """Endless leave-one-out examples from the tasks (a random task each time); TaskTooLong when a task
+    gives `max_misses` examples in a row that do not fit."""
+    misses = 0
+    while True:
+        task = tasks[int(rng.integers(len(tasks)))] if len(tasks) > 1 else tasks[0]
+        example = leave_one_out(task, builder, rng, options)
+        if example is not None:
+            misses = 0
+            yield example
+            continue
+        misses += 1
+        if misses >= max_misses:
+            raise TaskTooLong(f"task {task.task_id}: no training example fits max_seq_len {builder.max_seq_len}")
+
+
+def collate(examples: list[Example], pad_id: int):
+    """Right-padded input ids, attention mask and labels (answer tokens only) as torch tensors."""
+    import torch
+
+    width = max(example.length for example in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        tokens = example.prompt_ids + example.answer_ids
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
+        labels[row, len(example.prompt_ids): len(tokens)] = torch.tensor(example.answer_ids)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# ----------------------------------------------------------------------------- adapters
+
+
+def lora_config(config: TTFTConfig):
+    from peft import LoraConfig
+
+    targets = "all-linear" if config.target_modules == ["all-linear"] else list(config.target_modules)
+    return LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=targets, bias="none", task_type="CAUSAL_LM",
+    )
+
+
+def attach_adapter(model, config: TTFTConfig, adapter_dir=None, seed: int = 0):
+    """The model wrapped with a trainable LoRA: a fresh one (seeded), or a copy of `adapter_dir`."""
+    import torch
+    from peft import PeftModel, get_peft_model
+
+    torch.manual_seed(seed)
+    if config.backend == "unsloth":
+        return _attach_unsloth(model, config, adapter_dir, seed)
+    if adapter_dir is not None:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    return get_peft_model(model, lora_config(config))
+
+
+def _attach_unsloth(model, config: TTFTConfig, adapter_dir, seed: int):
+    from unsloth import FastLanguageModel  # CUDA only; checked in check_backend
+
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    targets = ALL_LINEAR if config.target_modules == ["all-linear"] else list(config.target_modules)
+    return FastLanguageModel.get_peft_model(
+        model, r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=targets, bias="none", random_state=seed,
+        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
+    )
+
+
+def detach_adapter(peft_model):
+    """The base model with the adapter removed (not merged): ready for the next task's adapter."""
+    return peft_model.unload()
+
+
+def check_backend(config: TTFTConfig, device: str) -> None:
+    if config.backend == "unsloth" and device != "cuda":
+        raise UserError("ttft.backend = 'unsloth' needs a CUDA GPU; on this machine use ttft.backend = 'peft'")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class Trainer:
+    """Trains the attached adapter of `model` for a number of optimizer steps."""
+
+    config: TTFTConfig
+    builder: PromptBuilder
+    pad_id: int
+    device: str = "cpu"
+    autocast_dtype: object = None  # a torch dtype for mixed precision on CUDA, else None
+    clock: Callable[[], float] = time.monotonic
+    progress: bool = True
+
+    def train(self, model, tasks: list[Task], steps: int, seed: int, deadline: float | None = None) -> TrainResult:
+        """Run `steps` optimizer steps (fewer when `deadline` on `clock` passes). Raises TaskTooLong."""
+        import torch
+
+        rng = np.random.default_rng(seed)
+        options = self.config.augment.draw_options()
+        stream = example_stream(tasks, self.builder, rng, options)
+        eval_set = self._eval_set(tasks, seed) if self.config.eval_every else []
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: learning_rate_factor(self.config, step, steps))
+        scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+        result, start = TrainResult(), time.perf_counter()
+        model.train()
+        bar = _progress(steps, "ttft", self.progress)
+        for step in range(steps):
+            if deadline is not None and self.clock() >= deadline:
+                result.stopped_early = f"time budget: stopped after {step} of {steps} steps"
+                break
+            result.learning_rates.append(scheduler.get_last_lr()[0])
+            loss, tokens, compute = self._step(model, stream, optimizer, parameters, scaler)
+            scheduler.step()
+            result.losses.append(loss)
+            result.tokens += tokens
+            result.compute_seconds += compute
+            result.steps = step + 1
+            if eval_set and (step + 1) % self.config.eval_every == 0:
+                result.eval_losses.append((step + 1, self.eval_loss(model, eval_set)))
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update()
+        bar.close()
+        model.eval()
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _step(self, model, stream, optimizer, parameters, scaler) -> tuple[float, int, float]:
+        """One optimizer step: (loss, tokens trained, seconds in forward/backward/optimizer)."""
+        import torch
+
+        total_loss, tokens, compute = 0.0, 0, 0.0
+        accumulation = self.config.gradient_accumulation
+        for _ in range(accumulation):
+            batch = collate([next(stream) for _ in range(self.config.batch_size)], self.pad_id)
+            batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
+            start = time.perf_counter()
+            with self._autocast():
+                loss = model(**batch).loss / accumulation
+            (scaler.scale(loss) if scaler else loss).backward()
+            total_loss += loss.item()
+            compute += time.perf_counter() - start
+            tokens += int(batch["attention_mask"].sum())
+        start = time.perf_counter()
+        if scaler:
+            scaler.unscale_(optimizer)
+        if self.config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        compute += time.perf_counter() - start
+        if not math.isfinite(total_loss):
+            raise FloatingPointError(f"training loss is {total_loss}; lower ttft.learning_rate or use float32")
+        return total_loss, tokens, compute
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device, dtype=self.autocast_dtype)
+
+    def _eval_set(self, tasks: list[Task], seed: int) -> list[Example]:
+        """Fixed leave-one-out examples under augmentations drawn apart from the training stream."""
+        rng = np.random.default_rng([seed, 1])
+        stream = example_stream(tasks, self.builder, rng, self.config.augment.draw_options())
+        return [next(stream) for _ in range(self.config.eval_examples)]
+
+    def eval_loss(self, model, examples: list[Example]) -> float:
+        """Mean answer-token loss over the examples, without training."""
+        import torch
+
+        was_training = model.training
+        model.eval()
+        losses = []
+        with torch.no_grad(), self._autocast():
+            for example in examples:
+                batch = {k: v.to(self.device) for k, v in collate([example], self.pad_id).items()}
+                losses.append(model(**batch).loss.item())
+        model.train(was_training)
+        return float(np.mean(losses))
+
+
+def _progress(total: int, description: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, leave=False, disable=not enabled, dynamic_ncols=True)

@@ -1,0 +1,2 @@
+"""The predict wing: sampling backends (vLLM, transformers) with weights pushed in place, candidates
+decoded and mapped back through their augmentations, and voting over them."""

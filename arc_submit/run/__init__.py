@@ -1,0 +1,2 @@
+"""The run wing: the live stack (model and sampler for a whole run), the task loop, typed task records,
+the run dir, the time budget, shards and worker processes."""

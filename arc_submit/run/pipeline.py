@@ -1,0 +1,262 @@
+"""The task loop: for each task, TTFT -> merge -> push weights into the live sampler -> sample under
+augmentations -> undo them -> vote -> record; submission.json is valid from the first second.
+
+    python -m arc_submit --config smoke --seed 0 --challenges challenges.json --run-dir runs/smoke
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from arc_submit.config import Config
+from arc_submit.data.submission import fill_attempts
+from arc_submit.data.tasks import Task
+from arc_submit.files import write_json
+from arc_submit.model.training import TaskTooLong, attach_adapter, detach_adapter
+from arc_submit.predict.backends import Request
+from arc_submit.predict.candidates import Candidate, decode_candidate, max_new_tokens, prompt_jobs
+from arc_submit.predict.voting import rank
+from arc_submit.run.budget import Budget, TaskPlan
+from arc_submit.run.record import TaskRecord
+from arc_submit.run.rundir import RunDir, outcome, task_hash
+from arc_submit.run.shards import shard_tasks
+from arc_submit.run.stack import Stack, open_stack
+
+log = logging.getLogger("arc_submit")
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A 32-bit seed from (run seed, name): the same for a task whatever the order or worker."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
+
+
+@contextmanager
+def timed(timings: dict, name: str):
+    """Record the seconds the block took under `name` (when it finishes without an error)."""
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Pipeline:
+    config: Config
+    tasks: list[Task]
+    run_dir: RunDir
+    output: Path | None = None
+    clock: Callable[[], float] = time.monotonic
+    progress: bool = True
+    shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shares of the tasks
+    stack: Stack | None = None
+    summary: dict = field(default_factory=dict)
+
+    def run(self) -> dict:
+        """Run every pending task; return a summary (and metrics when solutions are known)."""
+        budget = Budget(self.config.run.time_budget, self.config.ttft.steps if self.config.ttft.scope == "task" else 0,
+                        self.clock, reserve_fraction=self.config.run.reserve_fraction)
+        self.run_dir.prepare(self.config)
+        self.run_dir.save_tasks(self.tasks)
+        selected = shard_tasks(self.tasks[: self.config.run.limit or None], self.shard)
+        records = self.run_dir.finished_records(self.tasks)
+        self.run_dir.write_outputs(self.tasks, records, self.output)
+        pending = [task for task in selected if task.task_id not in records]
+        log.info("%d tasks: %d to run, %d already done in %s", len(selected), len(pending),
+                 len(selected) - len(pending), self.run_dir.path)
+        if pending:
+            self.stack = open_stack(self.config, self.progress, self.clock)
+            if self.config.ttft.scope == "all" and self.config.ttft.steps:
+                self._train_shared(selected)
+            self._run_tasks(pending, records, budget)
+        metrics = self.run_dir.write_outputs(self.tasks, records, self.output)
+        done = [records[t.task_id] for t in selected if t.task_id in records]
+        self.summary = {
+            "tasks": len(selected), "ran": len(pending), **outcome(done),
+            "engine_starts": self.stack.sampler.engine_starts if self.stack else 0,
+            "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
+            "submission": str(self.output or self.run_dir.path / "submission.json"),
+            **({"metrics": metrics["summary"]} if metrics else {}),
+        }
+        return self.summary
+
+    def _run_tasks(self, pending: list[Task], records: dict[str, TaskRecord], budget: Budget) -> None:
+        from tqdm import tqdm
+
+        bar = tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)
+        for index, task in enumerate(bar):
+            plan = budget.plan(len(pending) - index)
+            record = self.run_task(task, plan)
+            timings = record.timings
+            budget.record(record.ttft.steps if record.ttft else 0,
+                          timings.get("ttft_s", 0) + timings.get("merge_s", 0) + timings.get("load_s", 0),
+                          timings.get("sample_s", 0), timings["total_s"])
+            self.run_dir.save(record)
+            records[task.task_id] = record
+            self.run_dir.write_outputs(self.tasks, records, self.output)
+            bar.write(describe(record))
+
+    def run_task(self, task: Task, plan: TaskPlan) -> TaskRecord:
+        """One task from plan to record; a failing stage costs only what depends on it."""
+        seed = derive_seed(self.config.run.seed, task.task_id)
+        seed_everything(seed)
+        start = time.perf_counter()
+        record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
+                            candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
+        trained = False
+        if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
+            try:
+                trained = self._ttft(task, plan, seed, record)
+            except TaskTooLong as error:
+                record.mode = "too_long"
+                record.reasons.append(str(error))
+            except Exception as error:  # noqa: BLE001 - the task degrades to no TTFT, and says so
+                self._failed(record, "ttft", error)
+        if plan.mode != "fallback" and record.mode != "too_long":
+            try:
+                self._sample(task, seed, record, trained)
+            except Exception as error:  # noqa: BLE001 - the task gets fallback attempts, and says so
+                self._failed(record, "sampling", error)
+        self._vote(task, record)
+        record.timings["total_s"] = round(time.perf_counter() - start, 3)
+        return record
+
+    def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
+        record.failed_stages.append(stage)
+        record.reasons.append(f"{stage} failed: {type(error).__name__}: {error}")
+        log.warning("task %s: %s failed: %s: %s", record.task_id, stage, type(error).__name__, error)
+        log.debug("%s", traceback.format_exc())
+        if stage == "ttft" and record.mode in ("full", "cut"):
+            record.mode = "no_ttft"
+        if stage == "sampling":
+            record.mode = "fallback"
+        _free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
+
+    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> bool:
+        from arc_submit.model.merge import merged_weights
+
+        stack = self.stack
+        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        stack.sampler.sleep()
+        try:
+            result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
+            if result.stopped_early:
+                record.mode = "cut"
+                record.reasons.append(result.stopped_early)
+            record.ttft = result
+            record.timings["ttft_s"] = round(result.seconds, 3)
+            with timed(record.timings, "merge_s"):
+                weights = merged_weights(peft_model, stack.torch_dtype)
+        finally:
+            stack.model = detach_adapter(peft_model)
+            stack.sampler.wake()
+        stack.engine_holds = "loading"
+        with timed(record.timings, "load_s"):
+            stack.sampler.load_weights(weights)
+        stack.engine_holds = task.task_id
+        return True
+
+    def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool) -> None:
+        stack = self.stack
+        if not trained and stack.engine_holds != "start":
+            with timed(record.timings, "load_s"):
+                stack.sampler.load_weights(stack.start_weights())
+            stack.engine_holds = "start"
+        with timed(record.timings, "sample_s"):
+            self._generate(task, seed, record)
+
+    def _generate(self, task: Task, seed: int, record: TaskRecord) -> None:
+        stack, config = self.stack, self.config.sampling
+        bound = max_new_tokens(task, stack.builder, config)
+        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, bound)
+        for index in too_long:
+            record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
+        requests = [Request(job.prompt_ids, config.samples, config.temperature, bound, job.seed) for job in jobs]
+        with timed(record.timings, "generate_s"):
+            completions = stack.sampler.generate(requests) if requests else []
+        candidates: list[list[Candidate]] = [[] for _ in task.test]
+        for job, outputs in zip(jobs, completions):
+            candidates[job.test_index] += [decode_candidate(c, stack.builder.encoder, job.augmentation) for c in outputs]
+        record.candidates = candidates
+        record.generated_tokens = sum(c.tokens for outputs in completions for c in outputs)
+        record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
+
+    def _vote(self, task: Task, record: TaskRecord) -> None:
+        record.votes = [rank([(c.grid, c.logprob) for c in candidates], self.config.voting.rule)
+                        for candidates in record.candidates]
+        record.attempts = [fill_attempts([vote.grid for vote in ranked], pair.input)
+                           for pair, ranked in zip(task.test, record.votes)]
+        if not any(record.candidates) and record.mode not in ("fallback", "too_long"):
+            record.reasons.append("no candidates: fallback attempts")
+
+    def _train_shared(self, tasks: list[Task]) -> None:
+        """scope = "all": one adapter trained on every task's examples, loaded once for all tasks."""
+        from arc_submit.model.merge import merged_weights
+
+        stack = self.stack
+        seed = derive_seed(self.config.run.seed, "scope=all")
+        seed_everything(seed)
+        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        try:
+            fitting = [task for task in tasks if task.train]
+            result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed)
+            stack.shared_weights = merged_weights(peft_model, stack.torch_dtype)
+        finally:
+            stack.model = detach_adapter(peft_model)
+        stack.sampler.load_weights(stack.shared_weights)
+        stack.engine_holds = "start"
+        stack.timings["shared_ttft_s"] = result.seconds
+        write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def describe(record: TaskRecord) -> str:
+    """One line about a finished task, for the console."""
+    parts = [f"task {record.task_id}: {record.mode}"]
+    if record.ttft and record.ttft.losses:
+        losses = record.ttft.losses
+        parts.append(f"ttft {record.ttft.steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    candidates = [c for output in record.candidates for c in output]
+    if candidates:
+        parsed = sum(bool(c.grid) for c in candidates)
+        parts.append(f"{parsed}/{len(candidates)} answers parsed")
+    parts.append(f"{record.timings['total_s']:.1f} s")
+    parts += record.reasons
+    return "; ".join(parts)
+
+
+def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True,
+                 shard: tuple[int, int] | None = None) -> dict:
+    """Set up threads for a run, then run it."""
+    threads = config.run.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress, shard=shard).run()

@@ -1,0 +1,161 @@
+"""Evaluation and variability studies: the pipeline once per model (or checkpoint) or once per seed,
+each in a fresh process (its own engine, its memory given back), then a table, metrics.json, a CSV
+and a plot.
+
+    python -m arc_submit evaluate --model ckpts/checkpoint-100 --model ckpts/checkpoint-200 --dataset arc-agi-1-eval --limit 20
+    python -m arc_submit variability --seeds 0 1 2 --config smoke --dataset arc-agi-2-eval --smallest 2
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from arc_submit.files import read_json
+
+ROW_METRICS = ("score", "vote_1", "vote_2", "pass_n", "accuracy", "correct_pixels", "correct_size", "unanswered",
+               "ttft_loss", "eval_loss")
+STEP_PATTERN = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)", re.IGNORECASE)
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def run_in_process(flags: list[str], run_dir: Path) -> dict:
+    """`python -m arc_submit run FLAGS --run-dir RUN_DIR` in a fresh interpreter; its JSON summary."""
+    command = [sys.executable, "-m", "arc_submit", "run", *flags, "--run-dir", str(run_dir)]
+    print("$", " ".join(command), file=sys.stderr, flush=True)
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"the run into {run_dir} exited with code {result.returncode}")
+    return json.loads(lines[-1])
+
+
+def run_losses(run_dir: Path) -> tuple[float, float]:
+    """Mean over tasks of the TTFT loss at the end of training (mean of its last tenth of steps) and of
+    the last eval loss; NaN where there are none."""
+    from arc_submit.run.rundir import RunDir
+
+    finals, evals = [], []
+    for record in RunDir(run_dir).records().values():
+        losses = record.ttft.losses if record.ttft else []
+        if losses:
+            tail = losses[-max(1, len(losses) // 10):]
+            finals.append(sum(tail) / len(tail))
+        if record.ttft and record.ttft.eval_losses:
+            evals.append(record.ttft.eval_losses[-1][1])
+    mean = lambda values: sum(values) / len(values) if values else math.nan  # noqa: E731
+    return mean(finals), mean(evals)
+
+
+def result_row(label: str, run_dir: Path, summary: dict) -> dict:
+    metrics = summary.get("metrics", {})
+    ttft_loss, eval_loss = run_losses(run_dir)
+    row = {"label": label, "run_dir": str(run_dir)}
+    row.update({name: metrics.get(name, math.nan) for name in ROW_METRICS[:8]})
+    row.update(ttft_loss=ttft_loss, eval_loss=eval_loss, tasks=metrics.get("tasks", 0))
+    return row
+
+
+def failed_row(label: str, run_dir: Path, error: Exception) -> dict:
+    return {"label": label, "run_dir": str(run_dir), **{name: math.nan for name in ROW_METRICS}, "error": str(error)}
+
+
+# ----------------------------------------------------------------------------- tables and files
+
+
+def format_table(rows: list[dict], first: str, columns: tuple[str, ...] = ROW_METRICS) -> str:
+    header = [first, *columns]
+    lines = [[str(row.get(first, ""))] + [_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    text = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    text += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines]
+    return "\n".join(text)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def json_safe(rows: list[dict]) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def checkpoint_step(model: str) -> int | None:
+    """The training step of a checkpoint: trainer_state.json's global_step, else a number in its name."""
+    folder = Path(model)
+    state = folder / "trainer_state.json"
+    if state.is_file():
+        step = json.loads(state.read_text()).get("global_step")
+        if isinstance(step, int):
+            return step
+    match = STEP_PATTERN.search(folder.name)
+    return int(match[1]) if match else None
+
+
+def checkpoint_losses(model: str) -> dict:
+    """The training run's own loss and eval loss at the checkpoint (from trainer_state.json), if any."""
+    state = Path(model) / "trainer_state.json"
+    if not state.is_file():
+        return {}
+    history = json.loads(state.read_text()).get("log_history", [])
+    found = {}
+    for entry in history:
+        for key, name in (("loss", "training_loss"), ("eval_loss", "training_eval_loss")):
+            if key in entry:
+                found[name] = entry[key]
+    return found
+
+
+def unique_label(label: str, taken: set[str]) -> str:
+    candidate, number = label, 2
+    while candidate in taken:
+        candidate, number = f"{label}-{number}", number + 1
+    taken.add(candidate)
+    return candidate
+
+
+# ----------------------------------------------------------------------------- variability
+
+
+def spread(rows: list[dict], columns: tuple[str, ...] = ROW_METRICS) -> list[dict]:
+    """mean, std (sample), min and max of each column over the rows that have it."""
+    result = []
+    for name, function in (("mean", statistics.fmean), ("std", statistics.stdev), ("min", min), ("max", max)):
+        row = {"statistic": name}
+        for column in columns:
+            values = [r[column] for r in rows if isinstance(r.get(column), float) and not math.isnan(r[column])]
+            row[column] = function(values) if len(values) >= (2 if name == "std" else 1) else math.nan
+        result.append(row)
+    return result
+
+
+def solved_counts(rows: list[dict]) -> dict[str, int]:
+    """For each task, how many of the runs solved it (every test output right)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        path = Path(row["run_dir"]) / "metrics.json"
+        per_task = read_json(path).get("per_task", {}) if path.is_file() else {}
+        for task_id, values in per_task.items():
+            counts[task_id] = counts.get(task_id, 0) + (values.get("score") == 1.0)
+    return counts
