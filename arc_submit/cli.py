@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "variability": "the same submission once per seed: the spread of the score",
     "report": "a self-contained HTML page of a run dir",
     "render": "PNG pictures of tasks, with attempts and truth",
+    "prompt": "a task's prompt and answer turn exactly as the model sees them, with token counts",
     "tokens": "tokens per task for each encoder with a model's tokenizer",
     "bench": "speed of sampling, TTFT and the pipeline, each against a plain baseline",
     "plan": "expected wall time per task and for the run, against the time budget",

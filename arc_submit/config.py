@@ -45,17 +45,27 @@ class ModelConfig:
 
 @dataclass
 class PromptConfig:
+    format: str = option("arc-submit", "prompt format: arc-submit | arc24-v0 | arc24-v1 (ironbar/arc24's "
+                                       "output-from-examples-v0/-v1) | a TOML file of Jinja templates "
+                                       "(user, assistant, answer_prefix, system)")
     encoder: str = option("GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))", "grid encoder spec")
-    system_prompt: str = option("", "system message; empty keeps the chat template's own default")
-    max_seq_len: int = option(8192, "longest prompt + answer in tokens; train pairs are dropped to fit")
+    system_prompt: str = option("", "system message instead of the format's own; empty keeps the format's (for "
+                                    "arc-submit: none, so the chat template's default)")
+    max_seq_len: int = option(8192, "longest prompt + answer in tokens; train pairs are dropped to fit; at most "
+                                    "the model's context length")
 
     def __post_init__(self):
         from arc_submit.data.encoders import create
+        from arc_submit.data.prompts import load_format
 
         try:
-            create(self.encoder)
+            encoder = create(self.encoder)
         except ValueError as error:
             raise ValueError(f"prompt.encoder: {error}") from None
+        try:
+            load_format(self.format).check_encoder(encoder)
+        except ValueError as error:
+            raise ValueError(f"prompt.format: {error}") from None
         _check(self.max_seq_len >= 64, "prompt.max_seq_len", self.max_seq_len, "at least 64")
 
 
@@ -75,6 +85,7 @@ class AugmentConfig:
 SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")  # arc_submit.model.schedules
 VOTING_RULES = ("count", "logprob")  # arc_submit.predict.voting.RULES
 SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.backends.BACKENDS
+ADAPTER_SERVING = ("merged", "lora")
 
 
 @dataclass
@@ -98,7 +109,7 @@ class TTFTConfig:
     eval_every: int = option(0, "log an eval loss on held-out augmented examples every k steps (0 = never)")
     eval_examples: int = option(4, "number of held-out augmented examples for the eval loss")
     scope: str = option("task", "task (one adapter per task) | all (one adapter trained on every task)")
-    backend: str = option("peft", "peft | unsloth (CUDA only)")
+    backend: str = option("peft", "peft (unsloth was removed: see README)")
     gradient_checkpointing: bool = option(False, "trade compute for memory in training")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of examples"})
 
@@ -113,7 +124,10 @@ class TTFTConfig:
             _check(0 <= getattr(self, name) < 1, f"ttft.{name}", getattr(self, name), "in [0, 1)")
         _check(0 < self.cycle_decay <= 1, "ttft.cycle_decay", self.cycle_decay, "in (0, 1]")
         _check(self.scope in ("task", "all"), "ttft.scope", self.scope, "'task' or 'all'")
-        _check(self.backend in ("peft", "unsloth"), "ttft.backend", self.backend, "'peft' or 'unsloth'")
+        if self.backend == "unsloth":
+            raise ValueError("ttft.backend = 'unsloth' was removed: unsloth trains only models loaded by its own "
+                             "loader, which arc-submit does not use; set ttft.backend = 'peft'")
+        _check(self.backend == "peft", "ttft.backend", self.backend, "'peft'")
         _check(bool(self.target_modules), "ttft.target_modules", self.target_modules, "a non-empty list")
 
 
@@ -123,8 +137,13 @@ class SamplingConfig:
     augmentations: int = option(8, "augmented prompts per test input (the identity first)")
     samples: int = option(1, "samples per augmented prompt (must be 1 at temperature 0)")
     temperature: float = option(0.0, "sampling temperature (0 = greedy)")
-    max_new_tokens: int = option(0, "bound on answer tokens; 0 = from the encoder and the task's grids")
-    max_new_tokens_from: str = option("task", "task (largest side of the task's grids) | grid30 (a 30x30 grid)")
+    max_new_tokens: int = option(0, "bound on answer tokens; 0 = the answer turn of a 30x30 grid (never cuts an answer)")
+    max_new_tokens_from: str = option("task", "the answer room kept when fitting a prompt into max_seq_len: task (a "
+                                              "square grid of the task's largest side) | grid30 (a 30x30 grid)")
+    adapter: str = option("merged", "merged (each task's adapter merged and pushed into the engine) | lora (vLLM "
+                                    "serves the adapter: no merge, no push)")
+    check_pushes: bool = option(True, "after each weight push, compare the engine's log-probabilities on a probe "
+                                      "with the trained model's; stop on a mismatch")
     gpu_memory_utilization: float = option(0.5, "vLLM on CUDA: share of GPU memory for weights and KV cache")
     kv_cache_gib: float = option(2.0, "vLLM on CPU: KV cache size in GiB")
     enforce_eager: bool = option(True, "vLLM: skip graph capture (faster start, slower decoding)")
@@ -147,6 +166,9 @@ class SamplingConfig:
                self.max_new_tokens_from, "'task' or 'grid30'")
         _check(0 < self.gpu_memory_utilization <= 1, "sampling.gpu_memory_utilization",
                self.gpu_memory_utilization, "in (0, 1]")
+        _check(self.adapter in ADAPTER_SERVING, "sampling.adapter", self.adapter, f"one of {', '.join(ADAPTER_SERVING)}")
+        if self.adapter == "lora" and self.backend != "vllm":
+            raise ValueError("sampling.adapter = 'lora' needs sampling.backend = 'vllm' (vLLM serves LoRA adapters)")
 
 
 @dataclass

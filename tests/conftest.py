@@ -28,10 +28,13 @@ def make_task(task_id: str = "t1", n_train: int = 3, with_solution: bool = True)
     return Task(task_id, train, test)
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m arc_submit ARGS` in a fresh interpreter, as a user runs it."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m arc_submit ARGS` in a fresh interpreter, as a user runs it (`env`: extra variables)."""
+    import os
+
     return subprocess.run(
-        [sys.executable, "-m", "arc_submit", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600
+        [sys.executable, "-m", "arc_submit", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 

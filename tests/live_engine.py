@@ -39,10 +39,23 @@ def main() -> None:
 
     result = {"before": answers()}
     if args.push:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from arc_submit.predict.backends import token_logprobs
+
         base = load_file(str(Path(args.model) / "model.safetensors"))
-        sampler.load_weights(load_file(str(Path(args.push) / "model.safetensors")))
+        pushed = load_file(str(Path(args.push) / "model.safetensors"))
+        report = sampler.load_weights(iter(pushed.items()))  # streamed, as the pipeline pushes
         result["pushed"] = answers()
-        sampler.load_weights(base)
+        result["names_sent"], result["missing"] = len(report.names), report.missing
+        probe = list(prompts[0])
+        result["engine_logprobs"] = sampler.prompt_logprobs(probe)
+        model = AutoModelForCausalLM.from_pretrained(args.push, dtype=torch.float32)
+        result["model_logprobs"] = token_logprobs(model, probe)
+        dropped = sampler.load_weights(iter([(n, t) for n, t in base.items() if "layers.3.mlp.down_proj" not in n]))
+        result["missing_when_dropped"] = dropped.missing
+        sampler.load_weights(iter(base.items()))
         result["restored"] = answers()
     Path(args.out).write_text(json.dumps(result))
 

@@ -181,3 +181,24 @@ def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path
     assert live["restored"] == live["before"]
     for (_, a), (_, b) in zip(live["pushed"], fresh["before"]):
         assert a == pytest.approx(b, abs=1e-3)
+    # the checks the pipeline makes after every push: every parameter filled, and the engine answering
+    # like the model whose weights were pushed (within PUSH_TOLERANCE for float32)
+    from arc_submit.run.stack import PUSH_TOLERANCE
+
+    assert live["missing"] == [] and live["names_sent"] > 200
+    differences = [abs(a - b) for a, b in zip(live["engine_logprobs"], live["model_logprobs"])]
+    assert len(differences) > 10 and sum(differences) / len(differences) < PUSH_TOLERANCE["float32"]
+    assert live["missing_when_dropped"] == ["model.layers.3.mlp.down_proj.weight"]
+
+
+def test_lora_serving_runs_a_task_with_a_checked_adapter(tmp_path):
+    """sampling.adapter = "lora": vLLM serves each task's adapter (no merge, no push); the adapter is
+    checked on a probe like a push, and the task samples with it."""
+    result = run_cli("--config", "smoke", "--seed", "0", "--dataset", "arc-agi-2-eval", "--smallest", "1",
+                     "--set", 'sampling.adapter="lora"', "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = last_json(result.stdout)
+    assert summary["modes"] == {"full": 1} and summary["engine_starts"] == 1
+    record = json.loads(next((tmp_path / "run" / "tasks").glob("*.json")).read_text())
+    assert record["ttft"]["steps"] == 4 and all(record["candidates"])
+    assert (tmp_path / "run" / "adapters" / record["task_id"] / "adapter_config.json").is_file()

@@ -24,6 +24,7 @@ def test_the_notebook_is_valid_nbformat_4_and_its_code_parses():
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
     joined = "\n".join(code)
     assert "--no-index" in joined and "KAGGLE_IS_COMPETITION_RERUN" in joined and "validate" in joined
+    assert "if PLACEHOLDER:\n        raise RuntimeError" in code[-1]  # a degraded placeholder run is not missed
 
 
 def test_kernel_metadata_has_the_fields_the_kaggle_cli_requires():

@@ -97,3 +97,21 @@ def test_the_embedded_model_converts_once_into_the_cache():
     config = json.loads((resolved.base_dir / "config.json").read_text())
     assert config["num_hidden_layers"] == 30 and config["hidden_size"] == 576 and "quantization_config" not in config
     assert resolve(EMBEDDED_ALIAS).base_dir == resolved.base_dir
+
+
+def test_auto_dtype_picks_bf16_only_from_compute_capability_8():
+    from arc_submit.model.load import resolve_dtype
+
+    assert resolve_dtype("auto", "cuda", (7, 5)) == "float16"  # T4: bf16 only emulated, refused by vLLM
+    assert resolve_dtype("auto", "cuda", (8, 9)) == "bfloat16"  # L4
+    assert resolve_dtype("auto", "cpu") == "float32" and resolve_dtype("float16", "cuda", (9, 0)) == "float16"
+
+
+def test_a_max_seq_len_beyond_the_models_context_is_refused_naming_both(tiny_model_dir, tmp_path):
+    from tests.conftest import run_cli
+
+    result = run_cli("--model", str(tiny_model_dir), "--dataset", "arc-agi-1-eval", "--smallest", "1", "--set",
+                     "prompt.max_seq_len=16384", "--set", 'sampling.backend="transformers"', "--run-dir",
+                     str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "prompt.max_seq_len = 16384" in result.stderr and "(8192 tokens" in result.stderr

@@ -60,15 +60,15 @@ def test_decode_and_invert_of_sampled_text_round_trips(grid, seed):
     """What the model writes about an augmented task maps back to the original task's grid."""
     augmentation = draw(np.random.default_rng(seed), 3, keep_background=False)
     text = ENCODER.encode(augmentation.apply_grid(grid)) + "\n"
-    candidate = decode_candidate(Completion(text, 10, -1.5, "stop"), ENCODER, augmentation)
+    candidate = decode_candidate(Completion(text, 10, -1.5, "stop"), builder(), augmentation)
     assert candidate.grid == grid and candidate.text is None and candidate.logprob == -1.5
 
 
 def test_unparsable_or_truncated_text_is_unanswered_with_its_text_kept():
     augmentation = draw(np.random.default_rng(0), 2)
-    prose = decode_candidate(Completion("The answer is 968.", 5, -3.0, "stop"), ENCODER, augmentation)
+    prose = decode_candidate(Completion("The answer is 968.", 5, -3.0, "stop"), builder(), augmentation)
     assert prose.grid == [] and prose.text == "The answer is 968." and "fenced" in prose.reason
-    cut = decode_candidate(Completion(ENCODER.encode([[1]]), 5, -3.0, "length"), ENCODER, augmentation)
+    cut = decode_candidate(Completion(ENCODER.encode([[1]]), 5, -3.0, "length"), builder(), augmentation)
     assert cut.grid == [] and "max_new_tokens" in cut.reason
 
 
@@ -83,3 +83,54 @@ def test_single_pair_task_still_trains():
     task = make_task(n_train=1)
     example = leave_one_out(task, builder(), np.random.default_rng(0), {})
     assert example is not None and example.n_train == 1
+
+
+def test_no_answer_that_fits_30x30_is_cut_by_the_automatic_bound():
+    """ARC-AGI-1 eval has 7 tasks (ARC-AGI-2 eval 1) whose output is larger than any grid they show:
+    a bound from the task's own grids cut them; the bound is the answer turn of a 30x30 grid."""
+    from transformers import AutoTokenizer
+
+    from arc_submit.config import SamplingConfig
+    from arc_submit.data.tasks import load_dataset
+    from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
+    from arc_submit.predict.candidates import answer_bound, answer_reserve
+
+    smollm = PromptBuilder(AutoTokenizer.from_pretrained(resolve(EMBEDDED_ALIAS).base_dir), ENCODER, 8192)
+    settings = SamplingConfig()
+    bound = answer_bound(smollm, settings)
+    larger_than_shown = 0
+    for task in load_dataset("arc-agi-1-eval") + load_dataset("arc-agi-2-eval"):
+        needed = max(smollm.answer_tokens(pair.output) for pair in task.test)
+        assert needed <= bound, task.task_id
+        larger_than_shown += needed > answer_reserve(task, smollm, settings)
+    assert larger_than_shown == 8  # these only need the room that max_seq_len leaves after the prompt
+
+
+def test_each_request_may_use_all_the_room_its_prompt_leaves():
+    from arc_submit.config import SamplingConfig
+    from arc_submit.data.augment import Augmentation
+    from arc_submit.predict.candidates import PromptJob, requests_for
+
+    small = builder(max_seq_len=300)
+    jobs = [PromptJob(0, Augmentation(), [1] * 100, 0), PromptJob(0, Augmentation(), [1] * 250, 1)]
+    requests = requests_for(jobs, small, SamplingConfig(), bound=1000)
+    assert [r.max_new_tokens for r in requests] == [200, 50]
+    assert requests[0].stop_token_ids == tuple(sorted(small.stop_token_ids))
+
+
+def test_text_after_the_closing_fence_is_ignored():
+    grid = [[1, 2], [3, 4]]
+    text = ENCODER.encode(grid) + "\n\nThat is my answer.\n```grid\nnot this\n```"
+    candidate = decode_candidate(Completion(text, 10, -1.0, "stop"), builder(), draw(np.random.default_rng(0), 3,
+                                                                                        geometric=False, permute_colours=False))
+    assert candidate.grid == grid
+
+
+def test_unparsed_answers_are_counted_by_kind():
+    from arc_submit.data.augment import Augmentation
+    from arc_submit.predict.candidates import unparsed_counts
+
+    parsed = [decode_candidate(Completion(text, 5, -1.0, reason), builder(), Augmentation())
+              for text, reason in [(ENCODER.encode([[1]]), "stop"), ("prose", "stop"), ("```grid shape: 1x1\n1 1",
+                                                                                     "length"), ("also prose", "stop")]]
+    assert unparsed_counts([parsed[:2], parsed[2:]]) == {"max_new_tokens": 1, "not_fenced": 2}

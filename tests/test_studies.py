@@ -139,3 +139,30 @@ def test_tokens_counts_each_encoder(tiny_model_dir):
     assert all(0 <= row["fit_8192"] <= 120 for row in rows)
     bad = run_cli("tokens", "--encoder", "Nope()", "--dataset", "arc-agi-2-eval")
     assert bad.returncode == 2 and "unknown encoder 'Nope'" in bad.stderr
+
+
+def test_the_memory_estimate_counts_parameters_and_orders_what_costs_memory(tiny_model_dir):
+    from arc_submit.config import load_config
+    from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
+    from arc_submit.studies.memory import REFERENCE, Architecture, estimate
+
+    for folder in (tiny_model_dir, resolve(EMBEDDED_ALIAS).base_dir):  # untied and tied embeddings
+        from transformers import AutoModelForCausalLM
+
+        real = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(folder).parameters())
+        assert Architecture.from_config(folder).parameters == pytest.approx(real, rel=0.01)
+    base = load_config("kaggle-l4x4", ["ttft.gradient_checkpointing=false"])
+    small, large = (estimate(REFERENCE[size], base, 22.5) for size in ("0.5B", "8B"))
+    assert small["peak_gib"] < large["peak_gib"] and small["fits"] and not large["fits"]
+    checkpointed = estimate(REFERENCE["4B"], load_config("kaggle-l4x4"), 22.5)
+    assert checkpointed["activations_gib"] < estimate(REFERENCE["4B"], base, 22.5)["activations_gib"] / 5
+    awake = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ["sampling.sleep_while_training=false"]), 22.5)
+    assert awake["peak_gib"] == pytest.approx(checkpointed["training_gib"] + checkpointed["engine_gib"])
+
+
+def test_plan_memory_prints_a_table_for_l4_and_t4():
+    result = run_cli("plan", "--memory", "--config", "kaggle-l4x4", "--size", "0.5B", "--size", "4B")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(result.stdout.strip().splitlines()[-1])["memory"]
+    assert [(row["model"], row["gpu"]) for row in rows] == [("Qwen2.5-0.5B", "L4"), ("Qwen2.5-0.5B", "T4"),
+                                                            ("Qwen3-4B", "L4"), ("Qwen3-4B", "T4")]

@@ -132,3 +132,16 @@ def test_merged_weights_give_the_adapter_logits(tiny):
     assert torch.allclose(merged, expected, atol=1e-5)
     assert not torch.allclose(base_logits, expected, atol=1e-3)  # the adapter did change the logits
     assert all(torch.equal(a, b) for a, b in zip(base_weights(base, torch.float32).values(), base.state_dict().values()))
+
+
+def test_the_answer_loss_equals_transformers_loss_without_whole_prompt_logits(tiny):
+    """Logits only where the next token is an answer token: the same loss as transformers' from labels."""
+    from arc_submit.model.training import answer_loss
+
+    model, tokenizer = tiny
+    stream = example_stream([FLIP], trainer_for(tokenizer).builder, np.random.default_rng(0), {})
+    batch = collate([next(stream), next(stream), next(stream)], pad_id=tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = model(**batch).loss
+        ours = answer_loss(model, batch)
+    assert torch.allclose(ours, expected, atol=1e-6) and ours.item() > 0

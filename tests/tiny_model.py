@@ -38,13 +38,87 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
         tie_word_embeddings=False, initializer_range=0.3,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# ----------------------------------------------------------------------------- three chat-template styles
+
+# Qwen3's way (as in its tokenizer_config.json, reduced to what ARC prompts use): the last assistant turn
+# after the last user message gets an empty <think></think> block before its content.
+QWEN3_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and loop.last %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + message.content.lstrip('\\n') + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+# Llama 3's way: a begin-of-text token, headers, trimmed contents, <|eot_id|> ending each turn (not the
+# tokenizer's end-of-sequence token, which is <|end_of_text|> in the base models).
+LLAMA3_TEMPLATE = (
+    "{{- bos_token }}{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+STYLES = {
+    # style: (architecture, special tokens, eos, bos, chat template, non-special added tokens)
+    "qwen3": ("qwen3", ["<|im_start|>", "<|im_end|>", "<|endoftext|>"], "<|im_end|>", None, QWEN3_TEMPLATE,
+              ["<think>", "</think>"]),
+    "llama3": ("llama", ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                         "<|eot_id|>"], "<|end_of_text|>", "<|begin_of_text|>", LLAMA3_TEMPLATE, []),
+    "none": ("qwen2", ["</s>"], "</s>", None, None, []),
+}
+
+
+def build_styled_tokenizer(style: str):
+    """A byte-level BPE tokenizer without merges (one token per byte, as Qwen's and Llama 3's tokenizers
+    fall back to), with the style's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    _, specials, eos, bos, template, added = STYLES[style]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: i for i, token in enumerate(["<unk>", *specials, *alphabet])}
+    core = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", eos_token=eos, pad_token=eos,
+                                        bos_token=bos, additional_special_tokens=[s for s in specials if s not in (eos, bos)])
+    tokenizer.add_tokens(added)
+    if template:
+        tokenizer.chat_template = template
+    return tokenizer
+
+
+def build_styled_model(folder: Path, style: str, seed: int = 0) -> Path:
+    """A tiny random model of a real architecture (Qwen3, Llama, Qwen2) whose tokenizer speaks one
+    chat-template style, saved as a transformers folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    architecture = STYLES[style][0]
+    tokenizer = build_styled_tokenizer(style)
+    stops = [tokenizer.eos_token_id] + ([tokenizer.convert_tokens_to_ids("<|eot_id|>")] if style == "llama3" else [])
+    config = AutoConfig.for_model(
+        architecture, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
+        eos_token_id=stops, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=False, initializer_range=0.3,  # large random weights: LoRA can overfit them fast
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

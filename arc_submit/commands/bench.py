@@ -21,6 +21,7 @@ def main(args: argparse.Namespace) -> int:
     from arc_submit.studies.bench import (
         bench_adapter_serving,
         bench_pipeline,
+        bench_push_memory,
         bench_sampling,
         bench_ttft,
         sample_prompts,
@@ -36,6 +37,8 @@ def main(args: argparse.Namespace) -> int:
     print("sampling:", json.dumps(results["sampling"]), flush=True)
     results["ttft"] = bench_ttft(stack, tasks, args.steps)
     print("ttft:", json.dumps(results["ttft"]), flush=True)
+    results["push_memory"] = bench_push_memory(stack)
+    print("push memory:", json.dumps(results["push_memory"]), flush=True)
     if config.sampling.backend == "vllm":
         results["adapter_serving"] = bench_adapter_serving(stack, prompts, args.new_tokens, config.ttft.lora_rank)
         results["adapter_serving"]["merged_tokens_per_s"] = results["sampling"]["ours_tokens_per_s"]

@@ -1,21 +1,33 @@
 """`python -m arc_submit [run] --seed N ...`: the whole pipeline (the default command); prints a summary,
 and the last line of stdout is a JSON object.
 
+Exit status: 0 every task ran as planned; 3 some tasks degraded (a resource failure, or the time budget
+spent: the summary names them and why; the submission is valid); 4 the run stopped on a configuration
+or code error (one line here, the traceback in run.log; the submission is valid, with fallbacks);
+2 an error in what was given (a flag, a file).
+
     python -m arc_submit --config smoke --dataset arc-agi-2-eval --smallest 2
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import traceback
 from pathlib import Path
 
-from arc_submit.commands.common import log_to, positive_int, print_json_line, some
+from arc_submit.commands.common import log_to, positive_int, print_json_line
 from arc_submit.errors import UserError
+from arc_submit.run.pipeline import RunStopped
+
+log = logging.getLogger("arc_submit")
 
 LOCAL_DATASET = "arc-agi-1-eval"
 LOCAL_TASKS = 8  # the smallest tasks of LOCAL_DATASET that the `cpu` preset runs within 30 minutes here
 DEFAULT_PRESET = "cpu"
+EXIT_DEGRADED = 3
+EXIT_STOPPED = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,20 +88,46 @@ def main(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or f"runs/{name}-seed{config.run.seed}")
     output = Path(args.output) if args.output else None
     log_to(run_dir)
-    if args.workers > 1:
-        summary = _run_workers(config, tasks, run_dir, output, args)
-    else:
-        summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard)
+    try:
+        if args.workers > 1:
+            summary = _run_workers(config, tasks, run_dir, output, args)
+        else:
+            summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard)
+    except RunStopped as error:
+        return _stopped(str(error), run_dir)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a bug outside any task (engine start, ...): one line, then stop
+        log.debug("%s", traceback.format_exc())
+        return _stopped(f"{type(error).__name__}: {error} (the traceback is in run.log)", run_dir)
+    return _report(summary)
+
+
+def _stopped(message: str, run_dir: Path) -> int:
+    log.debug("run stopped: %s", message)
+    print(f"error: the run stopped: {message}", file=sys.stderr)
+    print(f"the submission in {run_dir} is valid, with fallback attempts for the tasks not run", file=sys.stderr)
+    print_json_line({"stopped": message, "exit_code": EXIT_STOPPED})
+    return EXIT_STOPPED
+
+
+def _report(summary: dict) -> int:
+    """The summary on the console; the exit status says whether any task degraded."""
     print(f"submission: {summary['submission']} ({summary['tasks']} tasks, modes {summary['modes']})")
-    if summary["failed_tasks"]:
-        print(f"warning: a stage failed in {len(summary['failed_tasks'])} tasks (see run.log): "
-              f"{some(summary['failed_tasks'])}", file=sys.stderr)
+    if summary["unparsed"]:
+        print("unparsed answers: " + ", ".join(f"{count} {kind}" for kind, count in summary["unparsed"].items()))
     if "metrics" in summary:
         metrics = summary["metrics"]
         print(f"score {metrics['score']:.4f}  " + "  ".join(
             f"{name} {metrics[name]:.3f}" for name in ("pass_n", "vote_1", "vote_2", "accuracy", "unanswered")))
+    degraded = summary["degraded"]
+    if degraded:
+        print(f"WARNING: {len(degraded)} tasks degraded (the submission is valid; see run.log):", file=sys.stderr)
+        for task_id, reason in degraded.items():
+            print(f"  {task_id}: {reason}", file=sys.stderr)
+    summary["exit_code"] = EXIT_DEGRADED if degraded else 0
     print_json_line(summary)
-    return 0
+    return summary["exit_code"]
 
 
 def _run_workers(config, tasks, run_dir: Path, output: Path | None, args: argparse.Namespace) -> dict:
@@ -103,11 +141,13 @@ def _run_workers(config, tasks, run_dir: Path, output: Path | None, args: argpar
     parent.save_tasks(tasks)
     parent.write_outputs(tasks, {}, output)
     summary = run_workers(run_dir / "config.toml", run_dir, args.workers, config.run.threads, output, args.quiet)
-    failed = [code for code in summary["worker_exit_codes"] if code != 0]
-    if failed:
-        print(f"warning: {len(failed)} workers exited with an error (see {run_dir}/worker-*/run.log)", file=sys.stderr)
+    codes = summary["worker_exit_codes"]
+    stopped = [index + 1 for index, code in enumerate(codes) if code not in (0, EXIT_DEGRADED)]
+    if stopped:
+        raise RunStopped(f"worker {stopped[0]} exited with code {codes[stopped[0] - 1]} (see "
+                         f"{run_dir}/worker-{stopped[0]}/run.log)")
     return {"tasks": summary["tasks"], "ran": summary["merged"], "workers": args.workers,
-            "modes": summary["modes"], "failed_tasks": summary["failed_tasks"],
-            "worker_exit_codes": summary["worker_exit_codes"],
+            "modes": summary["modes"], "failed_tasks": summary["failed_tasks"], "degraded": summary["degraded"],
+            "unparsed": summary["unparsed"], "worker_exit_codes": codes,
             "submission": str(output or run_dir / "submission.json"),
             **({"metrics": summary["metrics"]} if "metrics" in summary else {})}

@@ -18,11 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", action="append", help="encoder spec (repeatable; default: six common ones)")
     parser.add_argument("--dataset", default="arc-agi-1-eval", choices=list(DATASETS), help="embedded dataset")
     parser.add_argument("--challenges", help="a challenges file instead of an embedded dataset")
+    parser.add_argument("--format", default="arc-submit", help="prompt format: a name or a TOML file (default arc-submit)")
     parser.add_argument("--max-seq-len", type=int, action="append", help="count tasks that fit (default 4096, 8192)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from arc_submit.data.prompts import PromptBuilder
+    from arc_submit.data.prompts import PromptBuilder, load_format
     from arc_submit.data.tasks import load_dataset, load_tasks
     from arc_submit.model.resolve import resolve, set_offline
 
@@ -39,7 +40,10 @@ def main(args: argparse.Namespace) -> int:
     tokenizer = AutoTokenizer.from_pretrained(resolve(args.model).base_dir)
     rows = []
     for encoder in specs:
-        builder = PromptBuilder(tokenizer, encoder, max_seq_len=10**9)
+        try:
+            builder = PromptBuilder(tokenizer, encoder, 10**9, load_format(args.format))
+        except ValueError as error:
+            raise UserError(f"--format {args.format}: {error}") from None
         counts = [task_tokens(task, builder) for task in tasks]
         row = {"encoder": encoder.spec, "mean": statistics.fmean(counts), "median": statistics.median(counts),
                "max": max(counts)}

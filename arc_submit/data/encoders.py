@@ -18,7 +18,14 @@ SYMBOLS = "ñò÷ûąćďęĚĞ"  # one token each in Llama and Qwen tokenizers,
 
 
 class DecodeError(ValueError):
-    """Text that is not a valid grid in an encoder's format; the message says why."""
+    """Text that is not a valid grid in an encoder's format; the message says why, and `kind` names the
+    sort of problem (records count unparsed answers by it)."""
+
+    KINDS = ("not_fenced", "header", "row_number", "not_a_digit", "shape")
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 class GridEncoder(ABC):
@@ -28,8 +35,13 @@ class GridEncoder(ABC):
     def encode(self, grid: Grid) -> str: ...
 
     def decode(self, text: str) -> Grid:
-        """The grid in `text` (surrounding whitespace ignored); DecodeError when it is not one."""
-        return self.decode_exact(text.strip())
+        """The grid in `text`: surrounding whitespace is ignored, and for fenced encoders whatever follows
+        the closing fence; DecodeError when it is not a grid."""
+        return self.decode_exact(self.answer_part(text.strip()))
+
+    def answer_part(self, text: str) -> str:
+        """The part of a model's text that holds the answer (all of it, unless the format marks its end)."""
+        return text
 
     @abstractmethod
     def decode_exact(self, text: str) -> Grid:
@@ -60,17 +72,22 @@ class WrappingEncoder(GridEncoder):
     def spec(self) -> str:
         return f"{type(self).__name__}({self.inner.spec})"
 
+    def answer_part(self, text: str) -> str:
+        return self.inner.answer_part(text) if self.keeps_lines else text
+
+    keeps_lines = False  # True when this wrapper leaves the inner text's lines as they are (symbols only)
+
 
 def check_grid(rows: list[list[int]]) -> Grid:
     """`rows` if they form a valid grid (1-30 rectangular rows of 1-30 cells), else DecodeError."""
     if not 1 <= len(rows) <= MAX_SIDE:
-        raise DecodeError(f"{len(rows)} rows; a grid has 1 to {MAX_SIDE}")
+        raise DecodeError(f"{len(rows)} rows; a grid has 1 to {MAX_SIDE}", "shape")
     width = len(rows[0])
     if not 1 <= width <= MAX_SIDE:
-        raise DecodeError(f"{width} columns; a grid has 1 to {MAX_SIDE}")
+        raise DecodeError(f"{width} columns; a grid has 1 to {MAX_SIDE}", "shape")
     for number, row in enumerate(rows):
         if len(row) != width:
-            raise DecodeError(f"row {number} has {len(row)} cells but row 0 has {width}")
+            raise DecodeError(f"row {number} has {len(row)} cells but row 0 has {width}", "shape")
     return rows
 
 
@@ -87,7 +104,7 @@ class MinimalGridEncoder(GridEncoder):
         for number, line in enumerate(text.split("\n")):
             bad = next((ch for ch in line if ch not in DIGITS), None)
             if bad is not None:
-                raise DecodeError(f"row {number}: {bad!r} is not a digit 0-9")
+                raise DecodeError(f"row {number}: {bad!r} is not a digit 0-9", "not_a_digit")
             rows.append([DIGITS.index(ch) for ch in line])
         return check_grid(rows)
 
@@ -104,7 +121,8 @@ class RowNumberEncoder(WrappingEncoder):
         for number, line in enumerate(text.split("\n"), start=1):
             prefix = f"{number} "
             if not line.startswith(prefix):
-                raise DecodeError(f"line {number} does not start with its row number {prefix!r}: {line[:40]!r}")
+                raise DecodeError(f"line {number} does not start with its row number {prefix!r}: {line[:40]!r}",
+                                  "row_number")
             lines.append(line[len(prefix):])
         return self.inner.decode_exact("\n".join(lines))
 
@@ -117,18 +135,34 @@ class FencedEncoder(WrappingEncoder):
 
     def check_header(self, header: str, grid: Grid) -> None:
         if header != self.header(grid):
-            raise DecodeError(f"block header {header!r}, expected {self.header(grid)!r}")
+            raise DecodeError(f"block header {header!r}, expected {self.header(grid)!r}", "header")
 
     def encode(self, grid: Grid) -> str:
         return f"```{self.header(grid)}\n{self.inner.encode(grid)}\n```"
 
+    def answer_part(self, text: str) -> str:
+        """Up to the closing fence: what a model writes after it is not part of the answer."""
+        lines, depth = text.split("\n"), fence_depth(self)
+        closings = [i for i in range(1, len(lines)) if lines[i] == "```"]
+        return text if len(closings) < depth else "\n".join(lines[: closings[depth - 1] + 1])
+
     def decode_exact(self, text: str) -> Grid:
         lines = text.split("\n")
         if len(lines) < 3 or not lines[0].startswith("```") or lines[-1] != "```":
-            raise DecodeError("not a fenced block: expected a ``` header line, the grid, and a closing ```")
+            raise DecodeError("not a fenced block: expected a ``` header line, the grid, and a closing ```",
+                              "not_fenced")
         grid = self.inner.decode_exact("\n".join(lines[1:-1]))
         self.check_header(lines[0][3:], grid)
         return grid
+
+
+def fence_depth(encoder: GridEncoder) -> int:
+    """How many fenced blocks the encoder's text nests, one inside another, from the outside in."""
+    depth = 0
+    while isinstance(encoder, WrappingEncoder) and (isinstance(encoder, FencedEncoder) or encoder.keeps_lines):
+        depth += isinstance(encoder, FencedEncoder)
+        encoder = encoder.inner
+    return depth
 
 
 class GridCodeBlockEncoder(FencedEncoder):
@@ -149,14 +183,15 @@ class GridShapeEncoder(FencedEncoder):
     def check_header(self, header: str, grid: Grid) -> None:
         match = self.SHAPE.fullmatch(header)
         if match is None:
-            raise DecodeError(f"block header {header!r} is not 'grid shape: <rows>x<columns>'")
+            raise DecodeError(f"block header {header!r} is not 'grid shape: <rows>x<columns>'", "header")
         if header != self.header(grid):
-            raise DecodeError(f"header says {match[1]}x{match[2]} but the grid is {len(grid)}x{len(grid[0])}")
+            raise DecodeError(f"header says {match[1]}x{match[2]} but the grid is {len(grid)}x{len(grid[0])}", "header")
 
 
 class ReplaceNumberEncoder(WrappingEncoder):
     """The inner text with digits 0-9 written as the symbols `ñ ò ÷ û ą ć ď ę Ě Ğ`."""
 
+    keeps_lines = True
     TO_SYMBOLS = str.maketrans(DIGITS, SYMBOLS)
     TO_DIGITS = str.maketrans(SYMBOLS, DIGITS)
 
@@ -174,7 +209,7 @@ class ReplaceNumberEncoder(WrappingEncoder):
     def decode_exact(self, text: str) -> Grid:
         digit = next((ch for ch in text if ch in DIGITS), None)
         if digit is not None:
-            raise DecodeError(f"digit {digit!r} where a symbol of {SYMBOLS!r} was expected")
+            raise DecodeError(f"digit {digit!r} where a symbol of {SYMBOLS!r} was expected", "not_a_digit")
         return self.inner.decode_exact(text.translate(self.TO_DIGITS))
 
 

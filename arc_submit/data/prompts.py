@@ -1,27 +1,192 @@
-"""Prompts: chat messages for a task (train pairs + test input, encoded), rendered with the model's own
-chat template into token ids; train pairs are dropped from the end until the prompt fits `max_seq_len`.
+"""Prompts: a task's train pairs and test input in a prompt format (named, or a user's TOML file), as chat
+messages rendered with the model's own chat template into token ids. The prompt ends where the model
+starts writing (after the format's answer prefix, e.g. ```` ```grid ```` in arc24's formats); the answer
+turn is the rest of the encoded grid and the template's end of turn, with an end-of-sequence token where
+the template has none. Train pairs are dropped from the end until a prompt fits `max_seq_len`.
 
-    builder = PromptBuilder(tokenizer, create(DEFAULT_ENCODER), max_seq_len=8192)
-    example = builder.fit(task.train, task.test[0].input, answer=None, reserve=max_new_tokens)
+    builder = PromptBuilder(tokenizer, create(DEFAULT_ENCODER), max_seq_len=8192, prompt_format=load_format("arc24-v0"))
+    example = builder.fit(task.train, task.test[0].input, answer=None, reserve=1000)
+    grid = builder.parse(completion_text)          # the format's answer prefix + what the model wrote
+    python -m arc_submit prompt --dataset arc-agi-1-train --task 007bbfb7 --set prompt.format='"arc24-v0"'
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 from arc_submit.data.encoders import GridEncoder
 from arc_submit.data.tasks import Grid, Pair
-
-INSTRUCTION = (
-    "Each example below shows an input grid and the output grid that one hidden rule makes from it. "
-    "Find the rule and apply it to the test input."
-)
+from arc_submit.errors import UserError
 
 # Used only when a tokenizer has no chat template of its own.
 PLAIN_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] }}:\n{{ message['content'] }}\n\n{% endfor %}"
     "{% if add_generation_prompt %}assistant:\n{% endif %}"
 )
+# Stands for the answer while a conversation is rendered, to find where the answer starts and what the
+# template writes after it; no template or format writes it.
+ANSWER_MARK = "\u2045arc-submit-answer\u2046"
+
+
+# ----------------------------------------------------------------------------- prompt formats
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """What the model reads and writes, around the encoded grids.
+
+    `user` and `assistant` are Jinja templates (rendered like arc24's, with jinja2's defaults): `user`
+    sees `train_samples` (a list of {input, output} texts) and `test_input`; `assistant` sees `output`.
+    `answer_prefix` is the fixed start of every answer: at inference it ends the prompt, and the model
+    writes the rest. `system` is the system message (None: none, the chat template's default).
+    """
+
+    name: str
+    user: str
+    assistant: str = "{{ output }}"
+    answer_prefix: str = ""
+    system: str | None = None
+
+    @cached_property
+    def _templates(self):
+        import jinja2
+
+        return jinja2.Template(self.user), jinja2.Template(self.assistant)
+
+    def user_text(self, train_texts: list[dict[str, str]], test_text: str) -> str:
+        return self._templates[0].render(train_samples=train_texts, test_input=test_text)
+
+    def assistant_text(self, output: str) -> str:
+        return self._templates[1].render(output=output)
+
+    def check_encoder(self, encoder: GridEncoder) -> None:
+        """ValueError when the encoder's text does not start with the answer prefix."""
+        for grid in ([[0]], [[1, 2, 3], [4, 5, 6]]):
+            text = encoder.encode(grid)
+            if not text.startswith(self.answer_prefix):
+                raise ValueError(
+                    f"prompt format {self.name} starts every answer with {self.answer_prefix!r}, but encoder "
+                    f"{encoder.spec} writes {text[:20]!r}: choose an encoder whose text starts with it")
+
+
+DEFAULT_USER = (
+    "Each example below shows an input grid and the output grid that one hidden rule makes from it. "
+    "Find the rule and apply it to the test input.{% for sample in train_samples %}\n\n## Example {{ loop.index }}"
+    "\n\n### Input\n\n{{ sample.input }}\n\n### Output\n\n{{ sample.output }}{% endfor %}"
+    "\n\n## Test\n\n### Input\n\n{{ test_input }}"
+)
+
+# ironbar/arc24, scripts/arc24/prompting.py (output-from-examples-v0 and -v1), copied as data.
+ARC24_SYSTEM_V0 = """You are a helpful AI assistant. Your job is to solve tasks from the Abstraction and Reasoning Challenge (ARC). 
+The user will present you with sample input and output grids for each task. 
+Your job will be to understand the transformation between the input and the output and apply it to the last input grid given by the user. 
+The puzzle-like inputs and outputs present a grid where each square can be one of ten colors. A grid can be any height or width between 1x1 and 30x30.
+The background of the grid is typically colored with 0.
+The tasks from ARC are based on the following priors:
+
+- Objectness: Objects persist and cannot appear or disappear without reason. Objects can interact or not depending on the circumstances.
+- Goal-directed: Objects can be animate or inanimate. Some objects are "agents" - they have intentions and they pursue goals.
+- Numbers & counting: Objects can be counted or sorted by their shape, appearance, or movement using basic mathematics like addition, subtraction, and comparison.
+- Basic geometry & topology: Objects can be shapes like rectangles, triangles, and circles which can be mirrored, rotated, translated, deformed, combined, repeated, etc. Differences in distances can be detected.
+
+The transformations between input and output should be based on these priors.
+"""
+ARC24_USER_V0 = """Let's see if you can solve this simple ARC task. These are some input-output grid examples that define the task.
+{% for sample in train_samples %}
+## Example {{ loop.index }}
+
+### Input
+
+{{ sample.input }}
+
+### Output
+
+{{ sample.output }}
+{% endfor %}
+## Test case
+
+### Input
+
+{{ test_input }}
+"""
+ARC24_USER_V1 = """Let's see if you can solve this simple Abstraction and Reasoning Challenge (ARC) task.
+Below there are some input-output grid examples that define the task.
+Your job is to understand the transformation between the input and the output and apply it to the test input grid.
+The transformations are always based on the following priors: objectness, goal-directed, numbers & counting, and basic geometry & topology.
+{% for sample in train_samples %}
+## Example {{ loop.index }}
+
+### Input
+
+{{ sample.input }}
+
+### Output
+
+{{ sample.output }}
+{% endfor %}
+## Test case
+
+### Input
+
+{{ test_input }}
+"""
+ARC24_ASSISTANT = """### Output
+
+{{ output }}"""
+
+FORMATS: dict[str, PromptFormat] = {
+    "arc-submit": PromptFormat("arc-submit", DEFAULT_USER),
+    "arc24-v0": PromptFormat("arc24-v0", ARC24_USER_V0, ARC24_ASSISTANT, "```grid", ARC24_SYSTEM_V0),
+    "arc24-v1": PromptFormat("arc24-v1", ARC24_USER_V1, ARC24_ASSISTANT, "```grid", "You are a helpful assistant."),
+}
+DEFAULT_FORMAT = "arc-submit"
+FORMAT_KEYS = ("user", "assistant", "answer_prefix", "system")
+
+
+def load_format(name_or_path: str) -> PromptFormat:
+    """A named format, or one from a TOML file with `user` (and optionally `assistant`, `answer_prefix`,
+    `system`) Jinja templates; ValueError naming the file and the problem."""
+    if name_or_path in FORMATS:
+        return FORMATS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        raise ValueError(f"prompt format {name_or_path!r}: not one of {', '.join(FORMATS)} nor a .toml file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"prompt format {path}: cannot be read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"prompt format {path}: not valid TOML: {error}") from None
+    unknown = [key for key in data if key not in FORMAT_KEYS]
+    if unknown or "user" not in data:
+        raise ValueError(f"prompt format {path}: " + (f"unknown key {unknown[0]!r}" if unknown else "no 'user' template")
+                         + f"; keys: {', '.join(FORMAT_KEYS)}")
+    if not all(isinstance(value, str) for value in data.values()):
+        raise ValueError(f"prompt format {path}: every value must be text")
+    prompt_format = PromptFormat(path.stem, data["user"], data.get("assistant", "{{ output }}"),
+                                 data.get("answer_prefix", ""), data.get("system"))
+    _check_templates(prompt_format, path)
+    return prompt_format
+
+
+def _check_templates(prompt_format: PromptFormat, path: Path) -> None:
+    import jinja2
+
+    try:
+        text = prompt_format.user_text([{"input": "IN", "output": "OUT"}], "TEST")
+        answer = prompt_format.assistant_text("ANSWER")
+    except jinja2.TemplateError as error:
+        raise ValueError(f"prompt format {path}: template error: {error}") from None
+    if "TEST" not in text or "IN" not in text:
+        raise ValueError(f"prompt format {path}: the user template must write {{{{ test_input }}}} and the train samples")
+    if "ANSWER" not in answer:
+        raise ValueError(f"prompt format {path}: the assistant template must write {{{{ output }}}}")
+
+
+# ----------------------------------------------------------------------------- rendering
 
 
 @dataclass(frozen=True)
@@ -37,46 +202,82 @@ class Example:
         return len(self.prompt_ids) + len(self.answer_ids)
 
 
-class PromptBuilder:
-    """Renders tasks as chat prompts with one tokenizer, encoder and system prompt."""
+@dataclass(frozen=True)
+class Rendered:
+    """The texts of a prompt (ending where the model writes) and of its answer turn."""
 
-    def __init__(self, tokenizer, encoder: GridEncoder, max_seq_len: int, system_prompt: str = ""):
+    prompt: str
+    answer: str  # "" when no answer was given
+
+
+class PromptBuilder:
+    """Renders tasks as chat prompts with one tokenizer, encoder and prompt format."""
+
+    def __init__(self, tokenizer, encoder: GridEncoder, max_seq_len: int, prompt_format: PromptFormat | None = None,
+                 system_prompt: str = ""):
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.max_seq_len = max_seq_len
-        self.system_prompt = system_prompt
+        self.format = prompt_format or FORMATS[DEFAULT_FORMAT]
+        self.format.check_encoder(encoder)
+        self.system = system_prompt or self.format.system
         self.template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
+        self.end_of_turn = self._split(self.messages([], [[0]]))[1]
+        self.end_ids, self.stop_token_ids = self._end_of_answer()
 
-    def user_text(self, train: list[Pair], query: Grid) -> str:
-        parts = [INSTRUCTION]
-        for number, pair in enumerate(train, start=1):
-            parts += [f"## Example {number}", "### Input", self.encoder.encode(pair.input),
-                      "### Output", self.encoder.encode(pair.output)]
-        parts += ["## Test", "### Input", self.encoder.encode(query)]
-        return "\n\n".join(parts)
+    # -- text
 
     def messages(self, train: list[Pair], query: Grid) -> list[dict]:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return [*system, {"role": "user", "content": self.user_text(train, query)}]
+        samples = [{"input": self.encoder.encode(p.input), "output": self.encoder.encode(p.output)} for p in train]
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return [*system, {"role": "user", "content": self.format.user_text(samples, self.encoder.encode(query))}]
 
-    def _render(self, messages: list[dict], generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt, chat_template=self.template
-        )
+    def _split(self, messages: list[dict]) -> tuple[str, str]:
+        """(the conversation up to where the answer starts, what the template writes after the answer)."""
+        answer = self.format.assistant_text(self.format.answer_prefix + ANSWER_MARK)
+        full = self.tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}],
+                                                  tokenize=False, add_generation_prompt=False,
+                                                  chat_template=self.template)
+        if full.count(ANSWER_MARK) != 1:
+            raise ValueError("the chat template does not write the assistant's message as given; cannot render answers")
+        before, after = full.split(ANSWER_MARK)
+        return before, after
+
+    def answer_text(self, grid: Grid) -> str:
+        """What the model writes for `grid`: the encoded grid after the answer prefix, then the end of turn."""
+        return self.encoder.encode(grid)[len(self.format.answer_prefix):] + self.end_of_turn
+
+    def render_text(self, train: list[Pair], query: Grid, answer: Grid | None = None) -> Rendered:
+        prompt, _ = self._split(self.messages(train, query))
+        return Rendered(prompt, "" if answer is None else self.answer_text(answer))
+
+    # -- tokens
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _end_of_answer(self) -> tuple[list[int], set[int]]:
+        """(token ids that end every answer, token ids at which generation stops). The end of the
+        template's turn when it has a special token (<|im_end|>, <|eot_id|>, ...); else an explicit
+        end-of-sequence token is added, so that the model learns to stop."""
+        eos = self.tokenizer.eos_token_id
+        end_ids = self._ids(self.end_of_turn)
+        special = set(self.tokenizer.all_special_ids)
+        turn_end = next((token for token in end_ids if token in special), None)
+        self.adds_eos = turn_end is None
+        if turn_end is None:
+            if eos is None:
+                raise ValueError("the tokenizer has neither a chat template that ends turns nor an end-of-sequence token")
+            return end_ids + [eos], {eos}
+        return end_ids, {turn_end} | ({eos} if eos is not None else set())
+
+    def answer_ids(self, grid: Grid) -> list[int]:
+        return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):]) + self.end_ids
+
     def render(self, train: list[Pair], query: Grid, answer: Grid | None = None) -> Example:
-        """Token ids of the prompt (ending where the assistant starts) and of the answer turn."""
-        messages = self.messages(train, query)
-        prompt = self._render(messages, generation_prompt=True)
-        if answer is None:
-            return Example(self._ids(prompt), [], len(train))
-        full = self._render([*messages, {"role": "assistant", "content": self.encoder.encode(answer)}], False)
-        if not full.startswith(prompt):
-            raise ValueError("the chat template renders the prompt differently with an answer; cannot mask it")
-        return Example(self._ids(prompt), self._ids(full[len(prompt):]), len(train))
+        """Token ids of the prompt (ending where the model writes) and of the answer turn."""
+        prompt, _ = self._split(self.messages(train, query))
+        return Example(self._ids(prompt), [] if answer is None else self.answer_ids(answer), len(train))
 
     def fit(self, train: list[Pair], query: Grid, answer: Grid | None = None, reserve: int = 0) -> Example | None:
         """The prompt with as many train pairs as fit `max_seq_len` (keeping `reserve` tokens for the
@@ -88,5 +289,11 @@ class PromptBuilder:
         return None
 
     def answer_tokens(self, grid: Grid) -> int:
-        """Tokens of a grid's answer turn: the encoded grid plus the template's end of turn."""
-        return len(self.render([], [[0]], grid).answer_ids)
+        """Tokens of a grid's answer turn: the encoded grid after the prefix, plus the end of the answer."""
+        return len(self.answer_ids(grid))
+
+    # -- reading answers
+
+    def parse(self, text: str) -> Grid:
+        """The grid the model wrote: the answer prefix plus its text, decoded; DecodeError when it is none."""
+        return self.encoder.decode(self.format.answer_prefix + text)

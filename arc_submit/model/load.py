@@ -1,23 +1,57 @@
-"""Loading a model for a run: the dtype for the device, then tokenizer and model from a resolved folder.
+"""Loading a model for a run: the dtype for the device, checks against the model's own limits, then
+tokenizer, prompt builder and model from a resolved folder.
 
-    tokenizer, model, dtype = load_model(resolve("smollm2-135m"), "auto", "cpu")
+    dtype = resolve_dtype("auto", "cuda")              # bfloat16 on compute capability >= 8, else float16
+    check_context(resolved, max_seq_len=8192)          # UserError naming both numbers when it is too long
+    tokenizer, model = load_model(resolve("smollm2-135m"), dtype, "cpu")
 """
 
 from __future__ import annotations
 
+import json
+
+from arc_submit.config import PromptConfig
+from arc_submit.data.encoders import create as create_encoder
+from arc_submit.data.prompts import PromptBuilder, load_format
+from arc_submit.errors import UserError
 from arc_submit.model.resolve import ResolvedModel, set_offline
 
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
-def resolve_dtype(name: str, device: str) -> str:
-    """The dtype to load and sample in: as configured, or for `auto` float32 on CPU and bf16 on GPUs
-    that have it (else float16)."""
-    import torch
 
+def resolve_dtype(name: str, device: str, capability: tuple[int, int] | None = None) -> str:
+    """The dtype to load and sample in: as configured, or for `auto` float32 on CPU, bfloat16 on GPUs of
+    compute capability 8 or more (Ampere: A100, L4, H100) and float16 below (T4, V100), where bf16 is
+    only emulated and vLLM refuses it."""
     if name != "auto":
         return name
     if device == "cpu":
         return "float32"  # CPUs without bf16 instructions run bf16 ~20x slower
-    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if capability is None:
+        import torch
+
+        capability = torch.cuda.get_device_capability()
+    return "bfloat16" if capability[0] >= 8 else "float16"
+
+
+def context_length(resolved: ResolvedModel) -> int | None:
+    """The model's context length from its config.json (None when it does not say)."""
+    config = json.loads((resolved.base_dir / "config.json").read_text(encoding="utf-8"))
+    config = {**config.get("text_config", {}), **config}
+    return next((config[key] for key in CONTEXT_KEYS if isinstance(config.get(key), int)), None)
+
+
+def check_context(resolved: ResolvedModel, max_seq_len: int) -> None:
+    """Refuse a prompt.max_seq_len longer than the model's context, before any engine starts."""
+    limit = context_length(resolved)
+    if limit is not None and max_seq_len > limit:
+        raise UserError(f"prompt.max_seq_len = {max_seq_len} is longer than the context of {resolved.base_dir.name} "
+                        f"({limit} tokens, max_position_embeddings in its config.json): set prompt.max_seq_len <= {limit}")
+
+
+def prompt_builder(tokenizer, prompt: PromptConfig) -> PromptBuilder:
+    return PromptBuilder(tokenizer, create_encoder(prompt.encoder), prompt.max_seq_len, load_format(prompt.format),
+                         prompt.system_prompt)
 
 
 def quiet_transformers() -> None:

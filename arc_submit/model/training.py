@@ -20,13 +20,11 @@ from arc_submit.config import TTFTConfig
 from arc_submit.data.augment import draw
 from arc_submit.data.prompts import Example, PromptBuilder
 from arc_submit.data.tasks import Task
-from arc_submit.errors import UserError
 from arc_submit.model.schedules import learning_rate_factor
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 class TaskTooLong(Exception):
@@ -113,6 +111,32 @@ def collate(examples: list[Example], pad_id: int):
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def answer_loss(model, batch: dict):
+    """The mean cross-entropy of the answer tokens, as transformers computes it from `labels`, but with
+    logits made only where the next token is an answer token: the vocabulary-wide logits of the whole
+    prompt (at 8192 tokens and a 150k vocabulary, ~12 GiB) are never materialised."""
+    import torch
+
+    targets = batch["labels"][:, 1:]
+    positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if _keeps_logits(model):
+        logits = model(**inputs, logits_to_keep=positions).logits
+    else:
+        logits = model(**inputs).logits[:, positions]
+    chosen = targets[:, positions]
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chosen.reshape(-1),
+                                             ignore_index=IGNORE_INDEX)
+
+
+def _keeps_logits(model) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs do)."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
 # ----------------------------------------------------------------------------- adapters
 
 
@@ -132,36 +156,14 @@ def attach_adapter(model, config: TTFTConfig, adapter_dir=None, seed: int = 0):
     from peft import PeftModel, get_peft_model
 
     torch.manual_seed(seed)
-    if config.backend == "unsloth":
-        return _attach_unsloth(model, config, adapter_dir, seed)
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
     return get_peft_model(model, lora_config(config))
 
 
-def _attach_unsloth(model, config: TTFTConfig, adapter_dir, seed: int):
-    from unsloth import FastLanguageModel  # CUDA only; checked in check_backend
-
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
-    targets = ALL_LINEAR if config.target_modules == ["all-linear"] else list(config.target_modules)
-    return FastLanguageModel.get_peft_model(
-        model, r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=targets, bias="none", random_state=seed,
-        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
-    )
-
-
 def detach_adapter(peft_model):
     """The base model with the adapter removed (not merged): ready for the next task's adapter."""
     return peft_model.unload()
-
-
-def check_backend(config: TTFTConfig, device: str) -> None:
-    if config.backend == "unsloth" and device != "cuda":
-        raise UserError("ttft.backend = 'unsloth' needs a CUDA GPU; on this machine use ttft.backend = 'peft'")
 
 
 # ----------------------------------------------------------------------------- training
@@ -226,7 +228,7 @@ class Trainer:
             batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
             start = time.perf_counter()
             with self._autocast():
-                loss = model(**batch).loss / accumulation
+                loss = answer_loss(model, batch) / accumulation
             (scaler.scale(loss) if scaler else loss).backward()
             total_loss += loss.item()
             compute += time.perf_counter() - start
@@ -272,7 +274,7 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             for example in examples:
                 batch = {k: v.to(self.device) for k, v in collate([example], self.pad_id).items()}
-                losses.append(model(**batch).loss.item())
+                losses.append(answer_loss(model, batch).item())
         model.train(was_training)
         return float(np.mean(losses))
 

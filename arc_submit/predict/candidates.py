@@ -1,8 +1,9 @@
-"""Candidates of one task: K augmented prompts per test input, and each completion decoded and mapped
-back through its augmentation's inverse.
+"""Candidates of one task: K augmented prompts per test input, each completion decoded (after the prompt
+format's answer prefix, text after the answer ignored) and mapped back through its augmentation's inverse.
 
-    jobs, too_long = prompt_jobs(task, builder, config.sampling, seed, max_new_tokens(task, builder, config.sampling))
-    candidate = decode_candidate(completion, builder.encoder, job.augmentation)
+    jobs, too_long = prompt_jobs(task, builder, config.sampling, seed, answer_reserve(task, builder, config.sampling))
+    requests = requests_for(jobs, builder, config.sampling, answer_bound(builder, config.sampling))
+    candidate = decode_candidate(completion, builder, job.augmentation)
 """
 
 from __future__ import annotations
@@ -13,57 +14,84 @@ import numpy as np
 
 from arc_submit.config import SamplingConfig
 from arc_submit.data.augment import Augmentation, draw_distinct
-from arc_submit.data.encoders import DecodeError, GridEncoder
+from arc_submit.data.encoders import DecodeError
 from arc_submit.data.prompts import PromptBuilder
-from arc_submit.data.tasks import Grid, Task
-from arc_submit.predict.backends import Completion
+from arc_submit.data.tasks import MAX_SIDE, Grid, Task
+from arc_submit.predict.backends import Adapter, Completion, Request
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One sampled answer after undoing its augmentation; `grid` is [] when the text did not parse."""
+    """One sampled answer after undoing its augmentation; `grid` is [] when the text did not parse, and
+    then `text`, `reason` and `kind` (max_new_tokens, or a DecodeError kind) say why."""
 
     grid: Grid
     logprob: float | None
     augmentation: Augmentation
     text: str | None = None  # the raw text, kept when it did not parse
     reason: str | None = None
+    kind: str | None = None
 
     def to_dict(self) -> dict:
         data = {"grid": self.grid, "logprob": self.logprob, "augmentation": self.augmentation.to_dict()}
         if self.text is not None:
-            data.update(text=self.text, reason=self.reason)
+            data.update(text=self.text, reason=self.reason, kind=self.kind)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Candidate:
         return cls(data["grid"], data["logprob"], Augmentation.from_dict(data["augmentation"]), data.get("text"),
-                   data.get("reason"))
+                   data.get("reason"), data.get("kind"))
 
 
-def decode_candidate(completion: Completion, encoder: GridEncoder, augmentation: Augmentation) -> Candidate:
-    """Parse a completion and map its grid back through the augmentation's inverse."""
+def decode_candidate(completion: Completion, builder: PromptBuilder, augmentation: Augmentation) -> Candidate:
+    """Parse a completion (after the format's answer prefix) and map its grid back through the
+    augmentation's inverse."""
     if completion.finish_reason == "length":
         reason = "hit max_new_tokens before the answer ended"
-        return Candidate([], completion.logprob, augmentation, completion.text, reason)
+        return Candidate([], completion.logprob, augmentation, completion.text, reason, "max_new_tokens")
     try:
-        grid = encoder.decode(completion.text)
+        grid = builder.parse(completion.text)
     except DecodeError as error:
-        return Candidate([], completion.logprob, augmentation, completion.text, str(error))
+        return Candidate([], completion.logprob, augmentation, completion.text, str(error), error.kind)
     return Candidate(augmentation.invert_grid(grid), completion.logprob, augmentation)
 
 
-def max_new_tokens(task: Task, builder: PromptBuilder, config: SamplingConfig) -> int:
-    """The answer bound: configured, or the answer-turn tokens of a square grid as large as the task's
-    largest side (or 30), whichever digits it holds, plus a small margin."""
+def unparsed_counts(candidates: list[list[Candidate]]) -> dict[str, int]:
+    """How many answers did not parse, by kind."""
+    counts: dict[str, int] = {}
+    for output in candidates:
+        for candidate in output:
+            if not candidate.grid:
+                counts[candidate.kind or "unknown"] = counts.get(candidate.kind or "unknown", 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# ----------------------------------------------------------------------------- answer room
+
+
+def _square_fills(side: int) -> tuple[Grid, Grid]:
+    """Two side x side grids: one colour, and all ten digits (tokenizers merge digits differently)."""
+    return [[0] * side for _ in range(side)], [[(r + c) % 10 for c in range(side)] for r in range(side)]
+
+
+def answer_bound(builder: PromptBuilder, config: SamplingConfig) -> int:
+    """The generation cap: as configured, or the answer turn of a 30x30 grid plus a margin, so that no
+    answer that fits 30x30 is ever cut by the automatic bound."""
     if config.max_new_tokens:
         return config.max_new_tokens
-    side = 30
-    if config.max_new_tokens_from == "task":
-        grids = [p.output for p in task.train] + [p.input for p in [*task.train, *task.test]]
-        side = max(max(len(g), len(g[0])) for g in grids)
-    fills = ([[0] * side for _ in range(side)], [[(r + c) % 10 for c in range(side)] for r in range(side)])
-    return max(builder.answer_tokens(grid) for grid in fills) + 8
+    return max(builder.answer_tokens(grid) for grid in _square_fills(MAX_SIDE)) + 8
+
+
+def answer_reserve(task: Task, builder: PromptBuilder, config: SamplingConfig) -> int:
+    """Tokens kept free for the answer when a prompt is fitted into max_seq_len: an estimate (a square
+    grid of the task's largest side, or 30x30), capped by the generation bound."""
+    if config.max_new_tokens_from == "grid30":
+        return answer_bound(builder, config)
+    grids = [p.output for p in task.train] + [p.input for p in [*task.train, *task.test]]
+    side = max(max(len(g), len(g[0])) for g in grids)
+    estimate = max(builder.answer_tokens(grid) for grid in _square_fills(side)) + 8
+    return min(estimate, answer_bound(builder, config))
 
 
 @dataclass(frozen=True)
@@ -75,7 +103,7 @@ class PromptJob:
 
 
 def prompt_jobs(task: Task, builder: PromptBuilder, config: SamplingConfig, seed: int,
-                answer_bound: int) -> tuple[list[PromptJob], list[int]]:
+                reserve: int) -> tuple[list[PromptJob], list[int]]:
     """K augmented prompts per test input; also the test indices whose prompts could not fit."""
     rng = np.random.default_rng([seed, 2])
     jobs, too_long = [], []
@@ -85,7 +113,7 @@ def prompt_jobs(task: Task, builder: PromptBuilder, config: SamplingConfig, seed
         fitted = 0
         for number, augmentation in enumerate(augmentations):
             augmented = augmentation.apply_task(task)
-            example = builder.fit(augmented.train, augmented.test[test_index].input, reserve=answer_bound)
+            example = builder.fit(augmented.train, augmented.test[test_index].input, reserve=reserve)
             if example is not None:
                 fitted += 1
                 jobs.append(PromptJob(test_index, augmentation, example.prompt_ids, seed + 1000 * test_index + number))
@@ -94,3 +122,11 @@ def prompt_jobs(task: Task, builder: PromptBuilder, config: SamplingConfig, seed
     return jobs, too_long
 
 
+def requests_for(jobs: list[PromptJob], builder: PromptBuilder, config: SamplingConfig, bound: int,
+                 adapter: Adapter | None = None) -> list[Request]:
+    """One request per prompt: its answer may use all of max_seq_len the prompt leaves, up to `bound`."""
+    stops = tuple(sorted(builder.stop_token_ids))
+    return [Request(job.prompt_ids, config.samples, config.temperature,
+                    min(bound, builder.max_seq_len - len(job.prompt_ids)), job.seed, stop_token_ids=stops,
+                    adapter=adapter)
+            for job in jobs]

@@ -1,6 +1,10 @@
 """The task loop: for each task, TTFT -> merge -> push weights into the live sampler -> sample under
 augmentations -> undo them -> vote -> record; submission.json is valid from the first second.
 
+Only resource failures (out of memory, a deadline, a diverging loss) degrade a single task, and its
+record says so; any other error is a configuration or code error and stops the run (RunStopped) at the
+first task it meets, with the submission still valid.
+
     python -m arc_submit --config smoke --seed 0 --challenges challenges.json --run-dir runs/smoke
 """
 
@@ -24,16 +28,39 @@ from arc_submit.data.submission import fill_attempts
 from arc_submit.data.tasks import Task
 from arc_submit.files import write_json
 from arc_submit.model.training import TaskTooLong, attach_adapter, detach_adapter
-from arc_submit.predict.backends import Request
-from arc_submit.predict.candidates import Candidate, decode_candidate, max_new_tokens, prompt_jobs
+from arc_submit.predict.backends import Adapter
+from arc_submit.predict.candidates import (
+    Candidate,
+    answer_bound,
+    answer_reserve,
+    decode_candidate,
+    prompt_jobs,
+    requests_for,
+    unparsed_counts,
+)
 from arc_submit.predict.voting import rank
 from arc_submit.run.budget import Budget, TaskPlan
+from arc_submit.run.faults import inject
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome, task_hash
 from arc_submit.run.shards import shard_tasks
 from arc_submit.run.stack import Stack, open_stack
 
 log = logging.getLogger("arc_submit")
+
+
+class RunStopped(Exception):
+    """A configuration or code error met while running a task: the run stops (the submission stays valid)."""
+
+
+def is_resource_failure(error: BaseException) -> bool:
+    """Errors that may cost one task and not the run: out of memory (GPU or CPU), a diverging loss."""
+    import torch
+
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError, FloatingPointError)):
+        return True
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 def derive_seed(seed: int, name: str) -> int:
@@ -82,7 +109,7 @@ class Pipeline:
         log.info("%d tasks: %d to run, %d already done in %s", len(selected), len(pending),
                  len(selected) - len(pending), self.run_dir.path)
         if pending:
-            self.stack = open_stack(self.config, self.progress, self.clock)
+            self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
             if self.config.ttft.scope == "all" and self.config.ttft.steps:
                 self._train_shared(selected)
             self._run_tasks(pending, records, budget)
@@ -115,30 +142,37 @@ class Pipeline:
 
     def run_task(self, task: Task, plan: TaskPlan) -> TaskRecord:
         """One task from plan to record; a failing stage costs only what depends on it."""
+        inject("task", task.task_id)
         seed = derive_seed(self.config.run.seed, task.task_id)
         seed_everything(seed)
         start = time.perf_counter()
         record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
                             candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
-        trained = False
+        trained, adapter = False, None
         if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
             try:
-                trained = self._ttft(task, plan, seed, record)
+                trained, adapter = True, self._ttft(task, plan, seed, record)
             except TaskTooLong as error:
                 record.mode = "too_long"
                 record.reasons.append(str(error))
-            except Exception as error:  # noqa: BLE001 - the task degrades to no TTFT, and says so
+            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "ttft", error)
         if plan.mode != "fallback" and record.mode != "too_long":
             try:
-                self._sample(task, seed, record, trained)
-            except Exception as error:  # noqa: BLE001 - the task gets fallback attempts, and says so
+                self._sample(task, seed, record, trained, adapter)
+            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "sampling", error)
         self._vote(task, record)
         record.timings["total_s"] = round(time.perf_counter() - start, 3)
         return record
 
     def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
+        """A resource failure degrades the task (and says so); anything else stops the run."""
+        if not is_resource_failure(error):
+            log.debug("%s", traceback.format_exc())
+            raise RunStopped(f"task {record.task_id}: {stage} failed: {type(error).__name__}: {error} (a "
+                             "configuration or code error, not a resource failure: the run stops here; the "
+                             "traceback is in run.log)") from error
         record.failed_stages.append(stage)
         record.reasons.append(f"{stage} failed: {type(error).__name__}: {error}")
         log.warning("task %s: %s failed: %s: %s", record.task_id, stage, type(error).__name__, error)
@@ -149,52 +183,49 @@ class Pipeline:
             record.mode = "fallback"
         _free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
 
-    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> bool:
-        from arc_submit.model.merge import merged_weights
-
+    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
+        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA)."""
         stack = self.stack
         peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
         stack.sampler.sleep()
         try:
+            inject("ttft", task.task_id)
             result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
             if result.stopped_early:
                 record.mode = "cut"
                 record.reasons.append(result.stopped_early)
             record.ttft = result
             record.timings["ttft_s"] = round(result.seconds, 3)
-            with timed(record.timings, "merge_s"):
-                weights = merged_weights(peft_model, stack.torch_dtype)
+            stack.sampler.wake()
+            with timed(record.timings, "load_s"):  # merged tensor by tensor into the engine, then checked
+                return stack.serve_trained(task.task_id, peft_model, stack.probe(task))
         finally:
             stack.model = detach_adapter(peft_model)
             stack.sampler.wake()
-        stack.engine_holds = "loading"
-        with timed(record.timings, "load_s"):
-            stack.sampler.load_weights(weights)
-        stack.engine_holds = task.task_id
-        return True
 
-    def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool) -> None:
+    def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None) -> None:
         stack = self.stack
-        if not trained and stack.engine_holds != "start":
+        inject("sampling", task.task_id)
+        if not trained:
             with timed(record.timings, "load_s"):
-                stack.sampler.load_weights(stack.start_weights())
-            stack.engine_holds = "start"
+                adapter = stack.serve_start(stack.probe(task))
         with timed(record.timings, "sample_s"):
-            self._generate(task, seed, record)
+            self._generate(task, seed, record, adapter)
 
-    def _generate(self, task: Task, seed: int, record: TaskRecord) -> None:
+    def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None) -> None:
         stack, config = self.stack, self.config.sampling
-        bound = max_new_tokens(task, stack.builder, config)
-        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, bound)
+        reserve = answer_reserve(task, stack.builder, config)
+        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, reserve)
         for index in too_long:
             record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
-        requests = [Request(job.prompt_ids, config.samples, config.temperature, bound, job.seed) for job in jobs]
+        requests = requests_for(jobs, stack.builder, config, answer_bound(stack.builder, config), adapter)
         with timed(record.timings, "generate_s"):
             completions = stack.sampler.generate(requests) if requests else []
         candidates: list[list[Candidate]] = [[] for _ in task.test]
         for job, outputs in zip(jobs, completions):
-            candidates[job.test_index] += [decode_candidate(c, stack.builder.encoder, job.augmentation) for c in outputs]
+            candidates[job.test_index] += [decode_candidate(c, stack.builder, job.augmentation) for c in outputs]
         record.candidates = candidates
+        record.unparsed = unparsed_counts(candidates)
         record.generated_tokens = sum(c.tokens for outputs in completions for c in outputs)
         record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
 
@@ -207,9 +238,7 @@ class Pipeline:
             record.reasons.append("no candidates: fallback attempts")
 
     def _train_shared(self, tasks: list[Task]) -> None:
-        """scope = "all": one adapter trained on every task's examples, loaded once for all tasks."""
-        from arc_submit.model.merge import merged_weights
-
+        """scope = "all": one adapter trained on every task's examples, served to every task."""
         stack = self.stack
         seed = derive_seed(self.config.run.seed, "scope=all")
         seed_everything(seed)
@@ -217,11 +246,9 @@ class Pipeline:
         try:
             fitting = [task for task in tasks if task.train]
             result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed)
-            stack.shared_weights = merged_weights(peft_model, stack.torch_dtype)
+            stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
         finally:
             stack.model = detach_adapter(peft_model)
-        stack.sampler.load_weights(stack.shared_weights)
-        stack.engine_holds = "start"
         stack.timings["shared_ttft_s"] = result.seconds
         write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
 
@@ -245,7 +272,8 @@ def describe(record: TaskRecord) -> str:
     candidates = [c for output in record.candidates for c in output]
     if candidates:
         parsed = sum(bool(c.grid) for c in candidates)
-        parts.append(f"{parsed}/{len(candidates)} answers parsed")
+        unparsed = ", ".join(f"{count} {kind}" for kind, count in record.unparsed.items())
+        parts.append(f"{parsed}/{len(candidates)} answers parsed" + (f" ({unparsed} unparsed)" if unparsed else ""))
     parts.append(f"{record.timings['total_s']:.1f} s")
     parts += record.reasons
     return "; ".join(parts)

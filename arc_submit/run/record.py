@@ -16,7 +16,7 @@ from arc_submit.predict.candidates import Candidate
 from arc_submit.predict.voting import Vote
 from arc_submit.run.budget import MODES as PLAN_MODES
 
-SCHEMA_VERSION = 2  # 1: the untyped records before the layout of wings (no schema_version field)
+SCHEMA_VERSION = 3  # 1: untyped records (no schema_version field); 2: no unparsed counts
 MODES = (*PLAN_MODES, "too_long")
 
 
@@ -37,15 +37,21 @@ class TaskRecord:
     votes: list[list[Vote]] = field(default_factory=list)  # per test input, best first
     attempts: list[list[Grid]] = field(default_factory=list)  # per test input, two grids (or [])
     failed_stages: list[str] = field(default_factory=list)
+    unparsed: dict[str, int] = field(default_factory=dict)  # answers that did not parse, by kind
     generated_tokens: int = 0
     prompt_tokens: int = 0
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def degraded(self) -> bool:
+        """Less than its plan: fallback attempts, or a stage that failed (out of memory, a deadline)."""
+        return self.mode == "fallback" or bool(self.failed_stages)
 
     def to_dict(self) -> dict:
         return {
             "schema_version": self.schema_version, "task_id": self.task_id, "task_hash": self.task_hash,
             "seed": self.seed, "mode": self.mode, "reasons": list(self.reasons),
-            "failed_stages": list(self.failed_stages), "ttft": self.ttft.to_dict() if self.ttft else None,
+            "failed_stages": list(self.failed_stages), "unparsed": dict(self.unparsed), "ttft": self.ttft.to_dict() if self.ttft else None,
             "timings": dict(self.timings), "generated_tokens": self.generated_tokens,
             "prompt_tokens": self.prompt_tokens,
             "candidates": [[c.to_dict() for c in output] for output in self.candidates],
@@ -75,6 +81,7 @@ class TaskRecord:
             task_id=_expect(data, "task_id", str), task_hash=_expect(data, "task_hash", str),
             seed=_expect(data, "seed", int), mode=_expect(data, "mode", str),
             reasons=_strings(data, "reasons"), failed_stages=_strings(data, "failed_stages"),
+            unparsed={str(k): int(v) for k, v in _expect(data, "unparsed", dict).items()},
             ttft=None if ttft is None else TrainResult.from_dict(ttft),
             timings={str(k): float(v) for k, v in _expect(data, "timings", dict).items()},
             generated_tokens=_expect(data, "generated_tokens", int), prompt_tokens=_expect(data, "prompt_tokens", int),

@@ -33,10 +33,17 @@ def task_hash(task: Task) -> str:
 
 
 def outcome(records: list[TaskRecord]) -> dict:
-    """How the tasks of these records ended: tasks per mode, and the tasks where a stage failed."""
+    """How the tasks of these records ended: tasks per mode, the tasks where a stage failed, the degraded
+    tasks with their reasons, and the answers that did not parse, by kind."""
     modes = [record.mode for record in records]
+    unparsed: dict[str, int] = {}
+    for record in records:
+        for kind, count in record.unparsed.items():
+            unparsed[kind] = unparsed.get(kind, 0) + count
     return {"modes": {mode: modes.count(mode) for mode in sorted(set(modes))},
-            "failed_tasks": [record.task_id for record in records if record.failed_stages]}
+            "failed_tasks": [record.task_id for record in records if record.failed_stages],
+            "degraded": {record.task_id: "; ".join(record.reasons) for record in records if record.degraded},
+            "unparsed": dict(sorted(unparsed.items()))}
 
 
 def work_seconds(record: TaskRecord) -> tuple[float, float]:

@@ -1,23 +1,41 @@
 """The live stack of a run: tokenizer, trainable model, trainer and sampler, loaded and started once and
-kept for every task. It joins model/ (training) and predict/ (sampling), so it sits above both.
+kept for every task. It joins model/ (training) and predict/ (sampling), so it sits above both, and it
+serves each task's weights to the sampler: merged and pushed into the engine (the default), or as a LoRA
+adapter that vLLM serves. Every push is checked: the engine must have received every parameter, and
+its log-probabilities on a probe must equal the trained model's within PUSH_TOLERANCE.
 
     stack = open_stack(config, progress=True)
-    stack.sampler.load_weights(stack.start_weights())
+    adapter = stack.serve_trained(task.task_id, peft_model, stack.probe(task))
 """
 
 from __future__ import annotations
 
+import logging
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from arc_submit.config import Config
-from arc_submit.data.encoders import create as create_encoder
 from arc_submit.data.prompts import PromptBuilder
-from arc_submit.model.load import load_model, resolve_dtype
+from arc_submit.data.tasks import Pair, Task
+from arc_submit.model.load import check_context, load_model, prompt_builder, resolve_dtype
+from arc_submit.model.merge import iter_base_weights, iter_merged_weights
 from arc_submit.model.resolve import ResolvedModel, resolve, set_offline
-from arc_submit.model.training import Trainer, attach_adapter, check_backend, detach_adapter
-from arc_submit.predict.backends import Sampler, create_sampler
+from arc_submit.model.training import Trainer, attach_adapter, detach_adapter
+from arc_submit.predict.backends import Adapter, PushReport, Sampler, create_sampler, token_logprobs
+
+log = logging.getLogger("arc_submit")
+
+# Largest mean absolute difference per probe token between the engine's log-probabilities and the trained
+# model's after a push: float32 agrees to ~1e-5 here; half precision differs by kernel rounding.
+PUSH_TOLERANCE = {"float32": 2e-3, "bfloat16": 0.1, "float16": 0.05}
+PROBE_TOKENS = 96
+
+
+class PushError(Exception):
+    """Weights that did not take effect in the sampler: a configuration or code error, never a task's."""
 
 
 @dataclass
@@ -33,7 +51,10 @@ class Stack:
     device: str
     dtype: str
     engine_holds: str = "start"  # "start" (the model as given) or the task id whose weights are loaded
-    shared_weights: dict | None = None  # scope "all": the weights every task samples with
+    shared_weights: dict | None = None  # scope "all": the weights every task samples with (merged)
+    shared_adapter: Adapter | None = None  # scope "all" with LoRA serving
+    adapters_dir: Path | None = None  # sampling.adapter = "lora": where each task's adapter is saved
+    adapters_served: int = 0
     timings: dict = field(default_factory=dict)
 
     @property
@@ -42,46 +63,109 @@ class Stack:
 
         return getattr(torch, self.dtype)
 
-    def start_weights(self) -> dict:
-        """The weights of the model as given: base, or base + the adapter it came with."""
-        from arc_submit.model.merge import base_weights, merged_weights
+    @property
+    def serves_lora(self) -> bool:
+        return self.config.sampling.adapter == "lora"
 
+    # -- probes
+
+    def probe(self, task: Task | None = None) -> list[int]:
+        """A short token sequence in the task's format (the last PROBE_TOKENS of a leave-one-out example)."""
+        pairs = task.train if task is not None else [Pair([[1, 2], [3, 4]], [[4, 3], [2, 1]])]
+        example = self.builder.render(pairs[1:] or pairs, pairs[0].input, pairs[0].output)
+        return (example.prompt_ids + example.answer_ids)[-PROBE_TOKENS:]
+
+    def check(self, report: PushReport | None, probe: list[int], expected: list[float],
+              adapter: Adapter | None = None) -> None:
+        """PushError unless the engine received every parameter and answers like the trained model."""
+        if report is not None and report.missing:
+            raise PushError(f"weight push: the engine received nothing for {len(report.missing)} parameters "
+                            f"(e.g. {', '.join(report.missing[:3])}): the pushed names do not match the model")
+        if not self.config.sampling.check_pushes:
+            return
+        engine = self.sampler.prompt_logprobs(probe, adapter)
+        difference = statistics.fmean(abs(a - b) for a, b in zip(engine, expected))
+        tolerance = PUSH_TOLERANCE[self.dtype]
+        if difference > tolerance:
+            raise PushError(f"weight push: the engine's log-probabilities differ from the trained model's by "
+                            f"{difference:.4f} per token on a probe (tolerance {tolerance} in {self.dtype}): the "
+                            "weights did not take effect")
+
+    # -- serving weights
+
+    def serve_trained(self, task_id: str, peft_model, probe: list[int], keep: bool = False) -> Adapter | None:
+        """Make the sampler answer with the trained adapter: push the merged weights into the engine, or
+        (LoRA serving) save the adapter for vLLM; either way checked on the probe. `keep`: the weights
+        of scope 'all', kept to push again."""
+        expected = token_logprobs(peft_model, probe)
+        if self.serves_lora:
+            self.adapters_served += 1
+            adapter = Adapter(task_id, self.adapters_served, self.adapters_dir / task_id)
+            peft_model.save_pretrained(adapter.folder)
+            self.check(None, probe, expected, adapter)
+            return adapter
+        self.engine_holds = "loading"
+        weights = iter_merged_weights(peft_model, self.torch_dtype)
+        if keep:
+            self.shared_weights = dict(weights)
+            weights = self.shared_weights.items()
+        self.check(self.sampler.load_weights(weights), probe, expected)
+        self.engine_holds = task_id if not keep else "start"
+        return None
+
+    def serve_start(self, probe: list[int]) -> Adapter | None:
+        """Make the sampler answer with the model as given (base, or base + its adapter), or the shared
+        adapter of scope 'all'."""
+        if self.serves_lora:
+            given = self.resolved.adapter_dir
+            return self.shared_adapter or (None if given is None else Adapter("given", 1_000_000, given))
+        if self.engine_holds == "start":
+            return None
+        self.engine_holds = "loading"
         if self.shared_weights is not None:
-            return self.shared_weights
-        if self.resolved.adapter_dir is None:
-            return base_weights(self.model, self.torch_dtype)
-        peft_model = attach_adapter(self.model, self.config.ttft, self.resolved.adapter_dir)
-        try:
-            return merged_weights(peft_model, self.torch_dtype)
-        finally:
-            self.model = detach_adapter(peft_model)
+            self.sampler.load_weights(self.shared_weights.items())  # checked when it was first pushed
+        elif self.resolved.adapter_dir is None:
+            expected = token_logprobs(self.model, probe)
+            self.check(self.sampler.load_weights(iter_base_weights(self.model, self.torch_dtype)), probe, expected)
+        else:
+            peft_model = attach_adapter(self.model, self.config.ttft, self.resolved.adapter_dir)
+            try:
+                expected = token_logprobs(peft_model, probe)
+                report = self.sampler.load_weights(iter_merged_weights(peft_model, self.torch_dtype))
+                self.check(report, probe, expected)
+            finally:
+                self.model = detach_adapter(peft_model)
+        self.engine_holds = "start"
+        return None
 
 
-def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time.monotonic) -> Stack:
+def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time.monotonic,
+               run_dir: Path | None = None) -> Stack:
     """Load tokenizer and model and start the sampler once for the whole run."""
     set_offline()
     import torch
 
     timings = {}
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    check_backend(config.ttft, device)
     start = time.perf_counter()
     resolved = resolve(config.model.name, config.model.base)
+    check_context(resolved, config.prompt.max_seq_len)
     timings["model_resolve_s"] = time.perf_counter() - start
     dtype = resolve_dtype(config.model.dtype, device)
     start = time.perf_counter()
     tokenizer, model = load_model(resolved, dtype, device, config.ttft.gradient_checkpointing)
     timings["model_load_s"] = time.perf_counter() - start
-    builder = PromptBuilder(tokenizer, create_encoder(config.prompt.encoder), config.prompt.max_seq_len,
-                            config.prompt.system_prompt)
+    builder = prompt_builder(tokenizer, config.prompt)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     autocast = getattr(torch, dtype) if device == "cuda" and dtype != "float32" else None
     trainer = Trainer(config.ttft, builder, pad_id, device, autocast, clock=clock, progress=progress)
     start = time.perf_counter()
+    lora_rank = config.ttft.lora_rank if config.sampling.adapter == "lora" else 0
     sampler = create_sampler(config.sampling, resolved.base_dir, dtype, config.prompt.max_seq_len,
-                             config.run.seed, device)
+                             config.run.seed, device, lora_rank)
     timings["engine_start_s"] = time.perf_counter() - start
-    stack = Stack(config, resolved, model, sampler, trainer, builder, device, dtype, timings=timings)
-    if resolved.adapter_dir is not None:
-        sampler.load_weights(stack.start_weights())
+    adapters = (run_dir or Path(".")) / "adapters" if config.sampling.adapter == "lora" else None
+    stack = Stack(config, resolved, model, sampler, trainer, builder, device, dtype, adapters_dir=adapters,
+                  engine_holds="start" if resolved.adapter_dir is None else "base", timings=timings)
+    stack.serve_start(stack.probe())  # a given adapter merged into the engine; nothing to do for a plain base
     return stack

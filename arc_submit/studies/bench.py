@@ -5,6 +5,8 @@
 - sampling: our sampler (the config's backend, vLLM by default) against plain transformers `generate`
   on the same model, prompts and number of new tokens (prefill included), as new tokens per second;
 - ttft: our trainer against a plain PyTorch + peft loop on the same examples, as trained tokens/s;
+- push memory: peak resident memory of one push of merged weights, held whole (as before) against
+  streamed tensor by tensor (as now);
 - adapter serving (vLLM only): sampling with the LoRA served by vLLM against the merged weights pushed
   into the live engine, and what a push costs;
 - pipeline: a run of a few tasks: per-task overhead (wall time outside optimizer steps and token
@@ -32,12 +34,12 @@ def setup_stack(config: Config):
 
 
 def sample_prompts(stack, tasks, augmentations: int) -> list[list[int]]:
-    from arc_submit.predict.candidates import max_new_tokens, prompt_jobs
+    from arc_submit.predict.candidates import answer_reserve, prompt_jobs
 
     sampling = dataclasses.replace(stack.config.sampling, augmentations=augmentations)
     prompts = []
     for task in tasks:
-        jobs, _ = prompt_jobs(task, stack.builder, sampling, 0, max_new_tokens(task, stack.builder, sampling))
+        jobs, _ = prompt_jobs(task, stack.builder, sampling, 0, answer_reserve(task, stack.builder, sampling))
         prompts += [job.prompt_ids for job in jobs]
     return prompts
 
@@ -116,41 +118,76 @@ def bench_ttft(stack, tasks, steps: int, seed: int = 0) -> dict:
             "ratio": (result.tokens / result.seconds) / (plain_tokens / plain_seconds)}
 
 
-def bench_adapter_serving(stack, prompts: list[list[int]], new_tokens: int, rank: int) -> dict:
-    """vLLM serving the LoRA (enable_lora) against merged weights in the live engine."""
+def peak_rss_above_start(work) -> int:
+    """Bytes by which this process's peak resident memory rose above its resident memory at the start
+    while `work()` ran (Linux: VmHWM reset through /proc/self/clear_refs)."""
     import gc
 
-    from vllm import LLM, SamplingParams
-    from vllm.inputs import TokensPrompt
-    from vllm.lora.request import LoRARequest
+    def status(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise OSError(f"/proc/self/status has no {field}")
 
-    from arc_submit.model.merge import merged_weights
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    start = status("VmRSS")
+    work()
+    return status("VmHWM") - start
+
+
+def bench_push_memory(stack) -> dict:
+    """Peak memory of one push of merged weights into the live engine: all merged tensors held at once
+    (as arc-submit pushed before), against streamed tensor by tensor (as it pushes now)."""
+    from arc_submit.model.merge import iter_merged_weights, merged_weights
     from arc_submit.model.training import attach_adapter, detach_adapter
 
     peft_model = attach_adapter(stack.model, stack.config.ttft, seed=1)
+    try:
+        held = peak_rss_above_start(lambda: stack.sampler.load_weights(merged_weights(peft_model, stack.torch_dtype).items()))
+        start = time.perf_counter()
+        streamed = peak_rss_above_start(lambda: stack.sampler.load_weights(iter_merged_weights(peft_model, stack.torch_dtype)))
+        push_s = time.perf_counter() - start
+    finally:
+        stack.model = detach_adapter(peft_model)
+    parameters = sum(p.numel() for p in stack.model.parameters())
+    return {"parameters": parameters, "held_peak_mib": held / 2**20, "streamed_peak_mib": streamed / 2**20,
+            "streamed_push_s": push_s, "ratio": held / max(streamed, 1)}
+
+
+def bench_adapter_serving(stack, prompts: list[list[int]], new_tokens: int, rank: int) -> dict:
+    """vLLM serving each task's LoRA (sampling.adapter = "lora") against merged weights pushed into the
+    live engine (the default): what preparing a task's weights costs, and generation speed."""
+    import gc
+
+    from arc_submit.model.merge import iter_merged_weights
+    from arc_submit.model.training import attach_adapter, detach_adapter
+    from arc_submit.predict.backends import Adapter, Request, create_sampler
+
+    peft_model = attach_adapter(stack.model, stack.config.ttft, seed=1)
     start = time.perf_counter()
-    weights = merged_weights(peft_model, stack.torch_dtype)
-    merge_s = time.perf_counter() - start
+    stack.sampler.load_weights(iter_merged_weights(peft_model, stack.torch_dtype))
+    merge_push_s = time.perf_counter() - start
+    folder = Path(tempfile.mkdtemp(prefix="arc-submit-adapter-"))
     start = time.perf_counter()
-    stack.sampler.load_weights(weights)
-    push_s = time.perf_counter() - start
-    folder = tempfile.mkdtemp(prefix="arc-submit-adapter-")
     peft_model.save_pretrained(folder)
+    save_s = time.perf_counter() - start
     stack.model = detach_adapter(peft_model)
     stack.sampler.close()
     gc.collect()
-    llm = LLM(model=str(stack.resolved.base_dir), dtype=stack.dtype, max_model_len=stack.config.prompt.max_seq_len,
-              enforce_eager=stack.config.sampling.enforce_eager, seed=0, enable_lora=True, max_lora_rank=rank,
-              max_loras=1)
-    params = SamplingParams(temperature=0.0, max_tokens=new_tokens, ignore_eos=True)
-    batch = [TokensPrompt(prompt_token_ids=p) for p in prompts]
-    adapter = LoRARequest("task", 1, folder)
-    llm.generate(batch[:1], params, lora_request=adapter, use_tqdm=False)  # warm-up
     start = time.perf_counter()
-    llm.generate(batch, params, lora_request=adapter, use_tqdm=False)
+    sampler = create_sampler(stack.config.sampling, stack.resolved.base_dir, stack.dtype, stack.config.prompt.max_seq_len,
+                             0, stack.device, lora_rank=rank)
+    lora_engine_start_s = time.perf_counter() - start
+    adapter = Adapter("task", 1, folder)
+    requests = [Request(p, 1, 0.0, new_tokens, i, ignore_eos=True, adapter=adapter) for i, p in enumerate(prompts)]
+    sampler.generate(requests[:1])  # warm-up, and the adapter's load
+    start = time.perf_counter()
+    sampler.generate(requests)
     served = len(prompts) * new_tokens / (time.perf_counter() - start)
-    return {"merge_s": merge_s, "push_s": push_s, "lora_served_tokens_per_s": served}
-
+    sampler.close()
+    return {"merge_push_s": merge_push_s, "adapter_save_s": save_s, "lora_engine_start_s": lora_engine_start_s,
+            "lora_served_tokens_per_s": served}
 
 
 def bench_pipeline(config: str, settings: list[str], tasks: int, steps: int, out: str | None) -> dict:

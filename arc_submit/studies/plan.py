@@ -32,7 +32,7 @@ def measured_rates(run_dir: Path) -> dict[str, float]:
 
 def task_estimate(task, builder, config, rates: dict[str, float]) -> dict:
     """Seconds a task is expected to take: TTFT steps at its mean example length, then K x S answers."""
-    from arc_submit.predict.candidates import max_new_tokens
+    from arc_submit.predict.candidates import answer_bound
 
     examples = []
     for index, pair in enumerate(task.train):
@@ -45,7 +45,7 @@ def task_estimate(task, builder, config, rates: dict[str, float]) -> dict:
     ttft = config.ttft
     train_tokens = ttft.steps * ttft.batch_size * ttft.gradient_accumulation * statistics.fmean(examples)
     answer = statistics.fmean([builder.answer_tokens(p.output) for p in task.train])  # a typical answer's length
-    bound = max_new_tokens(task, builder, config.sampling)
+    bound = answer_bound(builder, config.sampling)
     answers = len(task.test) * config.sampling.augmentations * config.sampling.samples
     gen_tokens = answers * min(bound, answer)
     seconds = train_tokens / rates["train_tokens_per_s"] + gen_tokens / rates["gen_tokens_per_s"] + rates["overhead_s"]

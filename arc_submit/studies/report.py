@@ -28,7 +28,7 @@ section { border-top: 1px solid #ddd; padding: 12px 0; }
 .row { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
 .right { color: #1a7f37; font-weight: bold; } .wrong { color: #c62828; } .muted { color: #777; }
 """
-STAGES = ("ttft_s", "merge_s", "load_s", "sample_s", "total_s")
+STAGES = ("ttft_s", "load_s", "sample_s", "total_s")
 
 
 def _escape(value) -> str:

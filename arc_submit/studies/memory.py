@@ -1,0 +1,104 @@
+"""Will it fit in GPU memory? An estimate for a model size on Kaggle's GPUs (L4, T4), before a 12-hour
+run: the trainable model, LoRA optimizer state, activations at max_seq_len and the answer's logits, and
+the vLLM engine (its share of the GPU: weights, KV cache), at peak during training and during sampling.
+It fits when the peak fits the card and the engine's KV cache holds at least one prompt of max_seq_len.
+
+    python -m arc_submit plan --memory --config kaggle-l4x4 --size 4B
+    python -m arc_submit plan --memory --config kaggle-t4x2 --model /path/to/model   # its config.json
+
+A model of the bytes that must be resident, not a measurement: allocator fragmentation and framework
+overhead are a flat OVERHEAD_GIB; compare with `nvidia-smi` on the real machine when it is close.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+GIB = 2**30
+OVERHEAD_GIB = 1.5  # CUDA context of torch and vLLM in one process, allocator slack
+GPUS = {"L4": 22.5, "T4": 15.0}  # GiB a kernel can use (24 GB and 16 GB cards)
+ANSWER_TOKENS = 1040  # the answer turn of a 30x30 grid with the default encoder: the most tokens that get logits
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    parameters: float
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, path: Path) -> Architecture:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        config = {**config.get("text_config", {}), **config}
+        hidden, heads = config["hidden_size"], config["num_attention_heads"]
+        head_dim = config.get("head_dim") or hidden // heads
+        kv_heads = config.get("num_key_value_heads", heads)
+        layers, intermediate, vocab = config["num_hidden_layers"], config["intermediate_size"], config["vocab_size"]
+        per_layer = hidden * head_dim * (2 * heads + 2 * kv_heads) + 3 * hidden * intermediate
+        embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
+        return cls(path.name, layers * per_layer + embeddings, layers, hidden, intermediate, heads, kv_heads,
+                   head_dim, vocab)
+
+
+# Published configs (config.json on the hub) of models of the sizes the leaders ran.
+REFERENCE = {
+    "0.5B": Architecture("Qwen2.5-0.5B", 0.494e9, 24, 896, 4864, 14, 2, 64, 151936),
+    "4B": Architecture("Qwen3-4B", 4.02e9, 36, 2560, 9728, 32, 8, 128, 151936),
+    "8B": Architecture("Qwen3-8B", 8.19e9, 36, 4096, 12288, 32, 8, 128, 151936),
+}
+
+
+def lora_parameters(arch: Architecture, rank: int) -> float:
+    """LoRA on all seven linear layers of each block: rank x (inputs + outputs) each."""
+    q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
+    sides = (arch.hidden + q) * 2 + (arch.hidden + kv) * 2 + (arch.hidden + arch.intermediate) * 3
+    return arch.layers * rank * sides
+
+
+def estimate(arch: Architecture, config, gpu_gib: float) -> dict:
+    """GiB at the peak of training and of sampling, and whether they fit `gpu_gib`."""
+    half = 2 if config.model.dtype != "float32" else 4
+    tokens = config.prompt.max_seq_len * config.ttft.batch_size
+    weights = arch.parameters * half / GIB
+    lora = lora_parameters(arch, config.ttft.lora_rank) * 16 / GIB  # fp32 weights, gradients, two Adam moments
+    per_layer = tokens * (10 * arch.hidden + 3 * arch.intermediate) * half  # inputs kept for backward (SDPA attention)
+    if config.ttft.gradient_checkpointing:
+        activations = (arch.layers * tokens * arch.hidden * half + per_layer) / GIB
+    else:
+        activations = arch.layers * per_layer / GIB
+    answer = min(tokens, ANSWER_TOKENS * config.ttft.batch_size)  # training makes logits for answer tokens only
+    logits = answer * arch.vocab * (half + 4 + 4) / GIB  # logits, their float32 upcast for the loss, its gradient
+    training = weights + lora + activations + logits + OVERHEAD_GIB
+    engine = config.sampling.gpu_memory_utilization * gpu_gib  # vLLM takes its share up front
+    kv_per_token = 2 * arch.layers * arch.kv_heads * arch.head_dim * half
+    kv_cache = max(0.0, engine - weights)
+    concurrent = kv_cache * GIB / kv_per_token / config.prompt.max_seq_len  # prompts of max_seq_len held at once
+    sampling = weights + engine + OVERHEAD_GIB  # the trainable model stays resident beside the engine
+    peak = max(training, sampling) if config.sampling.sleep_while_training else training + engine
+    return {"model": arch.name, "parameters_b": round(arch.parameters / 1e9, 2), "gpu_gib": gpu_gib,
+            "weights_gib": weights, "lora_optimizer_gib": lora, "activations_gib": activations, "logits_gib": logits,
+            "training_gib": training, "engine_gib": engine, "kv_cache_gib": kv_cache,
+            "full_prompts_in_kv_cache": concurrent, "sampling_gib": sampling, "peak_gib": peak,
+            "fits": peak <= gpu_gib and concurrent >= 1}
+
+
+def memory_table(architectures: list[Architecture], config) -> list[dict]:
+    return [estimate(arch, config, gib) | {"gpu": gpu} for arch in architectures for gpu, gib in GPUS.items()]
+
+
+def format_memory(rows: list[dict]) -> str:
+    columns = ("weights_gib", "lora_optimizer_gib", "activations_gib", "logits_gib", "training_gib", "engine_gib",
+               "sampling_gib", "peak_gib")
+    header = ["model", "gpu", *[c.removesuffix("_gib") for c in columns], "fits"]
+    lines = [header] + [[row["model"], row["gpu"], *[f"{row[c]:.1f}" for c in columns],
+                         "yes" if row["fits"] else "NO"] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines)
