@@ -21,7 +21,7 @@ KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platfor
 	--platform manylinux2014_x86_64 --platform linux_x86_64
 KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
 
-.PHONY: install test test-fast bench local-submission kaggle-wheels kaggle-model kaggle-sim clean
+.PHONY: install test test-fast bench bench-selection local-submission kaggle-wheels kaggle-model kaggle-sim clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/foundation.py
+
+# The selection rules compared on the same candidates (about 2 hours on 2 cores; resumes where it stopped).
+bench-selection: install
+	$(PY) benchmarks/selection.py --tasks 20 --out runs/bench-selection
 
 local-submission: install
 	$(PY) -m arc_submit data export --dataset arc-agi-1-eval --smallest --limit $(LOCAL_TASKS) --out $(LOCAL_DATA)

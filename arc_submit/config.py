@@ -75,6 +75,11 @@ class AugmentConfig:
     permute_colours: bool = option(True, "draw a colour permutation")
     keep_background: bool = option(True, "keep colour 0 fixed when permuting colours")
     shuffle_train: bool = option(True, "shuffle the order of the train pairs")
+    move_background: float = option(0.0, "with keep_background: the probability that colour 0 is permuted too "
+                                          "(arc24 moved it in about 10% of its views)")
+
+    def __post_init__(self):
+        _check(0 <= self.move_background <= 1, "augment.move_background", self.move_background, "in [0, 1]")
 
     def draw_options(self) -> dict:
         return dataclasses.asdict(self)
@@ -83,7 +88,8 @@ class AugmentConfig:
 # The names of the strategies each registry holds (the registries live in the wings that use them, and
 # tests check that these lists match them): config sits below model/ and predict/ and imports neither.
 SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")  # arc_submit.model.schedules
-VOTING_RULES = ("count", "logprob")  # arc_submit.predict.voting.RULES
+VOTING_RULES = ("vote", "poe", "nvarc")  # arc_submit.predict.selection.RULES
+SAMPLING_METHODS = ("sample", "dfs")
 SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.backends.BACKENDS
 ADAPTER_SERVING = ("merged", "lora")
 
@@ -134,7 +140,12 @@ class TTFTConfig:
 @dataclass
 class SamplingConfig:
     backend: str = option("vllm", "vllm (CUDA or CPU build) | transformers")
-    augmentations: int = option(8, "augmented prompts per test input (the identity first)")
+    augmentations: int = option(8, "augmented prompts (views) per test input (the identity first)")
+    views: str = option("balanced", "balanced (each of the 8 rotations/reflections equally often) | random")
+    method: str = option("sample", "sample (one completion per prompt at temperature 0, or `samples` above it) | "
+                                   "dfs (every completion with probability >= min_prob, depth first)")
+    min_prob: float = option(0.1, "dfs: the least probability of a completion that is kept")
+    max_candidates: int = option(8, "dfs: the most completions kept per prompt")
     samples: int = option(1, "samples per augmented prompt (must be 1 at temperature 0)")
     temperature: float = option(0.0, "sampling temperature (0 = greedy)")
     max_new_tokens: int = option(0, "bound on answer tokens; 0 = the answer turn of a 30x30 grid (never cuts an answer)")
@@ -162,6 +173,13 @@ class SamplingConfig:
                 " per prompt; raise sampling.temperature or set sampling.samples = 1"
             )
         _check(self.max_new_tokens >= 0, "sampling.max_new_tokens", self.max_new_tokens, "0 (auto) or more")
+        _check(self.views in ("balanced", "random"), "sampling.views", self.views, "'balanced' or 'random'")
+        _check(self.method in SAMPLING_METHODS, "sampling.method", self.method, f"one of {', '.join(SAMPLING_METHODS)}")
+        _check(0.04 <= self.min_prob <= 1, "sampling.min_prob", self.min_prob, "in [0.04, 1] (at most 25 tokens per "
+                                                                               "step can reach it)")
+        _check(self.max_candidates >= 1, "sampling.max_candidates", self.max_candidates, "1 or more")
+        if self.method == "dfs" and self.samples > 1:
+            raise ValueError("sampling.method = 'dfs' finds every completion above min_prob: set sampling.samples = 1")
         _check(self.max_new_tokens_from in ("task", "grid30"), "sampling.max_new_tokens_from",
                self.max_new_tokens_from, "'task' or 'grid30'")
         _check(0 < self.gpu_memory_utilization <= 1, "sampling.gpu_memory_utilization",
@@ -173,10 +191,13 @@ class SamplingConfig:
 
 @dataclass
 class VotingConfig:
-    rule: str = option("count", "count (then mean log-prob) | logprob (then count)")
+    rule: str = option("vote", "vote (count, then mean per-token log-probability) | poe (sum of log-likelihoods "
+                               "under `views` augmented views) | nvarc (count minus mean NLL over the views)")
+    views: int = option(8, "poe and nvarc: augmented views each distinct candidate is scored under")
 
     def __post_init__(self):
         _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")
+        _check(self.views >= 1, "voting.views", self.views, "1 or more")
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from arc_submit import config
 from arc_submit.model.schedules import SCHEDULES
 from arc_submit.predict.backends import BACKENDS
-from arc_submit.predict.voting import RULES
+from arc_submit.predict.selection import RULES
 
 
 def test_config_names_match_the_registries():

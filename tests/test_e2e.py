@@ -202,3 +202,22 @@ def test_lora_serving_runs_a_task_with_a_checked_adapter(tmp_path):
     record = json.loads(next((tmp_path / "run" / "tasks").glob("*.json")).read_text())
     assert record["ttft"]["steps"] == 4 and all(record["candidates"])
     assert (tmp_path / "run" / "adapters" / record["task_id"] / "adapter_config.json").is_file()
+
+
+def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
+    """The same search on vLLM (greedy continuations with top log-probabilities, prefix caching) and on
+    transformers (token by token with a KV cache): the same completions, the same probabilities."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "dfs_engines.py"), "--out", str(tmp_path / "dfs.json")],
+                            capture_output=True, text=True, cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads((tmp_path / "dfs.json").read_text())
+    vllm, transformers = found["vllm"]["leaves"], found["transformers"]["leaves"]
+    assert sum(map(len, vllm)) >= 2
+    for a, b in zip(vllm, transformers):
+        assert [tokens for tokens, _ in a] == [tokens for tokens, _ in b]
+        assert [lp for _, lp in a] == pytest.approx([lp for _, lp in b], abs=1e-3)

@@ -11,7 +11,7 @@ import pytest
 from arc_submit.data.augment import Augmentation
 from arc_submit.model.training import TrainResult
 from arc_submit.predict.candidates import Candidate
-from arc_submit.predict.voting import Vote
+from arc_submit.predict.selection import Vote
 from arc_submit.run.record import SCHEMA_VERSION, RecordError, TaskRecord
 from tests.test_pipeline import TASKS, run
 
@@ -20,8 +20,8 @@ RECORD = TaskRecord(
     ttft=TrainResult(1, [1.5], [1e-4], [(1, 1.25)], 100, 0.5, 0.25, "time budget"),
     timings={"ttft_s": 0.5, "total_s": 1.0},
     candidates=[[Candidate([[1, 2]], -0.5, Augmentation("rot90", train_order=(1, 0))),
-                 Candidate([], -3.0, Augmentation(), "prose", "not a fenced block")]],
-    votes=[[Vote([[1, 2]], 1, -0.5)]], attempts=[[[[1, 2]], [[3]]]], failed_stages=[], generated_tokens=12,
+                 Candidate([], -3.0, Augmentation(), "prose", "not a fenced block", "not_fenced", 7)]],
+    votes=[[Vote([[1, 2]], 1, -0.5, -0.1, 1.0)]], views=[{(1, 2, (1, 2)): [-0.5, -0.25]}], attempts=[[[[1, 2]], [[3]]]], failed_stages=[], generated_tokens=12,
     prompt_tokens=300,
 )
 

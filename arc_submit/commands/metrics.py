@@ -30,8 +30,24 @@ def main(args: argparse.Namespace) -> int:
     if missing:
         print(f"warning: {args.predictions}: {len(missing)} tasks have no predictions, counted unanswered: "
               f"{some(missing)}", file=sys.stderr)
-    result = research_metrics(predictions, solutions)
+    grids, rankings = ranked_predictions(predictions)
+    result = research_metrics(grids, solutions, rankings=rankings)
     result.pop("per_task")
     print("  ".join(f"{name} {result[name]:.4f}" for name in metric_names()))
     print_json_line(result)
     return 0
+
+
+def ranked_predictions(predictions: dict) -> tuple[dict, dict]:
+    """(the candidate grids, the ranking of each test input) of a predictions file: a run's file carries
+    each grid's score under its selection rule, so vote_k ranks as the run did; plain grids rank by count."""
+    from arc_submit.data.submission import candidate_grid
+    from arc_submit.predict.selection import rank_scored
+
+    grids, rankings = {}, {}
+    for task_id, outputs in predictions.items():
+        grids[task_id] = [[candidate_grid(c) for c in output] for output in outputs]
+        rankings[task_id] = [rank_scored(
+            (c["grid"], c.get("logprob"), c.get("tokens", 0), c.get("score")) if isinstance(c, dict) else (c, None, 0, None)
+            for c in output) for output in outputs]
+    return grids, rankings

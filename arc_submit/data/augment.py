@@ -96,18 +96,49 @@ def draw(
     permute_colours: bool = True,
     keep_background: bool = True,
     shuffle_train: bool = True,
+    move_background: float = 0.0,
 ) -> Augmentation:
-    """A random augmentation. `keep_background` keeps colour 0 fixed; `n_train` sizes the pair order."""
+    """A random augmentation. `keep_background` keeps colour 0 fixed (except with probability
+    `move_background`); `n_train` sizes the pair order."""
     names = list(TRANSFORMS)
     transform = names[int(rng.integers(len(names)))] if geometric else "identity"
-    colours = IDENTITY_COLOURS
-    if permute_colours:
-        first = 1 if keep_background else 0
-        colours = tuple(range(first)) + tuple(int(c) for c in rng.permutation(np.arange(first, 10)))
+    colours = _draw_colours(rng, keep_background, move_background) if permute_colours else IDENTITY_COLOURS
     order = None
     if shuffle_train and n_train is not None:
         order = tuple(int(i) for i in rng.permutation(n_train))
     return Augmentation(transform, colours, order)
+
+
+def _draw_colours(rng: np.random.Generator, keep_background: bool, move_background: float) -> tuple[int, ...]:
+    """A colour permutation; colour 0 stays unless the background may move (and the draw says so)."""
+    if keep_background and move_background > 0 and rng.random() < move_background:
+        keep_background = False
+    first = 1 if keep_background else 0
+    return tuple(range(first)) + tuple(int(c) for c in rng.permutation(np.arange(first, 10)))
+
+
+def balanced_views(rng: np.random.Generator, count: int, n_train: int | None = None, *, geometric: bool = True,
+                   permute_colours: bool = True, keep_background: bool = True, shuffle_train: bool = True,
+                   move_background: float = 0.0) -> list[Augmentation]:
+    """`count` views of a task: the identity first, then each of the 8 rotations/reflections in turn (in a
+    drawn order), so each appears floor(count/8) or ceil(count/8) times; a colour permutation and a train
+    order drawn per view, repeats of (transform, colours) avoided while the space allows."""
+    others = [name for name in TRANSFORMS if name != "identity"]
+    order = ["identity"] + [others[int(i)] for i in rng.permutation(len(others))] if geometric else ["identity"]
+    views = [Augmentation(train_order=None if n_train is None else tuple(range(n_train)))][:count]
+    seen = {(views[0].transform, views[0].colours)} if views else set()
+    for index in range(1, count):
+        transform = order[index % len(order)]
+        colours = IDENTITY_COLOURS
+        for _ in range(20):
+            if permute_colours:
+                colours = _draw_colours(rng, keep_background, move_background)
+            if (transform, colours) not in seen:
+                break
+        seen.add((transform, colours))
+        train_order = tuple(int(i) for i in rng.permutation(n_train)) if shuffle_train and n_train is not None else None
+        views.append(Augmentation(transform, colours, train_order))
+    return views
 
 
 def draw_distinct(rng: np.random.Generator, count: int, n_train: int | None = None, **options) -> list[Augmentation]:

@@ -96,6 +96,29 @@ def predictions_problems(predictions: object, counts: dict[str, int], source: st
                 if not isinstance(candidates, list):
                     problems.append(f"{where}: [{i}]: is {type(candidates).__name__}, not a list of candidate grids")
                     continue
-                for j, grid in enumerate(candidates):
-                    problems += [f"{where}: {p}" for p in _attempt_problems(grid, f"[{i}][{j}]")]
+                for j, candidate in enumerate(candidates):
+                    problems += [f"{where}: {p}" for p in _candidate_problems(candidate, f"[{i}][{j}]")]
     return problems
+
+
+CANDIDATE_KEYS = {"grid": list, "logprob": (int, float, type(None)), "tokens": int, "score": (int, float, type(None))}
+
+
+def _candidate_problems(candidate: object, place: str) -> list[str]:
+    """A candidate is a grid (or []), or an object with its grid and what selection needs: logprob
+    (cumulative), tokens, and score (its grid's score under the run's selection rule)."""
+    if not isinstance(candidate, dict):
+        return _attempt_problems(candidate, place)
+    problems = [f"{place}: unknown key {key!r}" for key in candidate if key not in CANDIDATE_KEYS]
+    if "grid" not in candidate:
+        return problems + [f"{place}: has no 'grid'"]
+    for key, types in CANDIDATE_KEYS.items():
+        value = candidate.get(key)
+        if key in candidate and (not isinstance(value, types) or isinstance(value, bool)):
+            problems.append(f"{place}.{key}: {value!r} is not of the right type")
+    return problems + _attempt_problems(candidate["grid"], f"{place}.grid")
+
+
+def candidate_grid(candidate: object) -> list:
+    """The grid of a predictions-file candidate (a grid, or an object holding one)."""
+    return candidate["grid"] if isinstance(candidate, dict) else candidate

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arc_submit.config import SamplingConfig
+from arc_submit.predict.dfs import Path as SearchPath
 
 log = logging.getLogger(__name__)
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's engine can be sized for
+MAX_LOGPROBS = 32  # top tokens vLLM may report per step: DFS needs 1/min_prob + 1 of them
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,16 @@ class Sampler(ABC):
     def prompt_logprobs(self, prompt_ids: list[int], adapter: Adapter | None = None) -> list[float]:
         """The log-probability of each prompt token after the first, given the ones before it."""
 
+    @abstractmethod
+    def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
+                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None) -> list[Path]:
+        """Greedy continuations of each sequence (see arc_submit.predict.dfs), each stopping at a stop token,
+        at its length, or (where the backend can) where its log-probability falls below its budget."""
+
+    @abstractmethod
+    def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
+        """The log-likelihood of each answer (all its tokens) as the continuation of the prompt."""
+
     def sleep(self) -> None:
         """Give accelerator memory back while something else (training) needs it."""
 
@@ -107,7 +119,8 @@ class VLLMSampler(Sampler):
             options.update(enable_lora=True, max_loras=1, max_lora_rank=next(r for r in LORA_RANKS if r >= lora_rank))
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_seq_len, seed=seed,
-            enable_prefix_caching=True, enforce_eager=config.enforce_eager, trust_remote_code=False, **options,
+            enable_prefix_caching=True, enforce_eager=config.enforce_eager, trust_remote_code=False,
+            max_logprobs=MAX_LOGPROBS, **options,
         )
         self.engine_starts = 1
 
@@ -163,8 +176,59 @@ class VLLMSampler(Sampler):
                                      lora_request=self._lora(adapter))
         return [entry[token].logprob for token, entry in zip(prompt_ids[1:], output.prompt_logprobs[1:])]
 
+    def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
+                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None) -> list[SearchPath]:
+        """vLLM continues each sequence greedily to its end (it cannot stop at a budget), reporting the top
+        tokens of every step; prefix caching shares the prompt's KV cache between branches."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = [SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k, stop_token_ids=sorted(stop_ids))
+                  for limit in max_new_tokens]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in sequences], params, use_tqdm=False,
+                                    lora_request=self._lora(adapter))
+        paths = []
+        for output, budget in zip(outputs, budgets):
+            [completion] = output.outputs
+            steps = [(token, {t: entry.logprob for t, entry in top.items()})
+                     for token, top in zip(completion.token_ids, completion.logprobs)]
+            paths.append(path_from_steps(steps, budget, stop_ids))
+        return paths
+
+    def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
+        """One prefill per answer, through vLLM's prompt log-probabilities."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompt_ids + answer) for answer in answers], params,
+                                    use_tqdm=False, lora_request=self._lora(adapter))
+        scores = []
+        for answer, output in zip(answers, outputs):
+            tail = output.prompt_logprobs[len(prompt_ids):]
+            scores.append(sum(entry[token].logprob for token, entry in zip(answer, tail)))
+        return scores
+
     def close(self) -> None:
         del self.llm
+
+
+def path_from_steps(steps: list[tuple[int, dict[int, float]]], budget: float, stop_ids: set[int]) -> SearchPath:
+    """A search path from (chosen token, {token: log-probability} of the step's top tokens) pairs, cut
+    where its log-probability falls below the budget."""
+    path, spent = SearchPath(), 0.0
+    for token, top in steps:
+        logprob = top[token]
+        if spent + logprob < budget:
+            break
+        path.alternatives.append([(t, lp) for t, lp in top.items() if t != token and spent + lp >= budget])
+        path.tokens.append(token)
+        path.logprobs.append(logprob)
+        spent += logprob
+        if token in stop_ids:
+            path.finished = True
+            break
+    return path
 
 
 def push_weights(worker, weights: Iterable[tuple]) -> PushReport:
@@ -274,6 +338,69 @@ class TransformersSampler(Sampler):
 
     def prompt_logprobs(self, prompt_ids: list[int], adapter: Adapter | None = None) -> list[float]:
         return token_logprobs(self.model, prompt_ids)
+
+    def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
+                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None, batch: int = 8) -> list[SearchPath]:
+        """Batches of sequences (left-padded) continued token by token with one KV cache, each stopping at
+        a stop token, its length, or where its log-probability falls below its budget."""
+        paths = []
+        for start in range(0, len(sequences), batch):
+            end = start + batch
+            paths += self._greedy_batch(sequences[start:end], budgets[start:end], max_new_tokens[start:end], stop_ids,
+                                        top_k)
+        return paths
+
+    def _greedy_batch(self, sequences, budgets, max_new_tokens, stop_ids, top_k) -> list[SearchPath]:
+        import torch
+
+        rows, width = len(sequences), max(len(s) for s in sequences)
+        ids = torch.zeros((rows, width), dtype=torch.long)
+        mask = torch.zeros((rows, width), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids[row, width - len(sequence):] = torch.tensor(sequence)
+            mask[row, width - len(sequence):] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        steps: list[list] = [[] for _ in sequences]
+        spent = [0.0] * rows
+        active = [limit > 0 for limit in max_new_tokens]
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
+        with torch.no_grad():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            while any(active):
+                logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+                values, indices = logprobs.topk(min(top_k, logprobs.shape[-1]), dim=-1)
+                values, indices = values.tolist(), indices.tolist()
+                for row in range(rows):
+                    if active[row]:
+                        steps[row].append((indices[row][0], dict(zip(indices[row], values[row]))))
+                        spent[row] += values[row][0]
+                        active[row] = (spent[row] >= budgets[row] and indices[row][0] not in stop_ids
+                                       and len(steps[row]) < max_new_tokens[row])
+                if not any(active):
+                    break
+                chosen = torch.tensor([[row_indices[0]] for row_indices in indices], device=self.device)
+                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=self.device)], dim=1)
+                positions = positions[:, -1:] + 1
+                out = self.model(input_ids=chosen, attention_mask=mask, position_ids=positions,
+                                 past_key_values=out.past_key_values, use_cache=True)
+        return [path_from_steps(row_steps, budget, stop_ids) for row_steps, budget in zip(steps, budgets)]
+
+    def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
+        """The prompt's KV cache computed once; each answer is one forward over its own tokens, then the
+        cache is cut back to the prompt."""
+        import torch
+
+        with torch.no_grad():
+            out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
+            cache, first = out.past_key_values, out.logits[0, -1:].float()
+            scores = []
+            for answer in answers:
+                logits = self.model(input_ids=torch.tensor([answer], device=self.device), past_key_values=cache,
+                                    use_cache=True).logits[0, :-1].float()
+                cache.crop(len(prompt_ids))
+                logprobs = torch.log_softmax(torch.cat([first, logits]), dim=-1)
+                scores.append(float(logprobs.gather(1, torch.tensor(answer, device=self.device)[:, None]).sum()))
+        return scores
 
 
 def token_logprobs(model, ids: list[int]) -> list[float]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from arc_submit.config import SamplingConfig
-from arc_submit.data.augment import Augmentation, draw_distinct
+from arc_submit.data.augment import Augmentation, balanced_views, draw_distinct
 from arc_submit.data.encoders import DecodeError
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import MAX_SIDE, Grid, Task
@@ -26,14 +26,21 @@ class Candidate:
     then `text`, `reason` and `kind` (max_new_tokens, or a DecodeError kind) say why."""
 
     grid: Grid
-    logprob: float | None
+    logprob: float | None  # cumulative log-probability of its tokens
     augmentation: Augmentation
     text: str | None = None  # the raw text, kept when it did not parse
     reason: str | None = None
     kind: str | None = None
+    tokens: int = 0  # how many tokens the model wrote (the end of the answer included)
+
+    @property
+    def token_logprob(self) -> float | None:
+        """The mean log-probability per token (arc24's tie-break)."""
+        return None if self.logprob is None or not self.tokens else self.logprob / self.tokens
 
     def to_dict(self) -> dict:
-        data = {"grid": self.grid, "logprob": self.logprob, "augmentation": self.augmentation.to_dict()}
+        data = {"grid": self.grid, "logprob": self.logprob, "tokens": self.tokens,
+                "augmentation": self.augmentation.to_dict()}
         if self.text is not None:
             data.update(text=self.text, reason=self.reason, kind=self.kind)
         return data
@@ -41,20 +48,21 @@ class Candidate:
     @classmethod
     def from_dict(cls, data: dict) -> Candidate:
         return cls(data["grid"], data["logprob"], Augmentation.from_dict(data["augmentation"]), data.get("text"),
-                   data.get("reason"), data.get("kind"))
+                   data.get("reason"), data.get("kind"), data["tokens"])
 
 
 def decode_candidate(completion: Completion, builder: PromptBuilder, augmentation: Augmentation) -> Candidate:
     """Parse a completion (after the format's answer prefix) and map its grid back through the
     augmentation's inverse."""
+    logprob, tokens = completion.logprob, completion.tokens
     if completion.finish_reason == "length":
         reason = "hit max_new_tokens before the answer ended"
-        return Candidate([], completion.logprob, augmentation, completion.text, reason, "max_new_tokens")
+        return Candidate([], logprob, augmentation, completion.text, reason, "max_new_tokens", tokens)
     try:
         grid = builder.parse(completion.text)
     except DecodeError as error:
-        return Candidate([], completion.logprob, augmentation, completion.text, str(error), error.kind)
-    return Candidate(augmentation.invert_grid(grid), completion.logprob, augmentation)
+        return Candidate([], logprob, augmentation, completion.text, str(error), error.kind, tokens)
+    return Candidate(augmentation.invert_grid(grid), logprob, augmentation, tokens=tokens)
 
 
 def unparsed_counts(candidates: list[list[Candidate]]) -> dict[str, int]:
@@ -108,8 +116,9 @@ def prompt_jobs(task: Task, builder: PromptBuilder, config: SamplingConfig, seed
     rng = np.random.default_rng([seed, 2])
     jobs, too_long = [], []
     options = config.augment.draw_options()
+    views = balanced_views if config.views == "balanced" else draw_distinct
     for test_index in range(len(task.test)):
-        augmentations = draw_distinct(rng, config.augmentations, len(task.train), **options)
+        augmentations = views(rng, config.augmentations, len(task.train), **options)
         fitted = 0
         for number, augmentation in enumerate(augmentations):
             augmented = augmentation.apply_task(task)
@@ -130,3 +139,19 @@ def requests_for(jobs: list[PromptJob], builder: PromptBuilder, config: Sampling
                     min(bound, builder.max_seq_len - len(job.prompt_ids)), job.seed, stop_token_ids=stops,
                     adapter=adapter)
             for job in jobs]
+
+
+def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], config: SamplingConfig, bound: int,
+                    adapter: Adapter | None = None, deadline: float | None = None, clock=None) -> tuple[list, str]:
+    """Every completion of each prompt with probability >= min_prob (see arc_submit.predict.dfs), as
+    Completions, and why the search stopped early ("" when it did not)."""
+    import time
+
+    from arc_submit.predict.dfs import search
+
+    limits = [min(bound, builder.max_seq_len - len(job.prompt_ids)) for job in jobs]
+    leaves, cut = search(sampler, [job.prompt_ids for job in jobs], config.min_prob, config.max_candidates, limits,
+                         builder.stop_token_ids, deadline, clock or time.monotonic, adapter)
+    decode = builder.tokenizer.decode
+    return [[Completion(decode(list(leaf.tokens[:-1]), skip_special_tokens=True), len(leaf.tokens), leaf.logprob,
+                        "stop") for leaf in found] for found in leaves], cut

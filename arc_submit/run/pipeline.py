@@ -25,20 +25,23 @@ import numpy as np
 
 from arc_submit.config import Config
 from arc_submit.data.submission import fill_attempts
-from arc_submit.data.tasks import Task
+from arc_submit.data.tasks import Task, grid_key
 from arc_submit.files import write_json
 from arc_submit.model.training import TaskTooLong, attach_adapter, detach_adapter
 from arc_submit.predict.backends import Adapter
 from arc_submit.predict.candidates import (
     Candidate,
+    PromptJob,
     answer_bound,
     answer_reserve,
     decode_candidate,
+    dfs_completions,
     prompt_jobs,
     requests_for,
     unparsed_counts,
 )
-from arc_submit.predict.voting import rank
+from arc_submit.predict.scoring import view_logprobs
+from arc_submit.predict.selection import needs_views, rank
 from arc_submit.run.budget import Budget, TaskPlan
 from arc_submit.run.faults import inject
 from arc_submit.run.record import TaskRecord
@@ -210,17 +213,28 @@ class Pipeline:
             with timed(record.timings, "load_s"):
                 adapter = stack.serve_start(stack.probe(task))
         with timed(record.timings, "sample_s"):
-            self._generate(task, seed, record, adapter)
+            jobs = self._generate(task, seed, record, adapter)
+        if needs_views(self.config.voting.rule):
+            with timed(record.timings, "score_s"):
+                record.views = self._score_views(task, record, jobs, adapter)
 
-    def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None) -> None:
+    def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None) -> list[PromptJob]:
+        """Candidates from every view's prompt (sampled, or all above min_prob by DFS); the jobs used."""
         stack, config = self.stack, self.config.sampling
         reserve = answer_reserve(task, stack.builder, config)
         jobs, too_long = prompt_jobs(task, stack.builder, config, seed, reserve)
         for index in too_long:
             record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
-        requests = requests_for(jobs, stack.builder, config, answer_bound(stack.builder, config), adapter)
+        bound = answer_bound(stack.builder, config)
         with timed(record.timings, "generate_s"):
-            completions = stack.sampler.generate(requests) if requests else []
+            if not jobs:
+                completions = []
+            elif config.method == "dfs":
+                completions, cut = dfs_completions(stack.sampler, stack.builder, jobs, config, bound, adapter)
+                if cut:
+                    record.reasons.append(f"dfs: {cut}")
+            else:
+                completions = stack.sampler.generate(requests_for(jobs, stack.builder, config, bound, adapter))
         candidates: list[list[Candidate]] = [[] for _ in task.test]
         for job, outputs in zip(jobs, completions):
             candidates[job.test_index] += [decode_candidate(c, stack.builder, job.augmentation) for c in outputs]
@@ -228,10 +242,32 @@ class Pipeline:
         record.unparsed = unparsed_counts(candidates)
         record.generated_tokens = sum(c.tokens for outputs in completions for c in outputs)
         record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
+        return jobs
+
+    def _score_views(self, task: Task, record: TaskRecord, jobs: list[PromptJob], adapter: Adapter | None) -> list:
+        """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input."""
+        views = []
+        for index, candidates in enumerate(record.candidates):
+            grids = list({grid_key(c.grid): c.grid for c in candidates if c.grid}.values())
+            chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
+            scores = view_logprobs(self.stack.sampler, self.stack.builder, chosen[: self.config.voting.views], grids,
+                                   adapter) if grids else {}
+            views.append(scores)
+        return views
 
     def _vote(self, task: Task, record: TaskRecord) -> None:
-        record.votes = [rank([(c.grid, c.logprob) for c in candidates], self.config.voting.rule)
-                        for candidates in record.candidates]
+        rule = self.config.voting.rule
+        if needs_views(rule) and len(record.views) != len(record.candidates):
+            rule = "vote"  # not sampled, or the scoring failed: no candidates to score anyway
+        votes = []
+        for index, candidates in enumerate(record.candidates):
+            views = record.views[index] if rule != "vote" else None
+            if views is not None and any(not scores for scores in views.values()):
+                record.reasons.append(f"test[{index}]: no view holds every candidate's answer: ranked by vote")
+                votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], "vote"))
+                continue
+            votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], rule, views))
+        record.votes = votes
         record.attempts = [fill_attempts([vote.grid for vote in ranked], pair.input)
                            for pair, ranked in zip(task.test, record.votes)]
         if not any(record.candidates) and record.mode not in ("fallback", "too_long"):

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arc_submit.data.augment import Augmentation
-from arc_submit.data.tasks import Grid, is_grid
+from arc_submit.data.tasks import Grid, grid_key, is_grid
 from arc_submit.model.training import TrainResult
 from arc_submit.predict.candidates import Candidate
-from arc_submit.predict.voting import Vote
+from arc_submit.predict.selection import Vote
 from arc_submit.run.budget import MODES as PLAN_MODES
 
-SCHEMA_VERSION = 3  # 1: untyped records (no schema_version field); 2: no unparsed counts
+SCHEMA_VERSION = 4  # 1: untyped records (no schema_version field); 2: no unparsed counts; 3: no views, scores
 MODES = (*PLAN_MODES, "too_long")
 
 
@@ -35,6 +35,7 @@ class TaskRecord:
     timings: dict[str, float] = field(default_factory=dict)
     candidates: list[list[Candidate]] = field(default_factory=list)  # per test input
     votes: list[list[Vote]] = field(default_factory=list)  # per test input, best first
+    views: list[dict] = field(default_factory=list)  # per test input: grid key -> log-likelihood per scoring view
     attempts: list[list[Grid]] = field(default_factory=list)  # per test input, two grids (or [])
     failed_stages: list[str] = field(default_factory=list)
     unparsed: dict[str, int] = field(default_factory=dict)  # answers that did not parse, by kind
@@ -56,6 +57,8 @@ class TaskRecord:
             "prompt_tokens": self.prompt_tokens,
             "candidates": [[c.to_dict() for c in output] for output in self.candidates],
             "votes": [[v.to_dict() for v in output] for output in self.votes],
+            "views": [[{"grid": _grid(key), "logprobs": logprobs} for key, logprobs in output.items()]
+                      for output in self.views],
             "attempts": self.attempts,
         }
 
@@ -87,8 +90,16 @@ class TaskRecord:
             generated_tokens=_expect(data, "generated_tokens", int), prompt_tokens=_expect(data, "prompt_tokens", int),
             candidates=[[Candidate.from_dict(c) for c in output] for output in _expect(data, "candidates", list)],
             votes=[[Vote.from_dict(v) for v in output] for output in _expect(data, "votes", list)],
+            views=[{grid_key(entry["grid"]): [float(x) for x in entry["logprobs"]] for entry in output}
+                   for output in _expect(data, "views", list)],
             attempts=_expect(data, "attempts", list),
         )
+
+
+def _grid(key: tuple) -> Grid:
+    """The grid of a grid_key (rows, columns, cells)."""
+    rows, columns, cells = key
+    return [list(cells[r * columns: (r + 1) * columns]) for r in range(rows)]
 
 
 def _expect(data: dict, key: str, types):

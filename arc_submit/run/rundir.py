@@ -16,7 +16,7 @@ from pathlib import Path
 from arc_submit.config import Config, to_toml
 from arc_submit.data.metrics import research_metrics, score
 from arc_submit.data.submission import build, fallback_attempts, inputs_per_task, submission_problems
-from arc_submit.data.tasks import Task
+from arc_submit.data.tasks import Task, grid_key
 from arc_submit.errors import UserError
 from arc_submit.files import read_json, write_json, write_text
 from arc_submit.run.record import RecordError, TaskRecord
@@ -142,8 +142,7 @@ class RunDir:
         problems = submission_problems(submission, inputs_per_task(tasks), "submission")
         if problems:  # never expected: a bug, so stop before a bad file replaces a good one
             raise RuntimeError("built an invalid submission: " + "; ".join(problems[:3]))
-        predictions = {task_id: [[c.grid for c in output] for output in record.candidates]
-                       for task_id, record in records.items()}
+        predictions = {task_id: prediction_entries(record) for task_id, record in records.items()}
         write_json(self.path / "predictions.json", predictions)
         write_json(self.path / "submission.json", submission)
         if output is not None and output.resolve() != (self.path / "submission.json").resolve():
@@ -153,9 +152,22 @@ class RunDir:
             return {}
         rankings = {task_id: [[vote.grid for vote in votes] for votes in record.votes]
                     for task_id, record in records.items()}
-        metrics = combined_metrics(predictions, submission, solutions, rankings)
+        grids = {task_id: [[c.grid for c in output] for output in record.candidates] for task_id, record in records.items()}
+        metrics = combined_metrics(grids, submission, solutions, rankings)
         write_json(self.path / "metrics.json", metrics, indent=1)
         return metrics
+
+
+def prediction_entries(record: TaskRecord) -> list[list[dict]]:
+    """A task's candidates for predictions.json, per test input: each grid with its cumulative
+    log-probability, tokens and its grid's score under the run's rule, so that `metrics` ranks exactly
+    as the run did."""
+    entries = []
+    for candidates, votes in zip(record.candidates, record.votes):
+        scores = {grid_key(vote.grid): vote.score for vote in votes}
+        entries.append([{"grid": c.grid, "logprob": c.logprob, "tokens": c.tokens,
+                         "score": scores.get(grid_key(c.grid)) if c.grid else None} for c in candidates])
+    return entries
 
 
 def combined_metrics(predictions: dict, submission: dict, solutions: dict, rankings: dict | None = None) -> dict:

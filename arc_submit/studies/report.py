@@ -85,15 +85,15 @@ def task_section(task: Task, record: TaskRecord | None, per_task: dict) -> str:
     verdict = "" if score is None else ('<span class="right">solved</span>' if score == 1 else
                                          f'<span class="wrong">score {score:.2f}</span>')
     ttft = record.ttft
-    votes = "; ".join(", ".join(f"{v.count}x{len(v.grid)}x{len(v.grid[0])}" for v in output[:5]) or "none"
-                      for output in record.votes)
+    votes = "; ".join(", ".join(f"{v.count}x{len(v.grid)}x{len(v.grid[0])} ({v.score:.3g})" for v in output[:5])
+                      or "none" for output in record.votes)
     details = table(["stage", "seconds"], [[k, record.timings[k]] for k in STAGES if k in record.timings])
     reasons = "".join(f"<li>{_escape(r)}</li>" for r in record.reasons)
     return (f'<section id="{_escape(task.task_id)}"><h3>{_escape(task.task_id)} '
             f'<span class="muted">{_escape(record.mode)}</span> {verdict}</h3>'
             f'<div class="row"><img alt="task {_escape(task.task_id)}" src="{png_data_uri(image)}">'
             f'<div>{loss_curve_svg(ttft.losses if ttft else [], ttft.eval_losses if ttft else [])}'
-            f'<p>votes (count x shape): {_escape(votes)}</p>{details}'
+            f'<p>votes (count x shape (score under the rule)): {_escape(votes)}</p>{details}'
             f'{"<ul>" + reasons + "</ul>" if reasons else ""}</div></div></section>')
 
 

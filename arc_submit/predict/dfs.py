@@ -1,0 +1,99 @@
+"""Depth-first search over answer tokens: every completion whose probability is at least `min_prob`,
+as the ARChitects (min_prob 0.17 in 2024, 0.07 in 2025) and NVARC (0.2) generate candidates.
+
+Each branch is continued greedily to its end (depth first, with the KV cache of one forward pass per
+token); on the way, every other token whose probability keeps the branch above `min_prob` starts a new
+branch. Every sequence above the threshold is found exactly once: follow it from the root, and the first
+token where it leaves a greedy path starts the branch that finds it. Branches of all prompts are
+continued together, in rounds, bounded by `max_candidates` per prompt and a deadline.
+
+    leaves = search(sampler, [prompt_ids, ...], min_prob=0.1, max_candidates=8, max_new_tokens=[900, ...],
+                    stop_ids={2})
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Path:
+    """A greedy continuation of one branch: its tokens and their log-probabilities, and for each step the
+    other tokens (with log-probabilities) that keep the branch above the threshold. `finished` when it
+    ended with a stop token; otherwise it fell below the threshold or hit its length."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    alternatives: list[list[tuple[int, float]]] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class Branch:
+    prompt: int  # index of the prompt
+    prefix: tuple[int, ...]  # answer tokens chosen so far
+    logprob: float  # their log-probability
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A finished completion: its tokens (the stop token last) and its log-probability."""
+
+    tokens: tuple[int, ...]
+    logprob: float
+
+
+def top_k_for(min_prob: float) -> int:
+    """How many tokens per step can reach `min_prob`: at most 1/min_prob of them, plus one for safety."""
+    return int(1 / min_prob) + 1
+
+
+def search(sampler, prompts: list[list[int]], min_prob: float, max_candidates: int, max_new_tokens: list[int],
+           stop_ids: set[int], deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
+           adapter=None) -> tuple[list[list[Leaf]], str]:
+    """The leaves of every prompt (most probable first), and why the search ended early ("" if it did not)."""
+    floor = math.log(min_prob)
+    leaves: list[list[Leaf]] = [[] for _ in prompts]
+    frontier = [Branch(index, (), 0.0) for index in range(len(prompts))]
+    cut = ""
+    while frontier:
+        if deadline is not None and clock() >= deadline:
+            cut = f"time budget: search stopped with {len(frontier)} branches open"
+            break
+        paths = sampler.greedy_paths([prompts[b.prompt] + list(b.prefix) for b in frontier],
+                                     [floor - b.logprob for b in frontier],
+                                     [max_new_tokens[b.prompt] - len(b.prefix) for b in frontier],
+                                     stop_ids, top_k_for(min_prob), adapter)
+        opened: list[Branch] = []
+        for branch, path in zip(frontier, paths):
+            spent = branch.logprob
+            for step, token in enumerate(path.tokens):
+                for other, logprob in path.alternatives[step]:
+                    if spent + logprob < floor:
+                        continue
+                    prefix = branch.prefix + tuple(path.tokens[:step]) + (other,)
+                    if other in stop_ids:
+                        leaves[branch.prompt].append(Leaf(prefix, spent + logprob))
+                    elif len(prefix) < max_new_tokens[branch.prompt]:
+                        opened.append(Branch(branch.prompt, prefix, spent + logprob))
+                spent += path.logprobs[step]
+            if path.finished and spent >= floor:
+                leaves[branch.prompt].append(Leaf(branch.prefix + tuple(path.tokens), spent))
+        frontier = _bounded(opened, leaves, max_candidates)
+        if len(opened) > len(frontier):
+            cut = f"max_candidates {max_candidates}: {len(opened) - len(frontier)} branches left unexplored"
+    ranked = [sorted(found, key=lambda leaf: (-leaf.logprob, leaf.tokens))[:max_candidates] for found in leaves]
+    return ranked, cut
+
+
+def _bounded(opened: list[Branch], leaves: list[list[Leaf]], max_candidates: int) -> list[Branch]:
+    """The branches worth continuing: the most probable first, while a prompt can take more leaves."""
+    kept, per_prompt = [], [len(found) for found in leaves]
+    for branch in sorted(opened, key=lambda b: (-b.logprob, b.prompt, b.prefix)):
+        if per_prompt[branch.prompt] < max_candidates:
+            kept.append(branch)
+            per_prompt[branch.prompt] += 1
+    return kept

@@ -1,0 +1,28 @@
+"""Scoring candidates under augmented views, for the selection rules that need it (`poe`, `nvarc`): the
+log-likelihood of each distinct candidate grid as the answer to M views of the task, the same M views for
+every candidate of one test input. A view's prompt is computed once and shared by its candidates (the
+transformers backend keeps its KV cache; vLLM prefills each pair).
+
+    logprobs = view_logprobs(sampler, builder, views, grids, adapter)   # {grid_key: [logprob per view]}
+"""
+
+from __future__ import annotations
+
+from arc_submit.data.augment import Augmentation
+from arc_submit.data.prompts import PromptBuilder
+from arc_submit.data.tasks import Grid, grid_key
+from arc_submit.predict.backends import Adapter, Sampler
+
+
+def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
+                  grids: list[Grid], adapter: Adapter | None = None) -> dict[tuple, list[float]]:
+    """For each grid (in the task's own orientation and colours), its log-likelihood under each view
+    (augmentation, prompt ids) whose prompt leaves room for every grid's answer."""
+    result: dict[tuple, list[float]] = {grid_key(grid): [] for grid in grids}
+    for augmentation, prompt_ids in views:
+        answers = [builder.answer_ids(augmentation.apply_grid(grid)) for grid in grids]
+        if len(prompt_ids) + max(len(answer) for answer in answers) > builder.max_seq_len:
+            continue  # the same views for every candidate: this one cannot hold the longest answer
+        for grid, logprob in zip(grids, sampler.score(prompt_ids, answers, adapter)):
+            result[grid_key(grid)].append(logprob)
+    return result

@@ -1,0 +1,142 @@
+"""Selection benchmark: how the rules after arc24 turn candidates into attempts, on CPU with the embedded
+model after TTFT. Each task is trained once (the `cpu` preset, seed 0); the same trained weights then give
+greedy candidates under balanced views and DFS candidates under the same views; every distinct candidate is
+scored under the first 8 views; and five setups are compared on the same candidates:
+
+    greedy + vote, greedy + poe, greedy + nvarc, DFS + vote, DFS + poe
+
+    make bench-selection     # or: .venv/bin/python benchmarks/selection.py --tasks 20 --out runs/bench-selection
+
+Prints a Markdown table (score, pass_n = the truth among the candidates, vote_1, vote_2, seconds per task by
+stage) for the 8 local-submission tasks and for all the tasks, and writes the per-task results as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+SETUPS = [("greedy", "vote"), ("greedy", "poe"), ("greedy", "nvarc"), ("dfs", "vote"), ("dfs", "poe")]
+
+
+def run_task(stack, task, seed: int, min_prob: float) -> dict:
+    """Train once; candidates greedy and by DFS; their scores under the views; each setup's attempts."""
+    from arc_submit.data.submission import fill_attempts
+    from arc_submit.data.tasks import grid_key
+    from arc_submit.model.training import attach_adapter, detach_adapter
+    from arc_submit.predict.candidates import (
+        answer_bound,
+        answer_reserve,
+        decode_candidate,
+        dfs_completions,
+        prompt_jobs,
+        requests_for,
+    )
+    from arc_submit.predict.scoring import view_logprobs
+    from arc_submit.predict.selection import rank
+    from arc_submit.run.pipeline import derive_seed, seed_everything
+
+    config = stack.config
+    seed = derive_seed(seed, task.task_id)
+    seed_everything(seed)
+    seconds = {}
+    start = time.perf_counter()
+    peft_model = attach_adapter(stack.model, config.ttft, None, seed)
+    stack.trainer.train(peft_model, [task], config.ttft.steps, seed)
+    stack.serve_trained(task.task_id, peft_model, stack.probe(task))
+    stack.model = detach_adapter(peft_model)
+    seconds["ttft"] = time.perf_counter() - start
+    builder, sampling = stack.builder, config.sampling
+    jobs, _ = prompt_jobs(task, builder, sampling, seed, answer_reserve(task, builder, sampling))
+    bound = answer_bound(builder, sampling)
+    found = {}
+    start = time.perf_counter()
+    completions = stack.sampler.generate(requests_for(jobs, builder, sampling, bound))
+    seconds["greedy"] = time.perf_counter() - start
+    found["greedy"] = completions
+    start = time.perf_counter()
+    dfs_config = sampling.__class__(**{**sampling.__dict__, "method": "dfs", "min_prob": min_prob})
+    found["dfs"], _ = dfs_completions(stack.sampler, builder, jobs, dfs_config, bound)
+    seconds["dfs"] = time.perf_counter() - start
+    result = {"task_id": task.task_id, "seconds": seconds, "setups": {}}
+    for method, outputs in found.items():
+        candidates = [[] for _ in task.test]
+        for job, completions in zip(jobs, outputs):
+            candidates[job.test_index] += [decode_candidate(c, builder, job.augmentation) for c in completions]
+        start = time.perf_counter()
+        views = []
+        for index, output in enumerate(candidates):
+            grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
+            chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index][: config.voting.views]
+            views.append(view_logprobs(stack.sampler, builder, chosen, grids) if grids else {})
+        seconds[f"{method}_scoring"] = time.perf_counter() - start
+        for rule in ("vote", "poe", "nvarc"):
+            if (method, rule) not in SETUPS:
+                continue
+            solved, passed, votes1, votes2 = [], [], [], []
+            for index, (pair, output) in enumerate(zip(task.test, candidates)):
+                usable = rule == "vote" or all(views[index].values())
+                ranked = rank([(c.grid, c.logprob, c.tokens) for c in output], rule if usable else "vote",
+                              views[index] if usable else None)
+                grids = [vote.grid for vote in ranked]
+                solved.append(pair.output in fill_attempts(grids, pair.input))
+                passed.append(any(c.grid == pair.output for c in output))
+                votes1.append(pair.output in grids[:1])
+                votes2.append(pair.output in grids[:2])
+            mean = lambda values: sum(values) / len(values)  # noqa: E731
+            result["setups"][f"{method}+{rule}"] = {
+                "score": mean(solved), "pass_n": mean(passed), "vote_1": mean(votes1), "vote_2": mean(votes2),
+                "candidates": sum(len(o) for o in candidates), "parsed": sum(bool(c.grid) for o in candidates for c in o)}
+    return result
+
+
+def table(results: list[dict], title: str) -> str:
+    lines = [f"**{title}** ({len(results)} tasks)", "",
+             "| setup | score | pass_n | vote_1 | vote_2 | candidates per task | s/task: ttft | sampling | scoring |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method, rule in SETUPS:
+        name = f"{method}+{rule}"
+        rows = [r["setups"][name] for r in results]
+        mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
+        seconds = lambda key: sum(r["seconds"].get(key, 0.0) for r in results) / len(results)  # noqa: E731
+        scoring = seconds(f"{method}_scoring") if rule != "vote" else 0.0
+        lines.append(f"| {method} + {rule} | {mean('score'):.3f} | {mean('pass_n'):.3f} | {mean('vote_1'):.3f} | "
+                     f"{mean('vote_2'):.3f} | {mean('candidates'):.1f} | {seconds('ttft'):.0f} | {seconds(method):.0f} | "
+                     f"{scoring:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20, help="the N smallest ARC-AGI-1 eval tasks")
+    parser.add_argument("--local", type=int, default=8, help="the first table covers the smallest N (local-submission)")
+    parser.add_argument("--min-prob", type=float, default=0.1, help="DFS threshold")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default="cpu")
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--out", default="runs/bench-selection")
+    args = parser.parse_args()
+    from arc_submit.config import load_config
+    from arc_submit.data.tasks import load_dataset
+    from arc_submit.run.pipeline import run_pipeline  # noqa: F401 - sets nothing; the stack below is the run's
+    from arc_submit.run.stack import open_stack
+
+    config = load_config(args.config, args.set, **{"run.seed": args.seed})
+    tasks = sorted(load_dataset("arc-agi-1-eval"), key=lambda t: (t.cells(), t.task_id))[: args.tasks]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
+    stack = open_stack(config, progress=False, run_dir=out)
+    for task in tasks[len(done):]:
+        done.append(run_task(stack, task, args.seed, args.min_prob))
+        (out / "results.json").write_text(json.dumps(done, indent=1))
+        print(task.task_id, json.dumps({k: v["score"] for k, v in done[-1]["setups"].items()}), flush=True)
+    text = table(done[: args.local], "local-submission tasks") + "\n\n" + table(done, f"{len(done)} smallest ARC-AGI-1 eval tasks")
+    (out / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

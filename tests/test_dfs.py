@@ -1,0 +1,92 @@
+"""DFS candidates are exact: on a tiny model with a small vocabulary, the search returns exactly the set
+of sequences that brute-force enumeration finds above the threshold, with the same probabilities, for
+prompts of different lengths searched together."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from arc_submit.config import SamplingConfig
+from arc_submit.predict.backends import TransformersSampler, path_from_steps
+from arc_submit.predict.dfs import search
+
+VOCAB, STOP, LONGEST = 6, 5, 4
+PROMPTS = [[1, 2, 3], [4, 0], [2, 2, 2, 1, 0]]
+
+
+@pytest.fixture(scope="module")
+def small_vocabulary_model(tmp_path_factory):
+    """A tiny Llama over 6 tokens (token 5 ends an answer), with weights large enough that several
+    continuations are likely."""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from tests.tiny_model import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("small-vocabulary")
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                         eos_token_id=STOP, pad_token_id=0, bos_token_id=None, initializer_range=0.6)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=STOP, pad_token_id=0)
+    model.save_pretrained(folder)
+    build_tokenizer().save_pretrained(folder)  # only for the sampler's constructor; DFS works on ids
+    return folder
+
+
+def brute_force(model, prompt: list[int], min_prob: float) -> dict[tuple[int, ...], float]:
+    """Every answer (non-stop tokens, then the stop token, at most LONGEST tokens) with its log-probability
+    from full forward passes without any cache, kept when the probability reaches min_prob."""
+    found = {}
+    for length in range(LONGEST):
+        for body in itertools.product([t for t in range(VOCAB) if t != STOP], repeat=length):
+            answer = (*body, STOP)
+            ids = torch.tensor([prompt + list(answer)])
+            with torch.no_grad():
+                logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+            total = sum(float(logprobs[len(prompt) - 1 + i, token]) for i, token in enumerate(answer))
+            if total >= math.log(min_prob):
+                found[answer] = total
+    return found
+
+
+@pytest.mark.parametrize("min_prob", [0.05, 0.1, 0.2])
+def test_dfs_finds_exactly_what_brute_force_finds(small_vocabulary_model, min_prob):
+    sampler = TransformersSampler(small_vocabulary_model, "float32", 64, SamplingConfig(), 0, "cpu")
+    leaves, cut = search(sampler, PROMPTS, min_prob, max_candidates=1000, max_new_tokens=[LONGEST] * len(PROMPTS),
+                         stop_ids={STOP})
+    assert cut == ""
+    for prompt, found in zip(PROMPTS, leaves):
+        expected = brute_force(sampler.model, prompt, min_prob)
+        assert {leaf.tokens for leaf in found} == set(expected)
+        for leaf in found:
+            assert leaf.logprob == pytest.approx(expected[leaf.tokens], abs=1e-5)
+    assert sum(len(found) for found in leaves) >= len(PROMPTS)  # the search had something to find
+
+
+def test_dfs_keeps_the_most_probable_within_max_candidates(small_vocabulary_model):
+    sampler = TransformersSampler(small_vocabulary_model, "float32", 64, SamplingConfig(), 0, "cpu")
+    every, _ = search(sampler, PROMPTS, 0.05, 1000, [LONGEST] * 3, {STOP})
+    bounded, cut = search(sampler, PROMPTS, 0.05, 2, [LONGEST] * 3, {STOP})
+    for all_leaves, few in zip(every, bounded):
+        assert len(few) <= 2 and set(few) <= set(all_leaves)
+        assert few[:1] == all_leaves[:1]  # the most probable completion is always kept
+    assert any(len(found) > 2 for found in every) and "max_candidates 2" in cut
+
+
+def test_a_spent_deadline_stops_the_search(small_vocabulary_model):
+    sampler = TransformersSampler(small_vocabulary_model, "float32", 64, SamplingConfig(), 0, "cpu")
+    leaves, cut = search(sampler, PROMPTS, 0.05, 100, [LONGEST] * 3, {STOP}, deadline=0.0, clock=lambda: 1.0)
+    assert leaves == [[], [], []] and "time budget" in cut
+
+
+def test_a_path_stops_where_it_falls_below_its_budget():
+    steps = [(1, {1: -0.1, 2: -2.0}), (3, {3: -0.5, 4: -0.9}), (5, {5: -3.0})]
+    path = path_from_steps(steps, budget=-1.2, stop_ids={5})
+    assert path.tokens == [1, 3] and not path.finished
+    assert path.alternatives == [[], [(4, -0.9)]]
+    assert path_from_steps(steps, budget=-10.0, stop_ids={5}).finished

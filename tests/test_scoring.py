@@ -1,0 +1,82 @@
+"""Scoring under views equals a direct computation with the model: each candidate's log-likelihood as
+the answer to each view's prompt (full forward passes, no cache), summed for poe; and a run's
+predictions file makes `metrics` rank exactly as the run did."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from arc_submit.config import SamplingConfig
+from arc_submit.data.augment import balanced_views
+from arc_submit.data.encoders import DEFAULT_ENCODER, create
+from arc_submit.data.prompts import PromptBuilder
+from arc_submit.data.tasks import Pair, Task, grid_key
+from arc_submit.predict.backends import TransformersSampler, token_logprobs
+from arc_submit.predict.scoring import view_logprobs
+from tests.conftest import run_cli
+from tests.test_pipeline import read, run
+
+TASK = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5]], [[5, 4]])], [Pair([[7, 8, 9]], [[9, 8, 7]])])
+ONE = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]])], [Pair([[1, 2, 3]], [[3, 2, 1]])])  # learnable in seconds
+LEARN = ["ttft.steps=80", "ttft.learning_rate=0.01", "ttft.lora_rank=16", "ttft.lora_alpha=32.0",
+         'ttft.schedule="constant"', "ttft.warmup_fraction=0.0", "ttft.augment.permute_colours=false",
+         "ttft.augment.geometric=false", "sampling.augment.permute_colours=false", "sampling.augment.geometric=false",
+         "sampling.max_new_tokens=40", "sampling.temperature=1.0", "sampling.samples=3"]
+
+
+def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
+    model, tokenizer = tiny
+    builder = PromptBuilder(tokenizer, create(DEFAULT_ENCODER), 4096)
+    sampler = TransformersSampler(tiny_model_dir, "float32", 4096, SamplingConfig(), 0, "cpu")
+    views = []
+    for augmentation in balanced_views(np.random.default_rng(0), 3, len(TASK.train)):
+        augmented = augmentation.apply_task(TASK)
+        views.append((augmentation, builder.render(augmented.train, augmented.test[0].input).prompt_ids))
+    grids = [[[9, 8, 7]], [[7, 8, 9]], [[1], [2]]]
+    scores = view_logprobs(sampler, builder, views, grids)
+    for grid in grids:
+        direct = []
+        for augmentation, prompt in views:
+            answer = builder.answer_ids(augmentation.apply_grid(grid))
+            direct.append(sum(token_logprobs(model, prompt + answer)[len(prompt) - 1:]))
+        assert scores[grid_key(grid)] == pytest.approx(direct, abs=1e-4)
+
+
+@pytest.mark.parametrize("rule", ["poe", "nvarc"])
+def test_a_run_scores_each_candidate_under_the_same_views(tiny_model_dir, tmp_path, rule):
+    """A tiny model taught one task well enough to answer in grids, then its candidates scored."""
+    pipeline = run(tiny_model_dir, tmp_path / "run", *LEARN, "sampling.augmentations=3", f'voting.rule="{rule}"',
+                   "voting.views=2", tasks=[ONE])
+    record = read(tmp_path / "run" / "tasks" / "flip.json")
+    grids = {grid_key(c["grid"]) for c in record["candidates"][0] if c["grid"]}
+    assert grids, "the model wrote no grid"
+    views = {grid_key(entry["grid"]): entry["logprobs"] for entry in record["views"][0]}
+    assert set(views) == grids and all(len(logprobs) == 2 for logprobs in views.values())
+    for vote in record["votes"][0]:
+        count = sum(c["grid"] == vote["grid"] for c in record["candidates"][0])
+        logprobs = views[grid_key(vote["grid"])]
+        expected = sum(logprobs) if rule == "poe" else count + sum(logprobs) / 2
+        assert vote["score"] == pytest.approx(expected) and vote["count"] == count
+    assert "score_s" in record["timings"] and pipeline.summary["modes"] == {"full": 1}
+
+
+def test_metrics_on_a_runs_predictions_reproduces_the_runs_own_selection(tiny_model_dir, tmp_path):
+    from arc_submit.data.tasks import kaggle_layout
+
+    challenges, solutions = kaggle_layout([ONE])
+    (tmp_path / "c.json").write_text(json.dumps(challenges))
+    (tmp_path / "s.json").write_text(json.dumps(solutions))
+    run(tiny_model_dir, tmp_path / "run", *LEARN, "sampling.augmentations=4", 'voting.rule="poe"', "voting.views=2",
+        tasks=[ONE])
+    own = read(tmp_path / "run" / "metrics.json")["summary"]
+    result = run_cli("metrics", "--predictions", str(tmp_path / "run" / "predictions.json"), "--solutions",
+                     str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    again = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {k: again[k] for k in ("vote_1", "vote_2", "pass_n", "accuracy")} == {
+        k: own[k] for k in ("vote_1", "vote_2", "pass_n", "accuracy")}
+    entry = read(tmp_path / "run" / "predictions.json")["flip"][0][0]
+    assert set(entry) == {"grid", "logprob", "tokens", "score"}
