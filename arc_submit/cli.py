@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "tokens": "tokens per task for each encoder with a model's tokenizer",
     "bench": "speed of sampling, TTFT and the pipeline, each against a plain baseline",
     "plan": "expected wall time per task and for the run, against the time budget",
+    "worker": "(internal) one worker process of --workers, started by the run itself",
 }
 DEFAULT_COMMAND = "run"
 

@@ -207,11 +207,14 @@ class RunConfig:
     time_budget: float = option(0.0, "seconds for the whole run (0 = none); work is cut to end in time")
     reserve_fraction: float = option(0.05, "share of the time budget kept back as a safety margin")
     threads: int = option(0, "CPU threads for torch (0 = all cores)")
+    worker_timeout: float = option(1200.0, "--workers: seconds a worker may stay silent (no stage or training step "
+                                           "reported) before it is taken for hung, killed and its task retried")
 
     def __post_init__(self):
         _check(self.limit >= 0, "run.limit", self.limit, "0 or more")
         _check(self.time_budget >= 0, "run.time_budget", self.time_budget, "0 (none) or more seconds")
         _check(0 <= self.reserve_fraction < 1, "run.reserve_fraction", self.reserve_fraction, "in [0, 1)")
+        _check(self.worker_timeout > 0, "run.worker_timeout", self.worker_timeout, "positive seconds")
 
 
 @dataclass

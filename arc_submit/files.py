@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from arc_submit.errors import UserError
+from arc_submit.faults import inject_write
 
 
 def read_json(path: str | os.PathLike) -> object:
@@ -52,16 +53,29 @@ def write_json(path: str | os.PathLike, data: object, indent: int | None = None)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace `path` with `text` atomically: readers see the old file or the new one, never a part."""
+    """Replace `path` with `text` atomically: readers see the old file or the new one, never a part, and
+    no temporary file is left behind (a full disk included: OSError naming `path`). The file gets the
+    permissions the umask gives, as `open` would (mkstemp's 0600 would hide it from other users)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
+            inject_write(path.name)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

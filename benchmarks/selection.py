@@ -36,7 +36,7 @@ def run_task(stack, task, seed: int, min_prob: float) -> dict:
     )
     from arc_submit.predict.scoring import view_logprobs
     from arc_submit.predict.selection import rank
-    from arc_submit.run.pipeline import derive_seed, seed_everything
+    from arc_submit.run.runner import derive_seed, seed_everything
 
     config = stack.config
     seed = derive_seed(seed, task.task_id)
@@ -120,7 +120,6 @@ def main() -> None:
     args = parser.parse_args()
     from arc_submit.config import load_config
     from arc_submit.data.tasks import load_dataset
-    from arc_submit.run.pipeline import run_pipeline  # noqa: F401 - sets nothing; the stack below is the run's
     from arc_submit.run.stack import open_stack
 
     config = load_config(args.config, args.set, **{"run.seed": args.seed})

@@ -70,3 +70,20 @@ def test_a_spent_budget_gives_fallbacks_only():
     budget = Budget(100, 10, clock)
     clock.now += 200
     assert budget.plan(3).mode == "fallback"
+
+
+def test_work_is_not_cut_while_the_remaining_tasks_fit_even_on_a_slow_machine():
+    """The same plans on a fast and a 5 times slower machine when the budget covers the slower one."""
+    fast, _ = simulate(2000, tasks=10, steps=10, step_s=1, sample_s=5)
+    slow, elapsed = simulate(2000, tasks=10, steps=10, step_s=5, sample_s=25)
+    assert elapsed < 2000
+    assert [(p.mode, p.steps) for p in fast] == [(p.mode, p.steps) for p in slow] == [("full", 10)] * 10
+
+
+def test_views_are_cut_before_a_task_falls_back():
+    clock = FakeClock()
+    budget = Budget(1000, 10, clock, views=8)
+    budget.record(10, 10.0, 80.0, 91.0, views=8)  # 10 s per view, 1 s more
+    clock.now += 1000 * 0.95 - 45  # 45 s left
+    plan = budget.plan(1)
+    assert plan.mode == "no_ttft" and plan.views == 4 and "4 of 8 views" in plan.reason

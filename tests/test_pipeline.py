@@ -11,8 +11,9 @@ from arc_submit.config import load_config
 from arc_submit.data.submission import inputs_per_task, submission_problems
 from arc_submit.data.tasks import load_dataset, smallest
 from arc_submit.errors import UserError
-from arc_submit.run.pipeline import Pipeline, derive_seed
+from arc_submit.run.pipeline import Pipeline
 from arc_submit.run.rundir import RunDir
+from arc_submit.run.runner import derive_seed
 
 TASKS = smallest(load_dataset("arc-agi-1-eval"), 2)
 
@@ -145,10 +146,30 @@ def test_scope_all_trains_one_adapter_for_every_task(tiny_model_dir, tmp_path):
 
 
 def test_a_passing_ttft_deadline_cuts_training(tiny_model_dir, tmp_path):
-    """The first task has no measured rates: TTFT may use half of its share, then stops."""
+    """The first task has no measured rates: it may use half of the time left, then TTFT stops."""
     ticks = iter(range(0, 10**6, 10))  # every clock reading is 10 s later
-    pipeline = run(tiny_model_dir, tmp_path / "run", "run.time_budget=2000.0", "ttft.steps=50",
+    pipeline = run(tiny_model_dir, tmp_path / "run", "run.time_budget=600.0", "ttft.steps=50",
                    clock=lambda: float(next(ticks)))
     record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
     assert record["mode"] == "cut" and 0 < record["ttft"]["steps"] < 50 and "time budget" in record["reasons"][0]
     assert sum(pipeline.summary["modes"].values()) == 2
+
+
+def test_a_budget_that_does_not_bind_gives_the_same_bytes_on_a_slow_machine(tiny_model_dir, tmp_path):
+    """A machine 500 times slower (each clock reading 5 s later instead of 0.01 s) gives the same bytes,
+    as long as the budget is not reached; when it is, the records say which tasks were cut and why."""
+    def clock(step: float):
+        ticks = iter(range(10**7))
+        return lambda: next(ticks) * step
+
+    settings = ("ttft.steps=6", "run.time_budget=100000.0")
+    run(tiny_model_dir, tmp_path / "fast", *settings, clock=clock(0.01))
+    run(tiny_model_dir, tmp_path / "slow", *settings, clock=clock(5.0))
+    run(tiny_model_dir, tmp_path / "none", "ttft.steps=6")
+    for name in ("slow", "none"):
+        for file in ("submission.json", "predictions.json"):
+            assert (tmp_path / name / file).read_bytes() == (tmp_path / "fast" / file).read_bytes(), (name, file)
+    binding = run(tiny_model_dir, tmp_path / "binding", "ttft.steps=6", "run.time_budget=150.0", clock=clock(5.0))
+    cut = [read(tmp_path / "binding" / "tasks" / f"{t.task_id}.json") for t in TASKS]
+    assert any(r["mode"] != "full" for r in cut) and binding.summary["modes"] != {"full": 2}
+    assert all(r["reasons"] for r in cut if r["mode"] != "full")

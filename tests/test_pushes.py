@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from arc_submit.predict.backends import PushReport, push_weights
-from arc_submit.run.pipeline import RunStopped
+from arc_submit.run.runner import RunStopped
 from arc_submit.run.stack import PushError
 from tests.test_pipeline import TASKS, read, run
 

@@ -71,10 +71,13 @@ def test_one_or_two_workers_give_the_same_bytes(tiny_model_dir, tmp_path, export
     run_ok(*config, "--run-dir", str(tmp_path / "one"))
     summary = run_ok(*config, "--workers", "2", "--run-dir", str(tmp_path / "two"),
                      "--output", str(tmp_path / "out.json"))
-    assert summary["worker_exit_codes"] == [0, 0] and summary["modes"] == {"full": 3}
+    assert summary["workers"] == 2 and summary["modes"] == {"full": 3} and summary["retried"] == []
+    assert summary["engine_starts"] == 2
     assert (tmp_path / "two" / "submission.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
     assert (tmp_path / "out.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
-    assert {p.name for p in (tmp_path / "two").iterdir()} >= {"worker-1", "worker-2", "workers.json"}
+    logs = {p.name: p.read_text() for p in (tmp_path / "two" / "workers").iterdir()}
+    assert set(logs) == {"worker-1.log", "worker-2.log"} and all("worker started" in text for text in logs.values())
+    assert sum(text.count("task ") > 0 for text in logs.values()) == 2  # both workers ran tasks
 
 
 def test_merge_refuses_what_is_not_a_run_dir(tmp_path):

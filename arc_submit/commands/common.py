@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -42,14 +43,25 @@ def load_solutions(path: str) -> dict:
     return parse_solutions(read_json(path), path)
 
 
-def log_to(run_dir: Path) -> None:
-    """The `arc_submit` logger: INFO and above to the console, everything to RUN_DIR/run.log."""
-    import logging
+class _ConsoleHandler(logging.StreamHandler):
+    """Log lines on the console through tqdm, so that they do not break a progress bar."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's own rule: a failing handler must not break the program
+            self.handleError(record)
+
+
+def log_to(run_dir: Path) -> None:
+    """The `arc_submit` logger: INFO and above to the console, everything (each task's line and every
+    warning included) to RUN_DIR/run.log, appended run after run."""
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("arc_submit")
     logger.setLevel(logging.DEBUG)
-    console = logging.StreamHandler()
+    console = _ConsoleHandler()
     console.setLevel(logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
     file = logging.FileHandler(run_dir / "run.log")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from arc_submit.commands.common import log_to, positive_int, print_json_line
 from arc_submit.errors import UserError
-from arc_submit.run.pipeline import RunStopped
+from arc_submit.run.runner import RunStopped
 
 log = logging.getLogger("arc_submit")
 
@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any setting, e.g. --set ttft.steps=8 (repeatable)")
     parser.add_argument("--shard", help="run only share i of n of the tasks (i/n, e.g. 1/4); merge the run dirs after")
     parser.add_argument("--workers", type=positive_int, default=1,
-                        help="run the shares in N processes (one per GPU when there are GPUs)")
+                        help="a work queue over N worker processes (one per GPU when there are GPUs); each "
+                             "worker's log is RUN_DIR/workers/worker-N.log")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.epilog = (f"Without --challenges or --dataset: the {LOCAL_TASKS} smallest tasks of {LOCAL_DATASET}, "
                      "as `make local-submission` runs them.")
@@ -89,14 +90,15 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else None
     log_to(run_dir)
     try:
-        if args.workers > 1:
-            summary = _run_workers(config, tasks, run_dir, output, args)
-        else:
-            summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard)
+        summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard,
+                               workers=args.workers)
     except RunStopped as error:
         return _stopped(str(error), run_dir)
     except UserError:
         raise
+    except OSError as error:  # a full disk, above all: the files written before stay valid
+        where = f"cannot write {error.filename}: " if error.filename else ""
+        return _stopped(f"{where}{error.strerror or error}", run_dir)
     except Exception as error:  # noqa: BLE001 - a bug outside any task (engine start, ...): one line, then stop
         log.debug("%s", traceback.format_exc())
         return _stopped(f"{type(error).__name__}: {error} (the traceback is in run.log)", run_dir)
@@ -128,26 +130,3 @@ def _report(summary: dict) -> int:
     summary["exit_code"] = EXIT_DEGRADED if degraded else 0
     print_json_line(summary)
     return summary["exit_code"]
-
-
-def _run_workers(config, tasks, run_dir: Path, output: Path | None, args: argparse.Namespace) -> dict:
-    """The parent of --workers: the run dir with its config and tasks, a fallback submission at once,
-    then the workers (see arc_submit.run.workers)."""
-    from arc_submit.run.rundir import RunDir
-    from arc_submit.run.workers import run_workers
-
-    parent = RunDir(run_dir)
-    parent.prepare(config)
-    parent.save_tasks(tasks)
-    parent.write_outputs(tasks, {}, output)
-    summary = run_workers(run_dir / "config.toml", run_dir, args.workers, config.run.threads, output, args.quiet)
-    codes = summary["worker_exit_codes"]
-    stopped = [index + 1 for index, code in enumerate(codes) if code not in (0, EXIT_DEGRADED)]
-    if stopped:
-        raise RunStopped(f"worker {stopped[0]} exited with code {codes[stopped[0] - 1]} (see "
-                         f"{run_dir}/worker-{stopped[0]}/run.log)")
-    return {"tasks": summary["tasks"], "ran": summary["merged"], "workers": args.workers,
-            "modes": summary["modes"], "failed_tasks": summary["failed_tasks"], "degraded": summary["degraded"],
-            "unparsed": summary["unparsed"], "worker_exit_codes": codes,
-            "submission": str(output or run_dir / "submission.json"),
-            **({"metrics": summary["metrics"]} if "metrics" in summary else {})}

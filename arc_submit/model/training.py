@@ -180,6 +180,7 @@ class Trainer:
     autocast_dtype: object = None  # a torch dtype for mixed precision on CUDA, else None
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
+    on_step: Callable[[int], None] = lambda step: None  # called after every optimizer step (heartbeats)
 
     def train(self, model, tasks: list[Task], steps: int, seed: int, deadline: float | None = None) -> TrainResult:
         """Run `steps` optimizer steps (fewer when `deadline` on `clock` passes). Raises TaskTooLong."""
@@ -194,7 +195,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: learning_rate_factor(self.config, step, steps))
         scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
-        result, start = TrainResult(), time.perf_counter()
+        result, start = TrainResult(), self.clock()
         model.train()
         bar = _progress(steps, "ttft", self.progress)
         for step in range(steps):
@@ -212,9 +213,10 @@ class Trainer:
                 result.eval_losses.append((step + 1, self.eval_loss(model, eval_set)))
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update()
+            self.on_step(step + 1)
         bar.close()
         model.eval()
-        result.seconds = time.perf_counter() - start
+        result.seconds = self.clock() - start
         return result
 
     def _step(self, model, stream, optimizer, parameters, scaler) -> tuple[float, int, float]:

@@ -8,6 +8,9 @@ transformers backend keeps its KV cache; vLLM prefills each pair).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from arc_submit.data.augment import Augmentation
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Grid, grid_key
@@ -15,11 +18,15 @@ from arc_submit.predict.backends import Adapter, Sampler
 
 
 def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
-                  grids: list[Grid], adapter: Adapter | None = None) -> dict[tuple, list[float]]:
+                  grids: list[Grid], adapter: Adapter | None = None, deadline: float | None = None,
+                  clock: Callable[[], float] = time.monotonic) -> dict[tuple, list[float]]:
     """For each grid (in the task's own orientation and colours), its log-likelihood under each view
-    (augmentation, prompt ids) whose prompt leaves room for every grid's answer."""
+    (augmentation, prompt ids) whose prompt leaves room for every grid's answer; views after `deadline`
+    are left out for every grid alike."""
     result: dict[tuple, list[float]] = {grid_key(grid): [] for grid in grids}
     for augmentation, prompt_ids in views:
+        if deadline is not None and clock() >= deadline:
+            break
         answers = [builder.answer_ids(augmentation.apply_grid(grid)) for grid in grids]
         if len(prompt_ids) + max(len(answer) for answer in answers) > builder.max_seq_len:
             continue  # the same views for every candidate: this one cannot hold the longest answer

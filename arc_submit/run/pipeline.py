@@ -1,90 +1,44 @@
-"""The task loop: for each task, TTFT -> merge -> push weights into the live sampler -> sample under
-augmentations -> undo them -> vote -> record; submission.json is valid from the first second.
-
-Only resource failures (out of memory, a deadline, a diverging loss) degrade a single task, and its
-record says so; any other error is a configuration or code error and stops the run (RunStopped) at the
-first task it meets, with the submission still valid.
+"""The run: the tasks still to do (new ones first, then degraded ones when time allows), run in this
+process or handed out by a work queue to worker processes, every record written as it arrives, and
+submission.json valid from the first second to the last.
 
     python -m arc_submit --config smoke --seed 0 --challenges challenges.json --run-dir runs/smoke
+    python -m arc_submit --config smoke --workers 2 ...       # a queue over two worker processes
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import random
 import time
-import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from arc_submit.config import Config
-from arc_submit.data.submission import fill_attempts
-from arc_submit.data.tasks import Task, grid_key
+from arc_submit.data.tasks import Task
 from arc_submit.files import write_json
-from arc_submit.model.training import TaskTooLong, attach_adapter, detach_adapter
-from arc_submit.predict.backends import Adapter
-from arc_submit.predict.candidates import (
-    Candidate,
-    PromptJob,
-    answer_bound,
-    answer_reserve,
-    decode_candidate,
-    dfs_completions,
-    prompt_jobs,
-    requests_for,
-    unparsed_counts,
-)
-from arc_submit.predict.scoring import view_logprobs
-from arc_submit.predict.selection import needs_views, rank
-from arc_submit.run.budget import Budget, TaskPlan
-from arc_submit.run.faults import inject
+from arc_submit.run.budget import Budget
 from arc_submit.run.record import TaskRecord
-from arc_submit.run.rundir import RunDir, outcome, task_hash
+from arc_submit.run.rundir import RunDir, outcome
+from arc_submit.run.runner import TaskRunner, describe
 from arc_submit.run.shards import shard_tasks
-from arc_submit.run.stack import Stack, open_stack
 
 log = logging.getLogger("arc_submit")
+SHARED_TTFT_SHARE = 0.5  # scope "all": the shared adapter may use at most this share of the time budget
 
 
-class RunStopped(Exception):
-    """A configuration or code error met while running a task: the run stops (the submission stays valid)."""
+def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, start: float | None = None) -> Budget:
+    return Budget(config.run.time_budget, config.ttft.steps if config.ttft.scope == "task" else 0, clock, start,
+                  reserve_fraction=config.run.reserve_fraction, views=config.sampling.augmentations)
 
 
-def is_resource_failure(error: BaseException) -> bool:
-    """Errors that may cost one task and not the run: out of memory (GPU or CPU), a diverging loss."""
-    import torch
-
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError, FloatingPointError)):
-        return True
-    text = str(error).lower()
-    return "out of memory" in text or "can't allocate memory" in text
-
-
-def derive_seed(seed: int, name: str) -> int:
-    """A 32-bit seed from (run seed, name): the same for a task whatever the order or worker."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
-
-
-@contextmanager
-def timed(timings: dict, name: str):
-    """Record the seconds the block took under `name` (when it finishes without an error)."""
-    start = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - start, 3)
-
-
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def record_costs(budget: Budget, record: TaskRecord) -> None:
+    """What a finished task cost, for the planning of the next ones."""
+    timings = record.timings
+    budget.record(record.ttft.steps if record.ttft else 0, timings.get("ttft_s", 0) + timings.get("load_s", 0),
+                  timings.get("sample_s", 0) + timings.get("score_s", 0), timings["total_s"],
+                  record.prompts_per_input or None)
 
 
 @dataclass
@@ -96,231 +50,91 @@ class Pipeline:
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shares of the tasks
-    stack: Stack | None = None
+    workers: int = 1  # more than 1: a work queue over worker processes (arc_submit.run.queue)
+    stack: object = None
     summary: dict = field(default_factory=dict)
+    records: dict[str, TaskRecord] = field(default_factory=dict)
 
     def run(self) -> dict:
         """Run every pending task; return a summary (and metrics when solutions are known)."""
-        budget = Budget(self.config.run.time_budget, self.config.ttft.steps if self.config.ttft.scope == "task" else 0,
-                        self.clock, reserve_fraction=self.config.run.reserve_fraction)
+        self.run_dir.lock()
+        try:
+            return self._run()
+        finally:
+            self.run_dir.unlock()
+
+    def _run(self) -> dict:
+        budget = new_budget(self.config, self.clock)
         self.run_dir.prepare(self.config)
         self.run_dir.save_tasks(self.tasks)
         selected = shard_tasks(self.tasks[: self.config.run.limit or None], self.shard)
-        records = self.run_dir.finished_records(self.tasks)
-        self.run_dir.write_outputs(self.tasks, records, self.output)
-        pending = [task for task in selected if task.task_id not in records]
-        log.info("%d tasks: %d to run, %d already done in %s", len(selected), len(pending),
-                 len(selected) - len(pending), self.run_dir.path)
-        if pending:
-            self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
-            if self.config.ttft.scope == "all" and self.config.ttft.steps:
-                self._train_shared(selected)
-            self._run_tasks(pending, records, budget)
-        metrics = self.run_dir.write_outputs(self.tasks, records, self.output)
-        done = [records[t.task_id] for t in selected if t.task_id in records]
+        self.records = self.run_dir.finished_records(self.tasks)
+        self.run_dir.write_outputs(self.tasks, self.records, self.output)
+        fresh = [task for task in selected if task.task_id not in self.records]
+        degraded = [task for task in selected if task.task_id in self.records and self.records[task.task_id].degraded]
+        log.info("%d tasks: %d to run, %d degraded to redo when time allows, %d done in %s", len(selected),
+                 len(fresh), len(degraded), len(selected) - len(fresh) - len(degraded), self.run_dir.path)
+        pending, queue = fresh + degraded, {}
+        if pending and self.workers > 1:
+            from arc_submit.run.queue import LocalExecutor, drive
+
+            queue = drive(LocalExecutor(self.run_dir.path, self.workers, self.config.run.threads,
+                                        self.config.run.worker_timeout), pending, self.accept, budget,
+                          self.config.run.seed)
+        elif pending:
+            self._run_here(pending, selected, budget)
+        metrics = self.run_dir.write_outputs(self.tasks, self.records, self.output)
+        done = [self.records[t.task_id] for t in selected if t.task_id in self.records]
         self.summary = {
-            "tasks": len(selected), "ran": len(pending), **outcome(done),
-            "engine_starts": self.stack.sampler.engine_starts if self.stack else 0,
+            "tasks": len(selected), "ran": len(pending), "redone": len(degraded), **outcome(done), **queue,
+            "engine_starts": self.stack.sampler.engine_starts if self.stack else queue.get("engine_starts", 0),
             "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
             "submission": str(self.output or self.run_dir.path / "submission.json"),
             **({"metrics": metrics["summary"]} if metrics else {}),
         }
         return self.summary
 
-    def _run_tasks(self, pending: list[Task], records: dict[str, TaskRecord], budget: Budget) -> None:
+    def accept(self, record: TaskRecord) -> None:
+        """A finished task: keep its record and rewrite the outputs; a task redone without time left keeps
+        the record it had."""
+        old = self.records.get(record.task_id)
+        if old is not None and record.mode == "fallback" and not record.failed_stages:
+            log.info("task %s: no time left to redo it; its earlier record stays (%s)", record.task_id, old.mode)
+            return
+        self.run_dir.save(record)
+        self.records[record.task_id] = record
+        self.run_dir.write_outputs(self.tasks, self.records, self.output)
+        log.info("%s", describe(record))
+
+    def _run_here(self, pending: list[Task], selected: list[Task], budget: Budget) -> None:
+        """The tasks one after another in this process, on one live stack."""
+        from arc_submit.run.stack import open_stack
+
+        self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
+        runner = TaskRunner(self.config, self.stack, self.clock)
+        if self.config.ttft.scope == "all" and self.config.ttft.steps:
+            deadline = self.clock() + budget.left() * SHARED_TTFT_SHARE if budget.seconds else None
+            result = runner.train_shared(selected, deadline)
+            write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
         from tqdm import tqdm
 
-        bar = tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)
-        for index, task in enumerate(bar):
-            plan = budget.plan(len(pending) - index)
-            record = self.run_task(task, plan)
-            timings = record.timings
-            budget.record(record.ttft.steps if record.ttft else 0,
-                          timings.get("ttft_s", 0) + timings.get("merge_s", 0) + timings.get("load_s", 0),
-                          timings.get("sample_s", 0), timings["total_s"])
-            self.run_dir.save(record)
-            records[task.task_id] = record
-            self.run_dir.write_outputs(self.tasks, records, self.output)
-            bar.write(describe(record))
-
-    def run_task(self, task: Task, plan: TaskPlan) -> TaskRecord:
-        """One task from plan to record; a failing stage costs only what depends on it."""
-        inject("task", task.task_id)
-        seed = derive_seed(self.config.run.seed, task.task_id)
-        seed_everything(seed)
-        start = time.perf_counter()
-        record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
-                            candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
-        trained, adapter = False, None
-        if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
-            try:
-                trained, adapter = True, self._ttft(task, plan, seed, record)
-            except TaskTooLong as error:
-                record.mode = "too_long"
-                record.reasons.append(str(error))
-            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
-                self._failed(record, "ttft", error)
-        if plan.mode != "fallback" and record.mode != "too_long":
-            try:
-                self._sample(task, seed, record, trained, adapter)
-            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
-                self._failed(record, "sampling", error)
-        self._vote(task, record)
-        record.timings["total_s"] = round(time.perf_counter() - start, 3)
-        return record
-
-    def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
-        """A resource failure degrades the task (and says so); anything else stops the run."""
-        if not is_resource_failure(error):
-            log.debug("%s", traceback.format_exc())
-            raise RunStopped(f"task {record.task_id}: {stage} failed: {type(error).__name__}: {error} (a "
-                             "configuration or code error, not a resource failure: the run stops here; the "
-                             "traceback is in run.log)") from error
-        record.failed_stages.append(stage)
-        record.reasons.append(f"{stage} failed: {type(error).__name__}: {error}")
-        log.warning("task %s: %s failed: %s: %s", record.task_id, stage, type(error).__name__, error)
-        log.debug("%s", traceback.format_exc())
-        if stage == "ttft" and record.mode in ("full", "cut"):
-            record.mode = "no_ttft"
-        if stage == "sampling":
-            record.mode = "fallback"
-        _free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
-
-    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
-        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA)."""
-        stack = self.stack
-        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
-        stack.sampler.sleep()
-        try:
-            inject("ttft", task.task_id)
-            result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
-            if result.stopped_early:
-                record.mode = "cut"
-                record.reasons.append(result.stopped_early)
-            record.ttft = result
-            record.timings["ttft_s"] = round(result.seconds, 3)
-            stack.sampler.wake()
-            with timed(record.timings, "load_s"):  # merged tensor by tensor into the engine, then checked
-                return stack.serve_trained(task.task_id, peft_model, stack.probe(task))
-        finally:
-            stack.model = detach_adapter(peft_model)
-            stack.sampler.wake()
-
-    def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None) -> None:
-        stack = self.stack
-        inject("sampling", task.task_id)
-        if not trained:
-            with timed(record.timings, "load_s"):
-                adapter = stack.serve_start(stack.probe(task))
-        with timed(record.timings, "sample_s"):
-            jobs = self._generate(task, seed, record, adapter)
-        if needs_views(self.config.voting.rule):
-            with timed(record.timings, "score_s"):
-                record.views = self._score_views(task, record, jobs, adapter)
-
-    def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None) -> list[PromptJob]:
-        """Candidates from every view's prompt (sampled, or all above min_prob by DFS); the jobs used."""
-        stack, config = self.stack, self.config.sampling
-        reserve = answer_reserve(task, stack.builder, config)
-        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, reserve)
-        for index in too_long:
-            record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
-        bound = answer_bound(stack.builder, config)
-        with timed(record.timings, "generate_s"):
-            if not jobs:
-                completions = []
-            elif config.method == "dfs":
-                completions, cut = dfs_completions(stack.sampler, stack.builder, jobs, config, bound, adapter)
-                if cut:
-                    record.reasons.append(f"dfs: {cut}")
-            else:
-                completions = stack.sampler.generate(requests_for(jobs, stack.builder, config, bound, adapter))
-        candidates: list[list[Candidate]] = [[] for _ in task.test]
-        for job, outputs in zip(jobs, completions):
-            candidates[job.test_index] += [decode_candidate(c, stack.builder, job.augmentation) for c in outputs]
-        record.candidates = candidates
-        record.unparsed = unparsed_counts(candidates)
-        record.generated_tokens = sum(c.tokens for outputs in completions for c in outputs)
-        record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
-        return jobs
-
-    def _score_views(self, task: Task, record: TaskRecord, jobs: list[PromptJob], adapter: Adapter | None) -> list:
-        """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input."""
-        views = []
-        for index, candidates in enumerate(record.candidates):
-            grids = list({grid_key(c.grid): c.grid for c in candidates if c.grid}.values())
-            chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
-            scores = view_logprobs(self.stack.sampler, self.stack.builder, chosen[: self.config.voting.views], grids,
-                                   adapter) if grids else {}
-            views.append(scores)
-        return views
-
-    def _vote(self, task: Task, record: TaskRecord) -> None:
-        rule = self.config.voting.rule
-        if needs_views(rule) and len(record.views) != len(record.candidates):
-            rule = "vote"  # not sampled, or the scoring failed: no candidates to score anyway
-        votes = []
-        for index, candidates in enumerate(record.candidates):
-            views = record.views[index] if rule != "vote" else None
-            if views is not None and any(not scores for scores in views.values()):
-                record.reasons.append(f"test[{index}]: no view holds every candidate's answer: ranked by vote")
-                votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], "vote"))
-                continue
-            votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], rule, views))
-        record.votes = votes
-        record.attempts = [fill_attempts([vote.grid for vote in ranked], pair.input)
-                           for pair, ranked in zip(task.test, record.votes)]
-        if not any(record.candidates) and record.mode not in ("fallback", "too_long"):
-            record.reasons.append("no candidates: fallback attempts")
-
-    def _train_shared(self, tasks: list[Task]) -> None:
-        """scope = "all": one adapter trained on every task's examples, served to every task."""
-        stack = self.stack
-        seed = derive_seed(self.config.run.seed, "scope=all")
-        seed_everything(seed)
-        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
-        try:
-            fitting = [task for task in tasks if task.train]
-            result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed)
-            stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
-        finally:
-            stack.model = detach_adapter(peft_model)
-        stack.timings["shared_ttft_s"] = result.seconds
-        write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
+        for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):
+            record = runner.run_task(task, budget.plan(len(pending) - index))
+            record_costs(budget, record)
+            self.accept(record)
 
 
-def _free_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def describe(record: TaskRecord) -> str:
-    """One line about a finished task, for the console."""
-    parts = [f"task {record.task_id}: {record.mode}"]
-    if record.ttft and record.ttft.losses:
-        losses = record.ttft.losses
-        parts.append(f"ttft {record.ttft.steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-    candidates = [c for output in record.candidates for c in output]
-    if candidates:
-        parsed = sum(bool(c.grid) for c in candidates)
-        unparsed = ", ".join(f"{count} {kind}" for kind, count in record.unparsed.items())
-        parts.append(f"{parsed}/{len(candidates)} answers parsed" + (f" ({unparsed} unparsed)" if unparsed else ""))
-    parts.append(f"{record.timings['total_s']:.1f} s")
-    parts += record.reasons
-    return "; ".join(parts)
-
-
-def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True,
-                 shard: tuple[int, int] | None = None) -> dict:
-    """Set up threads for a run, then run it."""
+def set_threads(config: Config) -> None:
     threads = config.run.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
 
     torch.set_num_threads(threads)
-    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress, shard=shard).run()
+
+
+def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True,
+                 shard: tuple[int, int] | None = None, workers: int = 1) -> dict:
+    """Set up threads for a run, then run it."""
+    if workers == 1:
+        set_threads(config)
+    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress, shard=shard, workers=workers).run()

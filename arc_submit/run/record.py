@@ -16,7 +16,7 @@ from arc_submit.predict.candidates import Candidate
 from arc_submit.predict.selection import Vote
 from arc_submit.run.budget import MODES as PLAN_MODES
 
-SCHEMA_VERSION = 4  # 1: untyped records (no schema_version field); 2: no unparsed counts; 3: no views, scores
+SCHEMA_VERSION = 5  # 1: untyped; 2: no unparsed counts; 3: no views, scores; 4: no prompts_per_input
 MODES = (*PLAN_MODES, "too_long")
 
 
@@ -41,6 +41,7 @@ class TaskRecord:
     unparsed: dict[str, int] = field(default_factory=dict)  # answers that did not parse, by kind
     generated_tokens: int = 0
     prompt_tokens: int = 0
+    prompts_per_input: int = 0  # augmented prompts (views) sampled per test input
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -54,7 +55,7 @@ class TaskRecord:
             "seed": self.seed, "mode": self.mode, "reasons": list(self.reasons),
             "failed_stages": list(self.failed_stages), "unparsed": dict(self.unparsed), "ttft": self.ttft.to_dict() if self.ttft else None,
             "timings": dict(self.timings), "generated_tokens": self.generated_tokens,
-            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens": self.prompt_tokens, "prompts_per_input": self.prompts_per_input,
             "candidates": [[c.to_dict() for c in output] for output in self.candidates],
             "votes": [[v.to_dict() for v in output] for output in self.votes],
             "views": [[{"grid": _grid(key), "logprobs": logprobs} for key, logprobs in output.items()]
@@ -88,6 +89,7 @@ class TaskRecord:
             ttft=None if ttft is None else TrainResult.from_dict(ttft),
             timings={str(k): float(v) for k, v in _expect(data, "timings", dict).items()},
             generated_tokens=_expect(data, "generated_tokens", int), prompt_tokens=_expect(data, "prompt_tokens", int),
+            prompts_per_input=_expect(data, "prompts_per_input", int),
             candidates=[[Candidate.from_dict(c) for c in output] for output in _expect(data, "candidates", list)],
             votes=[[Vote.from_dict(v) for v in output] for output in _expect(data, "votes", list)],
             views=[{grid_key(entry["grid"]): [float(x) for x in entry["logprobs"]] for entry in output}

@@ -24,7 +24,8 @@ from arc_submit.run.record import RecordError, TaskRecord
 log = logging.getLogger("arc_submit")
 
 # Settings that may change between a run and its resumption without invalidating finished tasks.
-RESUMABLE = {("run", "time_budget"), ("run", "limit"), ("run", "threads"), ("run", "reserve_fraction")}
+RESUMABLE = {("run", "time_budget"), ("run", "limit"), ("run", "threads"), ("run", "reserve_fraction"),
+             ("run", "worker_timeout")}
 
 
 def task_hash(task: Task) -> str:
@@ -68,6 +69,35 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.tasks_dir = self.path / "tasks"
+        self._lock = None
+
+    def lock(self) -> None:
+        """Hold the run dir for this process: a second run on it is refused in one line. The lock is the
+        operating system's (flock), so a run that was killed leaves nothing that blocks the next one."""
+        import fcntl
+        import os
+        import time
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / ".lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"--run-dir {self.path}: another run is using it ({holder}); wait for it to end or "
+                            "choose another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def prepare(self, config: Config) -> None:
         """Create the run dir, or check that an existing one was made with the same settings."""
@@ -102,8 +132,8 @@ class RunDir:
         return TaskRecord.from_dict(read_json(self.record_path(task_id)))
 
     def finished(self, task: Task) -> TaskRecord | None:
-        """The task's record when it finished with the same content, else None; a record that cannot be
-        trusted is redone, with a warning that says why."""
+        """The task's record when it finished with the same content (complete or degraded), else None; a
+        record that cannot be trusted is redone, with a warning that says why."""
         path = self.record_path(task.task_id)
         if not path.is_file():
             return None
@@ -142,6 +172,7 @@ class RunDir:
         problems = submission_problems(submission, inputs_per_task(tasks), "submission")
         if problems:  # never expected: a bug, so stop before a bad file replaces a good one
             raise RuntimeError("built an invalid submission: " + "; ".join(problems[:3]))
+        records = {t.task_id: records[t.task_id] for t in tasks if t.task_id in records}  # the tasks' order, always
         predictions = {task_id: prediction_entries(record) for task_id, record in records.items()}
         write_json(self.path / "predictions.json", predictions)
         write_json(self.path / "submission.json", submission)

@@ -27,7 +27,7 @@ from arc_submit.config import Config
 
 def setup_stack(config: Config):
     from arc_submit.data.tasks import load_dataset, smallest
-    from arc_submit.run.pipeline import open_stack
+    from arc_submit.run.stack import open_stack
 
     stack = open_stack(config, progress=False)
     return stack, smallest(load_dataset("arc-agi-1-eval"), 4)

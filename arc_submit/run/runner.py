@@ -1,0 +1,285 @@
+"""One task from plan to record, on the live stack: TTFT -> serve the weights (merged and pushed, or a
+LoRA) -> sample (or DFS) under augmented views -> undo them -> score (poe, nvarc) -> select -> attempts.
+
+Only resource failures (out of memory, a diverging loss) degrade a single task, and its record says
+so; any other error is a configuration or code error and stops the run (RunStopped). `heartbeat` is
+called at every stage and training step, so that a worker's parent can tell a slow task from a hung one.
+
+    runner = TaskRunner(config, open_stack(config, progress=False))
+    record = runner.run_task(task, Budget(0, config.ttft.steps).plan(1))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from arc_submit.config import Config
+from arc_submit.data.submission import fill_attempts
+from arc_submit.data.tasks import Task, grid_key
+from arc_submit.faults import inject
+from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter
+from arc_submit.predict.backends import Adapter
+from arc_submit.predict.candidates import (
+    Candidate,
+    PromptJob,
+    answer_bound,
+    answer_reserve,
+    decode_candidate,
+    dfs_completions,
+    prompt_jobs,
+    requests_for,
+    unparsed_counts,
+)
+from arc_submit.predict.scoring import view_logprobs
+from arc_submit.predict.selection import needs_views, rank
+from arc_submit.run.budget import TaskPlan
+from arc_submit.run.record import TaskRecord
+from arc_submit.run.rundir import task_hash
+from arc_submit.run.stack import Stack
+
+log = logging.getLogger("arc_submit")
+
+
+class RunStopped(Exception):
+    """A configuration or code error met while running a task: the run stops (the submission stays valid)."""
+
+
+def is_resource_failure(error: BaseException) -> bool:
+    """Errors that may cost one task and not the run: out of memory (GPU or CPU), a diverging loss."""
+    import torch
+
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError, FloatingPointError)):
+        return True
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A 32-bit seed from (run seed, name): the same for a task whatever the order or worker."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
+
+
+@contextmanager
+def timed(timings: dict, name: str, clock: Callable[[], float] = time.perf_counter):
+    """Record the seconds the block took on `clock` under `name` (when it finishes without an error)."""
+    start = clock()
+    yield
+    timings[name] = round(clock() - start, 3)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TaskRunner:
+    """Runs tasks one at a time on a live stack; knows nothing of run dirs or queues."""
+
+    config: Config
+    stack: Stack
+    clock: Callable[[], float] = time.monotonic
+    heartbeat: Callable[[str], None] = lambda stage: None
+
+    def run_task(self, task: Task, plan: TaskPlan) -> TaskRecord:
+        """One task from plan to record; a failing stage costs only what depends on it."""
+        inject("task", task.task_id)
+        self.heartbeat(f"task {task.task_id}")
+        seed = derive_seed(self.config.run.seed, task.task_id)
+        seed_everything(seed)
+        start = self.clock()
+        record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
+                            candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
+        trained, adapter = False, None
+        if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
+            try:
+                trained, adapter = True, self._ttft(task, plan, seed, record)
+            except TaskTooLong as error:
+                record.mode = "too_long"
+                record.reasons.append(str(error))
+            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+                self._failed(record, "ttft", error)
+        if plan.mode != "fallback" and record.mode != "too_long":
+            try:
+                self._sample(task, seed, record, trained, adapter, plan)
+            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+                self._failed(record, "sampling", error)
+        self._vote(task, record)
+        record.timings["total_s"] = round(self.clock() - start, 3)
+        return record
+
+    def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
+        """A resource failure degrades the task (and says so); anything else stops the run."""
+        if not is_resource_failure(error):
+            log.debug("%s", traceback.format_exc())
+            raise RunStopped(f"task {record.task_id}: {stage} failed: {type(error).__name__}: {error} (a "
+                             "configuration or code error, not a resource failure: the run stops here; the "
+                             "traceback is in run.log)") from error
+        record.failed_stages.append(stage)
+        record.reasons.append(f"{stage} failed: {type(error).__name__}: {error}")
+        log.warning("task %s: %s failed: %s: %s", record.task_id, stage, type(error).__name__, error)
+        log.debug("%s", traceback.format_exc())
+        if stage == "ttft" and record.mode in ("full", "cut"):
+            record.mode = "no_ttft"
+        if stage == "sampling":
+            record.mode = "fallback"
+        _free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
+
+    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
+        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA)."""
+        stack = self.stack
+        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        stack.sampler.sleep()
+        try:
+            inject("ttft", task.task_id)
+            self.heartbeat(f"ttft {task.task_id}")
+            stack.trainer.on_step = lambda step: self.heartbeat(f"ttft {task.task_id} step {step}")
+            result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
+            if result.stopped_early:
+                record.mode = "cut"
+                record.reasons.append(result.stopped_early)
+            record.ttft = result
+            record.timings["ttft_s"] = round(result.seconds, 3)
+            stack.sampler.wake()
+            with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
+                return stack.serve_trained(task.task_id, peft_model, stack.probe(task))
+        finally:
+            stack.model = detach_adapter(peft_model)
+            stack.sampler.wake()
+
+    def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None,
+                plan: TaskPlan) -> None:
+        stack = self.stack
+        inject("sampling", task.task_id)
+        self.heartbeat(f"sampling {task.task_id}")
+        if not trained:
+            with timed(record.timings, "load_s", self.clock):
+                adapter = stack.serve_start(stack.probe(task))
+        with timed(record.timings, "sample_s", self.clock):
+            jobs = self._generate(task, seed, record, adapter, plan)
+        if needs_views(self.config.voting.rule):
+            self.heartbeat(f"scoring {task.task_id}")
+            with timed(record.timings, "score_s", self.clock):
+                record.views = self._score_views(task, record, jobs, adapter, plan.end)
+
+    def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None,
+                  plan: TaskPlan) -> list[PromptJob]:
+        """Candidates from every view's prompt (sampled, or all above min_prob by DFS); the jobs used."""
+        stack, config = self.stack, self.config.sampling
+        if plan.views is not None and plan.views < config.augmentations:
+            config = dataclasses.replace(config, augmentations=plan.views)
+        reserve = answer_reserve(task, stack.builder, config)
+        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, reserve)
+        for index in too_long:
+            record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
+        bound = answer_bound(stack.builder, config)
+        with timed(record.timings, "generate_s", self.clock):
+            if not jobs:
+                completions = []
+            elif config.method == "dfs":
+                completions, cut = dfs_completions(stack.sampler, stack.builder, jobs, config, bound, adapter,
+                                                   plan.end, self.clock)
+                if cut:
+                    record.reasons.append(f"dfs: {cut}")
+            else:
+                completions = stack.sampler.generate(requests_for(jobs, stack.builder, config, bound, adapter))
+        candidates: list[list[Candidate]] = [[] for _ in task.test]
+        for job, outputs in zip(jobs, completions):
+            candidates[job.test_index] += [decode_candidate(c, stack.builder, job.augmentation) for c in outputs]
+        record.candidates = candidates
+        record.unparsed = unparsed_counts(candidates)
+        record.prompts_per_input = config.augmentations
+        record.generated_tokens = sum(c.tokens for outputs in completions for c in outputs)
+        record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
+        return jobs
+
+    def _score_views(self, task: Task, record: TaskRecord, jobs: list[PromptJob], adapter: Adapter | None,
+                     end: float | None) -> list:
+        """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
+        (fewer views, the same for every candidate, when the task's end comes first)."""
+        views = []
+        for index, candidates in enumerate(record.candidates):
+            grids = list({grid_key(c.grid): c.grid for c in candidates if c.grid}.values())
+            chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
+            scores = view_logprobs(self.stack.sampler, self.stack.builder, chosen[: self.config.voting.views], grids,
+                                   adapter, end, self.clock) if grids else {}
+            if grids and len(next(iter(scores.values()))) < min(len(chosen), self.config.voting.views):
+                record.reasons.append(f"test[{index}]: time budget: scored under fewer views")
+            views.append(scores)
+        return views
+
+    def _vote(self, task: Task, record: TaskRecord) -> None:
+        rule = self.config.voting.rule
+        if needs_views(rule) and len(record.views) != len(record.candidates):
+            rule = "vote"  # not sampled, or the scoring failed: no candidates to score anyway
+        votes = []
+        for index, candidates in enumerate(record.candidates):
+            views = record.views[index] if rule != "vote" else None
+            if views is not None and any(not scores for scores in views.values()):
+                record.reasons.append(f"test[{index}]: no view holds every candidate's answer: ranked by vote")
+                votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], "vote"))
+                continue
+            votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], rule, views))
+        record.votes = votes
+        record.attempts = [fill_attempts([vote.grid for vote in ranked], pair.input)
+                           for pair, ranked in zip(task.test, record.votes)]
+        if not any(record.candidates) and record.mode not in ("fallback", "too_long"):
+            record.reasons.append("no candidates: fallback attempts")
+
+    def train_shared(self, tasks: list[Task], deadline: float | None = None) -> TrainResult:
+        """scope = "all": one adapter trained on every task's examples (stopped at `deadline`), served to
+        every task."""
+        stack = self.stack
+        seed = derive_seed(self.config.run.seed, "scope=all")
+        seed_everything(seed)
+        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        try:
+            fitting = [task for task in tasks if task.train]
+            result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed, deadline)
+            stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
+        finally:
+            stack.model = detach_adapter(peft_model)
+        stack.timings["shared_ttft_s"] = result.seconds
+        return result
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def describe(record: TaskRecord) -> str:
+    """One line about a finished task, for the console."""
+    parts = [f"task {record.task_id}: {record.mode}"]
+    if record.ttft and record.ttft.losses:
+        losses = record.ttft.losses
+        parts.append(f"ttft {record.ttft.steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    candidates = [c for output in record.candidates for c in output]
+    if candidates:
+        parsed = sum(bool(c.grid) for c in candidates)
+        unparsed = ", ".join(f"{count} {kind}" for kind, count in record.unparsed.items())
+        parts.append(f"{parsed}/{len(candidates)} answers parsed" + (f" ({unparsed} unparsed)" if unparsed else ""))
+    if "total_s" in record.timings:
+        parts.append(f"{record.timings['total_s']:.1f} s")
+    parts += record.reasons
+    return "; ".join(parts)
+
+

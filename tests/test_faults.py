@@ -1,0 +1,132 @@
+"""Never lose work: real processes killed, hung, out of memory or out of disk, then resumed; a work queue
+that loses no task when a worker dies or hangs; one run per run dir; the same bytes under a budget that
+does not bind. Faults are injected with ARC_SUBMIT_FAULTS (arc_submit/faults.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from arc_submit.files import write_json
+from arc_submit.run.rundir import RunDir
+from tests.conftest import run_cli
+
+TASK_IDS = ["00576224", "4cd1b7b2", "66e6c45b", "be03b35f"]  # the 4 smallest ARC-AGI-1 eval tasks (run order)
+
+
+@pytest.fixture(scope="module")
+def cli(tiny_model_dir, tmp_path_factory):
+    """Runs of the CLI on 4 small tasks with the tiny model; an uninterrupted run to compare with."""
+    root = tmp_path_factory.mktemp("faults")
+    export = run_cli("data", "export", "--dataset", "arc-agi-1-eval", "--smallest", "--limit", "4", "--out", str(root / "data"))
+    assert export.returncode == 0
+    config = root / "tiny.toml"
+    config.write_text(f'[model]\nname = "{tiny_model_dir}"\n[ttft]\nsteps = 2\nlora_rank = 4\nlora_alpha = 8.0\n'
+                      '[sampling]\nbackend = "transformers"\naugmentations = 2\nmax_new_tokens = 16\n'
+                      '[run]\nthreads = 1\nworker_timeout = 20.0\n')
+
+    def run(name: str, *extra: str, faults: str = ""):
+        result = run_cli("--config", str(config), "--challenges", str(root / "data" / "challenges.json"),
+                         "--solutions", str(root / "data" / "solutions.json"), "--run-dir", str(root / name), "--quiet",
+                         *extra, env={"ARC_SUBMIT_FAULTS": faults, "ARC_SUBMIT_FAULTS_MARKS": str(root / name / "marks")})
+        summary = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+        return result, summary, root / name
+
+    whole, summary, _ = run("whole")
+    assert whole.returncode == 0 and summary["modes"] == {"full": 4}, whole.stderr[-2000:]
+    return run, root
+
+
+def same_bytes(root, name: str) -> bool:
+    return all((root / name / f).read_bytes() == (root / "whole" / f).read_bytes()
+               for f in ("submission.json", "predictions.json"))
+
+
+def test_a_run_killed_in_the_middle_of_a_task_resumes_to_the_same_bytes(cli):
+    run, root = cli
+    killed, _, run_dir = run("killed", faults=f"ttft:{TASK_IDS[2]}:kill")
+    assert killed.returncode == -9
+    assert len(list((run_dir / "tasks").glob("*.json"))) == 2  # two tasks finished before the kill
+    assert json.loads((run_dir / "submission.json").read_text()).keys() == set(TASK_IDS)  # still valid
+    resumed, summary, _ = run("killed")
+    assert resumed.returncode == 0 and summary["ran"] == 2
+    assert same_bytes(root, "killed")
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_degraded_tasks_are_redone_on_resume(cli):
+    run, root = cli
+    first, summary, run_dir = run("redo", faults=f"sampling:{TASK_IDS[1]}:oom")
+    assert first.returncode == 3 and list(summary["degraded"]) == [TASK_IDS[1]]
+    again, summary, _ = run("redo")
+    assert again.returncode == 0 and summary["ran"] == 1 and summary["redone"] == 1 and summary["degraded"] == {}
+    assert "1 degraded to redo" in again.stderr
+    assert same_bytes(root, "redo")
+
+
+def test_a_killed_worker_loses_no_task_and_the_bytes_stay_the_same(cli):
+    run, root = cli
+    result, summary, run_dir = run("worker-killed", "--workers", "2", faults=f"task:{TASK_IDS[1]}:kill-once")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert summary["retried"] == [TASK_IDS[1]] and summary["failed_by_workers"] == [] and summary["modes"] == {"full": 4}
+    assert summary["engine_starts"] == 3  # two workers, one restarted
+    assert same_bytes(root, "worker-killed")
+    assert "worker" in (run_dir / "run.log").read_text() and "restarting it" in (run_dir / "run.log").read_text()
+
+
+def test_a_hung_worker_is_killed_and_its_task_retried(cli):
+    run, root = cli
+    result, summary, _ = run("worker-hung", "--workers", "2", faults=f"sampling:{TASK_IDS[0]}:hang-once")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert summary["retried"] == [TASK_IDS[0]] and summary["modes"] == {"full": 4}
+    assert same_bytes(root, "worker-hung")
+
+
+def test_a_task_whose_worker_dies_twice_is_marked_failed(cli):
+    run, _ = cli
+    result, summary, run_dir = run("worker-dies", "--workers", "2", faults=f"task:{TASK_IDS[3]}:kill")
+    assert result.returncode == 3
+    assert summary["failed_by_workers"] == [TASK_IDS[3]] and TASK_IDS[3] in summary["degraded"]
+    record = json.loads((run_dir / "tasks" / f"{TASK_IDS[3]}.json").read_text())
+    assert record["mode"] == "fallback" and record["failed_stages"] == ["worker"]
+
+
+def test_a_full_disk_keeps_the_last_valid_submission_and_says_so(cli):
+    run, root = cli
+    first, _, run_dir = run("disk", "--limit", "1")
+    assert first.returncode == 0
+    before = (run_dir / "submission.json").read_bytes()
+    full, _, _ = run("disk", "--limit", "2", faults="write:submission.json:full")
+    assert full.returncode == 4 and "Traceback" not in full.stderr
+    assert "cannot write" in full.stderr and "submission.json: No space left on device" in full.stderr
+    assert (run_dir / "submission.json").read_bytes() == before
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_second_run_on_a_run_dir_in_use_is_refused(cli, tmp_path):
+    run, root = cli
+    holder = RunDir(root / "locked")
+    holder.lock()
+    try:
+        refused, _, _ = run("locked")
+    finally:
+        holder.unlock()
+    assert refused.returncode == 2 and "another run is using it" in refused.stderr
+    assert len([line for line in refused.stderr.splitlines() if line.startswith("error:")]) == 1
+    again, summary, _ = run("locked")  # the lock went with its holder
+    assert again.returncode == 0 and summary["ran"] == 4
+
+
+def test_run_log_keeps_every_task_line_and_files_get_the_umask_permissions(cli, tmp_path):
+    _, root = cli
+    log = (root / "whole" / "run.log").read_text()
+    assert all(f"task {task_id}: full" in log for task_id in TASK_IDS)
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("submission.json", "predictions.json", "metrics.json", "config.toml"):
+        assert stat.S_IMODE((root / "whole" / name).stat().st_mode) == 0o666 & ~mask, name
+    write_json(tmp_path / "x.json", {})
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
