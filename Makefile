@@ -21,7 +21,7 @@ KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platfor
 	--platform manylinux2014_x86_64 --platform linux_x86_64
 KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
 
-.PHONY: install test test-fast bench bench-selection local-submission kaggle-wheels kaggle-model kaggle-sim clean
+.PHONY: install test test-fast bench bench-selection study-encoders local-submission kaggle-wheels kaggle-model kaggle-sim clean
 
 install: $(STAMP)
 
@@ -47,6 +47,14 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/foundation.py
+
+# The research log's encoder experiment in miniature: 3 encoders, each trained 200 steps on the 16 smallest
+# ARC-AGI-1 training tasks, every checkpoint evaluated (without TTFT) on the 8 smallest eval tasks.
+study-encoders: install
+	$(PY) -m arc_submit study --vary "prompt.encoder=MinimalGridEncoder();GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()));ReplaceNumberEncoder(GridCodeBlockEncoder(MinimalGridEncoder()))" \
+		--dataset arc-agi-1-train --smallest 16 --eval-dataset arc-agi-1-eval --eval-smallest 8 --no-ttft \
+		--config cpu --set train.steps=200 --set train.save_every=100 --set train.eval_every=25 \
+		--set train.learning_rate=2e-4 --out runs/study-encoders
 
 # The selection rules compared on the same candidates (about 2 hours on 2 cores; resumes where it stopped).
 bench-selection: install

@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "metrics": "the research metrics of a predictions file",
     "data": "embedded ARC datasets: export them in Kaggle layout",
     "merge": "join the run dirs of shards into one submission",
+    "train": "fine-tune a model on ARC tasks with TTFT's training code: checkpoints, validation loss, TensorBoard",
+    "study": "train and evaluate each setting of a grid (--vary): one table and one page",
     "evaluate": "run each model or checkpoint and compare their metrics (table, CSV, plot)",
     "variability": "the same submission once per seed: the spread of the score",
     "report": "a self-contained HTML page of a run dir",

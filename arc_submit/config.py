@@ -96,6 +96,8 @@ ADAPTER_SERVING = ("merged", "lora")
 
 @dataclass
 class TTFTConfig:
+    SECTION = "ttft"  # where the settings live, for messages (TrainConfig has the same fields under [train])
+
     steps: int = option(100, "optimizer steps per task (0 = no test-time fine-tuning)")
     learning_rate: float = option(1e-4, "peak learning rate")
     batch_size: int = option(1, "examples per micro-batch")
@@ -121,20 +123,45 @@ class TTFTConfig:
 
     def __post_init__(self):
         for name in ("steps", "restarts", "cycles"):
-            _check(getattr(self, name) >= 0, f"ttft.{name}", getattr(self, name), "0 or more")
+            _check(getattr(self, name) >= 0, f"{self.SECTION}.{name}", getattr(self, name), "0 or more")
         for name in ("batch_size", "gradient_accumulation", "lora_rank", "eval_examples"):
-            _check(getattr(self, name) >= 1, f"ttft.{name}", getattr(self, name), "1 or more")
-        _check(self.learning_rate > 0, "ttft.learning_rate", self.learning_rate, "positive")
-        _check(self.schedule in SCHEDULES, "ttft.schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
+            _check(getattr(self, name) >= 1, f"{self.SECTION}.{name}", getattr(self, name), "1 or more")
+        _check(self.learning_rate > 0, f"{self.SECTION}.learning_rate", self.learning_rate, "positive")
+        _check(self.schedule in SCHEDULES, f"{self.SECTION}.schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
         for name in ("warmup_fraction", "cycle_warmup", "lora_dropout"):
-            _check(0 <= getattr(self, name) < 1, f"ttft.{name}", getattr(self, name), "in [0, 1)")
-        _check(0 < self.cycle_decay <= 1, "ttft.cycle_decay", self.cycle_decay, "in (0, 1]")
-        _check(self.scope in ("task", "all"), "ttft.scope", self.scope, "'task' or 'all'")
+            _check(0 <= getattr(self, name) < 1, f"{self.SECTION}.{name}", getattr(self, name), "in [0, 1)")
+        _check(0 < self.cycle_decay <= 1, f"{self.SECTION}.cycle_decay", self.cycle_decay, "in (0, 1]")
+        _check(self.scope in ("task", "all"), f"{self.SECTION}.scope", self.scope, "'task' or 'all'")
         if self.backend == "unsloth":
-            raise ValueError("ttft.backend = 'unsloth' was removed: unsloth trains only models loaded by its own "
-                             "loader, which arc-submit does not use; set ttft.backend = 'peft'")
-        _check(self.backend == "peft", "ttft.backend", self.backend, "'peft'")
-        _check(bool(self.target_modules), "ttft.target_modules", self.target_modules, "a non-empty list")
+            raise ValueError(f"{self.SECTION}.backend = 'unsloth' was removed: unsloth trains only models loaded by "
+                             f"its own loader, which arc-submit does not use; set {self.SECTION}.backend = 'peft'")
+        _check(self.backend == "peft", f"{self.SECTION}.backend", self.backend, "'peft'")
+        _check(bool(self.target_modules), f"{self.SECTION}.target_modules", self.target_modules, "a non-empty list")
+
+
+@dataclass
+class TrainConfig(TTFTConfig):
+    """Fine-tuning on ARC tasks (`python -m arc_submit train`), with the examples, augmentations, prompt
+    format and schedules of TTFT (the same training code), and what a long run needs besides."""
+
+    SECTION = "train"
+
+    steps: int = option(1000, "optimizer steps of the whole training")
+    method: str = option("lora", "lora (an adapter; checkpoints are adapter folders) | full (all weights)")
+    val_tasks: int = option(1, "tasks held out (chosen by the seed) for the validation loss; 0 = none")
+    eval_every: int = option(50, "validation loss every k steps (0 = never)")
+    eval_examples: int = option(8, "fixed augmented examples of the held-out tasks for the validation loss")
+    save_every: int = option(100, "a checkpoint-N folder every k steps (and at the end)")
+    log_every: int = option(10, "a log_history entry (trainer_state.json) every k steps; TensorBoard gets every step")
+    wandb: bool = option(True, "also log to Weights & Biases, offline, when wandb is installed")
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.method in ("lora", "full"), "train.method", self.method, "'lora' or 'full'")
+        for name in ("val_tasks", "eval_every"):
+            _check(getattr(self, name) >= 0, f"train.{name}", getattr(self, name), "0 or more")
+        for name in ("save_every", "log_every"):
+            _check(getattr(self, name) >= 1, f"train.{name}", getattr(self, name), "1 or more")
 
 
 @dataclass
@@ -225,6 +252,7 @@ class Config:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     voting: VotingConfig = field(default_factory=VotingConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

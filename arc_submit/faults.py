@@ -5,7 +5,7 @@ the run (workers included).
     ARC_SUBMIT_FAULTS="ttft:00576224:oom,sampling:66e6c45b:error" python -m arc_submit ...
     ARC_SUBMIT_FAULTS="task:00576224:kill-once" ARC_SUBMIT_FAULTS_MARKS=/tmp/marks python -m arc_submit --workers 2 ...
 
-Stages: task (before anything), ttft, sampling, write (NAME is a file name). Kinds: oom (out of memory:
+Stages: task (before anything), ttft, sampling, write (NAME is a file name), train (NAME is a step). Kinds: oom (out of memory:
 degrades the task), error (a code error: stops the run), kill (the process dies with SIGKILL), hang (the
 process stops answering), full (the disk is full). kill-once and hang-once fire only the first time: a
 mark is left in the folder ARC_SUBMIT_FAULTS_MARKS.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 VARIABLE = "ARC_SUBMIT_FAULTS"
 MARKS = "ARC_SUBMIT_FAULTS_MARKS"
-STAGES = ("task", "ttft", "sampling", "write")
+STAGES = ("task", "ttft", "sampling", "write", "train")
 KINDS = ("oom", "error", "kill", "hang", "full", "kill-once", "hang-once")
 
 

@@ -170,6 +170,28 @@ def detach_adapter(peft_model):
 
 
 @dataclass
+class TrainState:
+    """A training run between two optimizer steps. `rng` drives the example stream: with the optimizer
+    and scheduler state it is all a checkpoint needs to resume the very same run."""
+
+    model: object
+    tasks: list[Task]
+    rng: np.random.Generator
+    stream: Iterator[Example]
+    parameters: list
+    optimizer: object
+    scheduler: object
+    scaler: object
+    steps: int
+    result: TrainResult
+
+    def restore_stream(self, rng_state: dict, builder: PromptBuilder, options: dict) -> None:
+        """Continue the example stream from a saved generator state."""
+        self.rng.bit_generator.state = rng_state
+        self.stream = example_stream(self.tasks, builder, self.rng, options)
+
+
+@dataclass
 class Trainer:
     """Trains the attached adapter of `model` for a number of optimizer steps."""
 
@@ -184,40 +206,51 @@ class Trainer:
 
     def train(self, model, tasks: list[Task], steps: int, seed: int, deadline: float | None = None) -> TrainResult:
         """Run `steps` optimizer steps (fewer when `deadline` on `clock` passes). Raises TaskTooLong."""
-        import torch
-
-        rng = np.random.default_rng(seed)
-        options = self.config.augment.draw_options()
-        stream = example_stream(tasks, self.builder, rng, options)
-        eval_set = self._eval_set(tasks, seed) if self.config.eval_every else []
-        parameters = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: learning_rate_factor(self.config, step, steps))
-        scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
-        result, start = TrainResult(), self.clock()
+        state = self.begin(model, tasks, steps, seed)
+        eval_set = self.eval_set(tasks, seed) if self.config.eval_every else []
+        start = self.clock()
         model.train()
         bar = _progress(steps, "ttft", self.progress)
         for step in range(steps):
             if deadline is not None and self.clock() >= deadline:
-                result.stopped_early = f"time budget: stopped after {step} of {steps} steps"
+                state.result.stopped_early = f"time budget: stopped after {step} of {steps} steps"
                 break
-            result.learning_rates.append(scheduler.get_last_lr()[0])
-            loss, tokens, compute = self._step(model, stream, optimizer, parameters, scaler)
-            scheduler.step()
-            result.losses.append(loss)
-            result.tokens += tokens
-            result.compute_seconds += compute
-            result.steps = step + 1
+            loss = self.advance(state)
             if eval_set and (step + 1) % self.config.eval_every == 0:
-                result.eval_losses.append((step + 1, self.eval_loss(model, eval_set)))
+                state.result.eval_losses.append((step + 1, self.eval_loss(model, eval_set)))
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update()
             self.on_step(step + 1)
         bar.close()
         model.eval()
-        result.seconds = self.clock() - start
-        return result
+        state.result.seconds = self.clock() - start
+        return state.result
+
+    def begin(self, model, tasks: list[Task], steps: int, seed: int) -> TrainState:
+        """Everything a run of `steps` optimizer steps keeps between steps: the seeded example stream, the
+        optimizer over the trainable parameters, the schedule, what was measured."""
+        import torch
+
+        rng = np.random.default_rng(seed)
+        stream = example_stream(tasks, self.builder, rng, self.config.augment.draw_options())
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: learning_rate_factor(self.config, step, steps))
+        scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+        return TrainState(model, tasks, rng, stream, parameters, optimizer, scheduler, scaler, steps, TrainResult())
+
+    def advance(self, state: TrainState) -> float:
+        """One optimizer step; its loss."""
+        result = state.result
+        result.learning_rates.append(state.scheduler.get_last_lr()[0])
+        loss, tokens, compute = self._step(state.model, state.stream, state.optimizer, state.parameters, state.scaler)
+        state.scheduler.step()
+        result.losses.append(loss)
+        result.tokens += tokens
+        result.compute_seconds += compute
+        result.steps += 1
+        return loss
 
     def _step(self, model, stream, optimizer, parameters, scaler) -> tuple[float, int, float]:
         """One optimizer step: (loss, tokens trained, seconds in forward/backward/optimizer)."""
@@ -260,7 +293,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device, dtype=self.autocast_dtype)
 
-    def _eval_set(self, tasks: list[Task], seed: int) -> list[Example]:
+    def eval_set(self, tasks: list[Task], seed: int) -> list[Example]:
         """Fixed leave-one-out examples under augmentations drawn apart from the training stream."""
         rng = np.random.default_rng([seed, 1])
         stream = example_stream(tasks, self.builder, rng, self.config.augment.draw_options())

@@ -53,13 +53,17 @@ def work_seconds(record: TaskRecord) -> tuple[float, float]:
     return compute, record.timings.get("generate_s", 0.0)
 
 
-def _config_differences(old: dict, new: dict, path: tuple = ()) -> list[str]:
+def config_differences(old: dict, new: dict, path: tuple = (), ignore: tuple[str, ...] = ("train",)) -> list[str]:
+    """The settings that differ between two resolved configs, except those a resumed run may change
+    (RESUMABLE) and whole sections in `ignore` (a run does not use [train])."""
     differences = []
     for key in sorted(set(old) | set(new)):
         where = (*path, key)
         a, b = old.get(key), new.get(key)
+        if where[0] in ignore:
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
-            differences += _config_differences(a, b, where)
+            differences += config_differences(a, b, where, ignore)
         elif a != b and where not in RESUMABLE:
             differences.append(f"{'.'.join(where)}: {a!r} -> {b!r}")
     return differences
@@ -106,7 +110,7 @@ class RunDir:
         saved = self.path / "config.toml"
         if saved.is_file():
             old = tomllib.loads(saved.read_text(encoding="utf-8"))
-            differences = _config_differences(old, config.to_dict())
+            differences = config_differences(old, config.to_dict())
             if differences:
                 raise UserError(
                     f"--run-dir {self.path}: holds a run with other settings ({'; '.join(differences[:3])}); "
