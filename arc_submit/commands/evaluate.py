@@ -19,10 +19,10 @@ from arc_submit.studies.evaluate import (
     format_table,
     json_safe,
     result_row,
-    run_in_process,
     unique_label,
     write_csv,
 )
+from arc_submit.studies.fanout import fan_out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +37,12 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or "runs/evaluate")
     flags = run_flags(args) + ["--seed", str(args.seed)]
     rows, labels = [], set()
-    for model in models:
-        label = unique_label(Path(model).name or model, labels)
+    runs = [(model, unique_label(Path(model).name or model, labels)) for model in models]
+    summaries = fan_out([["run", *flags, "--model", model, "--run-dir", str(out / f"{label}-seed{args.seed}")]
+                         for model, label in runs], args.executor, args.ray_address)
+    for (model, label), summary in zip(runs, summaries):
         run_dir = out / f"{label}-seed{args.seed}"
-        try:
-            row = result_row(label, run_dir, run_in_process([*flags, "--model", model], run_dir))
-        except RuntimeError as error:
-            row = failed_row(label, run_dir, error)
+        row = failed_row(label, run_dir, summary) if isinstance(summary, RuntimeError) else result_row(label, run_dir, summary)
         row.update(model=model, step=checkpoint_step(model), **checkpoint_losses(model))
         rows.append(row)
     print(format_table(rows, "label"))

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=1,
                         help="a work queue over N worker processes (one per GPU when there are GPUs); each "
                              "worker's log is RUN_DIR/workers/worker-N.log")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="where --workers run: local processes (default) or actors on a Ray cluster")
+    parser.add_argument("--ray-address", help="with --executor ray: the cluster (e.g. auto); default: a local Ray")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.epilog = (f"Without --challenges or --dataset: the {LOCAL_TASKS} smallest tasks of {LOCAL_DATASET}, "
                      "as `make local-submission` runs them.")
@@ -84,6 +87,8 @@ def main(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     if shard and args.workers > 1:
         raise UserError("--shard and --workers: choose one (--workers makes its own shards)")
+    if args.ray_address and args.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
     tasks = run_tasks_from_args(args)
     name = Path(args.config).stem
     run_dir = Path(args.run_dir or f"runs/{name}-seed{config.run.seed}")
@@ -91,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     log_to(run_dir)
     try:
         summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard,
-                               workers=args.workers)
+                               workers=args.workers, executor=args.executor, ray_address=args.ray_address)
     except RunStopped as error:
         return _stopped(str(error), run_dir)
     except UserError:

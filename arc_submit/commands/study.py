@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from arc_submit.commands.common import positive_int, print_json_line
+from arc_submit.commands.studyflags import add_executor_arguments
 from arc_submit.commands.train import add_data_arguments
 from arc_submit.errors import UserError
 
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a setting for every training and evaluation (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="the seed of every training and evaluation")
     parser.add_argument("--out", required=True, help="folder of the study (rerun it to resume)")
+    add_executor_arguments(parser)
 
 
 def _data_flags(args: argparse.Namespace) -> list[str]:
@@ -62,8 +64,8 @@ def main(args: argparse.Namespace) -> int:
     from arc_submit.config import load_config
     from arc_submit.files import write_json, write_text
     from arc_submit.studies.evaluate import write_csv
+    from arc_submit.studies.fanout import fan_out
     from arc_submit.studies.study import (
-        call,
         checkpoint_steps,
         html_page,
         markdown_table,
@@ -78,17 +80,24 @@ def main(args: argparse.Namespace) -> int:
     for setting in grid:  # a bad setting is refused here, before hours of training
         load_config(args.config, [*args.set, *setting.overrides])
     out = Path(args.out)
+    sets = {setting.name: [x for s in setting.overrides for x in ("--set", s)] for setting in grid}
+    trainings = fan_out([["train", *_data_flags(args), *common, *sets[setting.name], "--out",
+                          str(out / setting.name / "training"), "--quiet"] for setting in grid],
+                        args.executor, args.ray_address)
+    failed = [setting.name for setting, result in zip(grid, trainings) if isinstance(result, RuntimeError)]
+    if failed:
+        raise UserError(f"the training of {', '.join(failed)} failed: see {out / failed[0] / 'training' / 'run.log'}")
+    jobs = [(setting, step, checkpoint) for setting in grid for step, checkpoint in
+            checkpoint_steps(out / setting.name / "training")]
+    summaries = fan_out([["run", *_eval_flags(args), *common, *sets[setting.name], "--model", str(checkpoint), "--quiet",
+                          *(["--set", "ttft.steps=0"] if args.no_ttft else []), "--run-dir",
+                          str(out / setting.name / "evaluation" / checkpoint.name)]
+                         for setting, _, checkpoint in jobs], args.executor, args.ray_address)
     rows, curves = [], {}
-    for setting in grid:
+    for setting, training in zip(grid, trainings):
         folder = out / setting.name
-        sets = [x for s in setting.overrides for x in ("--set", s)]
-        training = call(["train", *_data_flags(args), *common, *sets, "--out", str(folder / "training"), "--quiet"])
-        evaluations = []
-        for step, checkpoint in checkpoint_steps(folder / "training"):
-            flags = ["run", *_eval_flags(args), *common, *sets, "--model", str(checkpoint), "--quiet",
-                     *(["--set", "ttft.steps=0"] if args.no_ttft else [])]
-            summary = call([*flags, "--run-dir", str(folder / "evaluation" / checkpoint.name)])
-            evaluations.append({"step": step, "metrics": summary.get("metrics", {})})
+        evaluations = [{"step": step, "metrics": {} if isinstance(summary, RuntimeError) else summary.get("metrics", {})}
+                       for (owner, step, _), summary in zip(jobs, summaries) if owner == setting]
         history = json.loads((checkpoint_steps(folder / "training")[-1][1] / "trainer_state.json").read_text())["log_history"]
         curves[setting.name] = {"metrics": [(e["step"], e["metrics"]) for e in evaluations],
                                 "val_loss": [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]}

@@ -23,6 +23,14 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override any setting (repeatable)")
     parser.add_argument("--out", help="folder for the runs, the table and the plot")
+    add_executor_arguments(parser)
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the runs of a study go: one after another here, or side by side on a Ray cluster."""
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: one run after another (default); ray: the runs side by side on a Ray cluster")
+    parser.add_argument("--ray-address", help="with --executor ray: the cluster (e.g. auto); default: a local Ray")
 
 
 def run_flags(args: argparse.Namespace) -> list[str]:

@@ -18,11 +18,11 @@ from arc_submit.studies.evaluate import (
     format_table,
     json_safe,
     result_row,
-    run_in_process,
     solved_counts,
     spread,
     write_csv,
 )
+from arc_submit.studies.fanout import fan_out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +37,12 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--seeds: give at least two different seeds to measure a spread")
     out = Path(args.out or "runs/variability")
     flags = run_flags(args) + (["--model", args.model] if args.model else [])
+    summaries = fan_out([["run", *flags, "--seed", str(seed), "--run-dir", str(out / f"seed{seed}")]
+                         for seed in args.seeds], args.executor, args.ray_address)
     rows = []
-    for seed in args.seeds:
-        run_dir = out / f"seed{seed}"
-        try:
-            row = result_row(f"seed {seed}", run_dir, run_in_process([*flags, "--seed", str(seed)], run_dir))
-        except RuntimeError as error:
-            row = failed_row(f"seed {seed}", run_dir, error)
+    for seed, summary in zip(args.seeds, summaries):
+        run_dir, label = out / f"seed{seed}", f"seed {seed}"
+        row = failed_row(label, run_dir, summary) if isinstance(summary, RuntimeError) else result_row(label, run_dir, summary)
         rows.append({**row, "seed": seed})
     stats = spread([r for r in rows if "error" not in r])
     counts = solved_counts([r for r in rows if "error" not in r])

@@ -23,31 +23,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from arc_submit.run.queue import WorkerState
+    from arc_submit.run.runner import RunStopped
+
     run_dir = Path(args.run_dir)
     send = _protocol(run_dir / "workers" / f"worker-{args.index + 1}.log")
     try:
-        runner, tasks, budget = _start(run_dir, args.index, send)
+        worker = WorkerState(run_dir, args.index, heartbeat=lambda stage: send({"heartbeat": stage}))
     except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run
         logging.getLogger("arc_submit").debug("%s", traceback.format_exc())
         send({"error": f"cannot start: {type(error).__name__}: {error}"})
         return 4
     send({"ready": True})
-    from arc_submit.run.pipeline import record_costs
-    from arc_submit.run.runner import RunStopped, describe
-
     for line in sys.stdin:
         message = json.loads(line)
         if message.get("stop"):
             break
-        budget.start = budget.clock() - message["elapsed"]
-        task = tasks[message["task"]]
         try:
-            record = runner.run_task(task, budget.plan(message["remaining"]))
+            record = worker.run(message)
         except RunStopped as error:
             send({"error": str(error)})
             return 4
-        record_costs(budget, record)
-        logging.getLogger("arc_submit").info("%s", describe(record))
         send({"record": record.to_dict()})
     return 0
 
@@ -77,27 +73,3 @@ def _protocol(log_path: Path):
         channel.flush()
 
     return send
-
-
-def _start(run_dir: Path, index: int, send):
-    """The run's config and tasks from the run dir, the stack, and the shared adapter of scope 'all'."""
-    from arc_submit.config import load_config
-    from arc_submit.data.tasks import load_tasks
-    from arc_submit.files import write_json
-    from arc_submit.run.pipeline import SHARED_TTFT_SHARE, new_budget, set_threads
-    from arc_submit.run.runner import TaskRunner
-    from arc_submit.run.stack import open_stack
-
-    config = load_config(str(run_dir / "config.toml"))
-    tasks = {task.task_id: task for task in load_tasks(run_dir / "challenges.json")}
-    set_threads(config)
-    send({"heartbeat": "starting"})
-    stack = open_stack(config, progress=False, run_dir=run_dir)
-    runner = TaskRunner(config, stack, heartbeat=lambda stage: send({"heartbeat": stage}))
-    budget = new_budget(config)
-    if config.ttft.scope == "all" and config.ttft.steps:
-        deadline = budget.clock() + budget.left() * SHARED_TTFT_SHARE if budget.seconds else None
-        result = runner.train_shared(list(tasks.values()), deadline)
-        if index == 0:
-            write_json(run_dir / "shared-ttft.json", result.to_dict())
-    return runner, tasks, budget

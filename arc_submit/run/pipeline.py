@@ -50,7 +50,9 @@ class Pipeline:
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shares of the tasks
-    workers: int = 1  # more than 1: a work queue over worker processes (arc_submit.run.queue)
+    workers: int = 1  # more than 1, or a Ray executor: a work queue over workers (arc_submit.run.queue)
+    executor: str = "local"  # local (processes on this machine) | ray
+    ray_address: str | None = None
     stack: object = None
     summary: dict = field(default_factory=dict)
     records: dict[str, TaskRecord] = field(default_factory=dict)
@@ -75,12 +77,12 @@ class Pipeline:
         log.info("%d tasks: %d to run, %d degraded to redo when time allows, %d done in %s", len(selected),
                  len(fresh), len(degraded), len(selected) - len(fresh) - len(degraded), self.run_dir.path)
         pending, queue = fresh + degraded, {}
-        if pending and self.workers > 1:
-            from arc_submit.run.queue import LocalExecutor, drive
+        if pending and (self.workers > 1 or self.executor == "ray"):
+            from arc_submit.run.queue import drive, make_executor
 
-            queue = drive(LocalExecutor(self.run_dir.path, self.workers, self.config.run.threads,
-                                        self.config.run.worker_timeout), pending, self.accept, budget,
-                          self.config.run.seed)
+            executor = make_executor(self.executor, self.run_dir.path, self.workers, self.config.run.threads,
+                                     self.config.run.worker_timeout, self.ray_address)
+            queue = drive(executor, pending, self.accept, budget, self.config.run.seed)
         elif pending:
             self._run_here(pending, selected, budget)
         metrics = self.run_dir.write_outputs(self.tasks, self.records, self.output)
@@ -133,8 +135,10 @@ def set_threads(config: Config) -> None:
 
 
 def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True,
-                 shard: tuple[int, int] | None = None, workers: int = 1) -> dict:
+                 shard: tuple[int, int] | None = None, workers: int = 1, executor: str = "local",
+                 ray_address: str | None = None) -> dict:
     """Set up threads for a run, then run it."""
-    if workers == 1:
+    if workers == 1 and executor == "local":
         set_threads(config)
-    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress, shard=shard, workers=workers).run()
+    return Pipeline(config, tasks, RunDir(run_dir), output, progress=progress, shard=shard, workers=workers,
+                    executor=executor, ray_address=ray_address).run()

@@ -38,7 +38,9 @@ RETRIES = 1  # a task whose worker died is handed out once more, then marked fai
 @dataclass(frozen=True)
 class Event:
     """What a worker said or did: ready, heartbeat, record (data: the record), error (data: the message),
-    died or hung (data: what the executor saw)."""
+    died or hung (data: what the executor saw; the queue restarts the worker and retries the task), or,
+    from executors that restart and retry by themselves (Ray), retried (the task in flight was run again)
+    and lost (it failed again: the task is marked failed)."""
 
     slot: int
     kind: str
@@ -108,6 +110,19 @@ def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], 
                     accept(_read_record(event.data, task))
                 elif event.kind == "error":
                     raise RunStopped(f"worker {event.slot + 1}: {event.data}")
+                elif event.kind == "retried":
+                    retried.append(busy[event.slot].task_id)
+                elif event.kind == "lost":
+                    task = busy.pop(event.slot, None)
+                    never_ready[event.slot] += event.slot not in ready
+                    ready.discard(event.slot)
+                    if never_ready[event.slot] >= 2:
+                        raise RunStopped(f"worker {event.slot + 1} was lost twice before it could take a task "
+                                         f"({event.data}); see its log in workers/")
+                    executor.start(event.slot)
+                    if task is not None:
+                        failed.append(task.task_id)
+                        accept(failed_record(task, seed, f"worker lost twice while running it ({event.data})"))
                 elif event.kind in ("died", "hung"):
                     task = busy.pop(event.slot, None)
                     was_ready = event.slot in ready
@@ -141,6 +156,44 @@ def _read_record(data: object, task: Task) -> TaskRecord:
     if record.task_id != task.task_id:
         raise RunStopped(f"a worker sent the record of task {record.task_id} for task {task.task_id}")
     return record
+
+
+# ----------------------------------------------------------------------------- a worker's side
+
+
+class WorkerState:
+    """What a worker keeps between tasks: the run's config and tasks, the live stack, its budget."""
+
+    def __init__(self, run_dir: Path, index: int, heartbeat: Callable[[str], None] = lambda stage: None):
+        from arc_submit.config import load_config
+        from arc_submit.data.tasks import load_tasks
+        from arc_submit.files import write_json
+        from arc_submit.run.pipeline import SHARED_TTFT_SHARE, new_budget, set_threads
+        from arc_submit.run.runner import TaskRunner
+        from arc_submit.run.stack import open_stack
+
+        config = load_config(str(run_dir / "config.toml"))
+        self.tasks = {task.task_id: task for task in load_tasks(run_dir / "challenges.json")}
+        set_threads(config)
+        heartbeat("starting")
+        self.runner = TaskRunner(config, open_stack(config, progress=False, run_dir=run_dir), heartbeat=heartbeat)
+        self.budget = new_budget(config)
+        if config.ttft.scope == "all" and config.ttft.steps:
+            deadline = self.budget.clock() + self.budget.left() * SHARED_TTFT_SHARE if self.budget.seconds else None
+            result = self.runner.train_shared(list(self.tasks.values()), deadline)
+            if index == 0:
+                write_json(run_dir / "shared-ttft.json", result.to_dict())
+
+    def run(self, message: dict) -> TaskRecord:
+        """The task of a queue message {"task", "elapsed", "remaining"}; RunStopped on a code error."""
+        from arc_submit.run.pipeline import record_costs
+        from arc_submit.run.runner import describe
+
+        self.budget.start = self.budget.clock() - message["elapsed"]
+        record = self.runner.run_task(self.tasks[message["task"]], self.budget.plan(message["remaining"]))
+        record_costs(self.budget, record)
+        log.info("%s", describe(record))
+        return record
 
 
 # ----------------------------------------------------------------------------- workers as local processes
@@ -260,3 +313,13 @@ class LocalExecutor(Executor):
                 pass
             self._stop(slot)
         self.selector.close()
+
+
+def make_executor(kind: str, run_dir: Path, workers: int, threads: int, timeout: float,
+                  ray_address: str | None = None) -> Executor:
+    """The executor named by --executor: local processes, or actors on a Ray cluster."""
+    if kind == "ray":
+        from arc_submit.run.ray_executor import RayExecutor
+
+        return RayExecutor(run_dir, workers, threads, timeout, ray_address)
+    return LocalExecutor(run_dir, workers, threads, timeout)

@@ -13,15 +13,12 @@ import json
 import math
 import re
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 from arc_submit.files import read_json
 
 ROW_METRICS = ("score", "vote_1", "vote_2", "pass_n", "accuracy", "correct_pixels", "correct_size", "unanswered",
                "ttft_loss", "eval_loss")
-DEGRADED = 3  # the run command's exit status when some tasks degraded (arc_submit.commands.run)
 STEP_PATTERN = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)", re.IGNORECASE)
 
 
@@ -30,13 +27,9 @@ STEP_PATTERN = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)", re.IGNORECASE)
 
 def run_in_process(flags: list[str], run_dir: Path) -> dict:
     """`python -m arc_submit run FLAGS --run-dir RUN_DIR` in a fresh interpreter; its JSON summary."""
-    command = [sys.executable, "-m", "arc_submit", "run", *flags, "--run-dir", str(run_dir)]
-    print("$", " ".join(command), file=sys.stderr, flush=True)
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode not in (0, DEGRADED) or not lines:  # degraded: a valid run whose summary says which tasks
-        raise RuntimeError(f"the run into {run_dir} exited with code {result.returncode}")
-    return json.loads(lines[-1])
+    from arc_submit.studies.fanout import call
+
+    return call(["run", *flags, "--run-dir", str(run_dir)])
 
 
 def run_losses(run_dir: Path) -> tuple[float, float]:

@@ -14,11 +14,8 @@ import base64
 import html
 import io
 import itertools
-import json
 import math
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,17 +57,6 @@ def settings_grid(axes: list[tuple[str, list[str]]]) -> list[Setting]:
         slug = re.sub(r"[^A-Za-z0-9.]+", "-", "_".join(values)).strip("-")[:60]
         grid.append(Setting(f"{index:02d}-{slug}", overrides))
     return grid
-
-
-def call(command: list[str]) -> dict:
-    """`python -m arc_submit COMMAND ...` in a fresh process (its memory given back); its JSON summary."""
-    print("$", " ".join(command), file=sys.stderr, flush=True)
-    result = subprocess.run([sys.executable, "-m", "arc_submit", *command], stdout=subprocess.PIPE, text=True)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode not in (0, 3) or not lines:
-        raise RuntimeError(f"`{command[0]}` into {command[command.index('--out') + 1] if '--out' in command else '?'} "
-                           f"exited with code {result.returncode}")
-    return json.loads(lines[-1])
 
 
 def checkpoint_steps(training: Path) -> list[tuple[int, Path]]:
