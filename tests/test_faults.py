@@ -1,6 +1,8 @@
-"""Never lose work: real processes killed, hung, out of memory or out of disk, then resumed; a work queue
-that loses no task when a worker dies or hangs; one run per run dir; the same bytes under a budget that
-does not bind. Faults are injected with ARC_SUBMIT_FAULTS (arc_submit/faults.py)."""
+"""Failures speak, and never lose work: real processes out of memory, with a code error, killed, hung or
+out of disk, then resumed; a work queue that loses no task when a worker dies or hangs; one run per run
+dir. Only resource failures degrade a single task (exit status 3, the summary names it); a code error
+stops the run in one line (exit status 4); the submission is valid throughout. Faults are injected with
+ARC_SUBMIT_FAULTS (arc_submit/faults.py)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,46 @@ def cli(tiny_model_dir, tmp_path_factory):
 def same_bytes(root, name: str) -> bool:
     return all((root / name / f).read_bytes() == (root / "whole" / f).read_bytes()
                for f in ("submission.json", "predictions.json"))
+
+
+def valid(root, run_dir) -> bool:
+    check = run_cli("validate", "--challenges", str(root / "data" / "challenges.json"),
+                    "--submission", str(run_dir / "submission.json"))
+    return check.returncode == 0
+
+
+def test_an_out_of_memory_degrades_only_its_task_and_the_exit_status_says_so(cli):
+    run, root = cli
+    result, summary, run_dir = run("oom", faults=f"ttft:{TASK_IDS[0]}:oom,sampling:{TASK_IDS[2]}:oom")
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert set(summary["degraded"]) == {TASK_IDS[0], TASK_IDS[2]} and summary["exit_code"] == 3
+    assert "out of memory" in summary["degraded"][TASK_IDS[0]]
+    assert "WARNING: 2 tasks degraded" in result.stderr and TASK_IDS[2] in result.stderr
+    records = {p.stem: json.loads(p.read_text()) for p in (run_dir / "tasks").glob("*.json")}
+    assert records[TASK_IDS[0]]["mode"] == "no_ttft" and records[TASK_IDS[0]]["failed_stages"] == ["ttft"]
+    assert all(records[TASK_IDS[0]]["candidates"])  # it still sampled, without TTFT
+    assert records[TASK_IDS[1]]["mode"] == "full" and not records[TASK_IDS[1]]["failed_stages"]
+    assert records[TASK_IDS[2]]["mode"] == "fallback"
+    assert valid(root, run_dir)
+
+
+def test_a_code_error_stops_the_run_in_one_line_with_a_valid_submission(cli):
+    run, root = cli
+    result, summary, run_dir = run("error", faults=f"ttft:{TASK_IDS[1]}:error")
+    assert result.returncode == 4, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and TASK_IDS[1] in errors[0] and "injected code error" in errors[0]
+    assert "Traceback" not in result.stderr and "Traceback" in (run_dir / "run.log").read_text()
+    assert sorted(p.stem for p in (run_dir / "tasks").glob("*.json")) == [TASK_IDS[0]]  # stopped at the 2nd task
+    assert valid(root, run_dir) and summary["exit_code"] == 4
+
+
+def test_a_malformed_fault_plan_is_named(monkeypatch):
+    from arc_submit.faults import planned
+
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", "ttft:abc:explode")
+    with pytest.raises(ValueError, match="'ttft:abc:explode'"):
+        planned()
 
 
 def test_a_run_killed_in_the_middle_of_a_task_resumes_to_the_same_bytes(cli):

@@ -11,7 +11,7 @@ from arc_submit.config import TTFTConfig
 from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Pair, Task
-from arc_submit.model.merge import base_weights, merged_weights
+from arc_submit.model.merge import iter_base_weights, merged_weights
 from arc_submit.model.training import (
     IGNORE_INDEX,
     TaskTooLong,
@@ -131,7 +131,7 @@ def test_merged_weights_give_the_adapter_logits(tiny):
         merged = fresh(input_ids=ids).logits
     assert torch.allclose(merged, expected, atol=1e-5)
     assert not torch.allclose(base_logits, expected, atol=1e-3)  # the adapter did change the logits
-    assert all(torch.equal(a, b) for a, b in zip(base_weights(base, torch.float32).values(), base.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(dict(iter_base_weights(base, torch.float32)).values(), base.state_dict().values()))
 
 
 def test_the_answer_loss_equals_transformers_loss_without_whole_prompt_logits(tiny):

@@ -47,7 +47,3 @@ def iter_base_weights(model, dtype) -> Iterator[tuple]:
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             yield name, tensor.detach().to(dtype).contiguous()
-
-
-def base_weights(model, dtype) -> dict:
-    return dict(iter_base_weights(model, dtype))

@@ -33,11 +33,6 @@ class Candidate:
     kind: str | None = None
     tokens: int = 0  # how many tokens the model wrote (the end of the answer included)
 
-    @property
-    def token_logprob(self) -> float | None:
-        """The mean log-probability per token (arc24's tie-break)."""
-        return None if self.logprob is None or not self.tokens else self.logprob / self.tokens
-
     def to_dict(self) -> dict:
         data = {"grid": self.grid, "logprob": self.logprob, "tokens": self.tokens,
                 "augmentation": self.augmentation.to_dict()}

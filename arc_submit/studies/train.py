@@ -9,7 +9,6 @@ metrics as TensorBoard event files (and Weights & Biases, offline, when it is in
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -233,9 +232,3 @@ class Training:
                 "train_loss": losses[-1] if losses else math.nan, "val_loss": evals[-1] if evals else math.nan,
                 "first_val_loss": evals[0] if evals else math.nan,
                 "checkpoints": sorted(p.name for p in self.out.glob("checkpoint-*") if p.is_dir())}
-
-
-def checkpoint_history(out: Path) -> list[dict]:
-    """The log history of the last checkpoint of a training folder (trainer_state.json)."""
-    found = latest_checkpoint(out)
-    return json.loads((found[1] / "trainer_state.json").read_text())["log_history"] if found else []
