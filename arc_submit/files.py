@@ -75,6 +75,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def temporary_folder(target: Path) -> Path:
+    """A new empty folder beside `target`, to fill and then rename over it, with the permissions the umask
+    gives, as `mkdir` would (mkdtemp's 0700 would hide a checkpoint or a model from other users)."""
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    folder.chmod(0o777 & ~_umask())
+    return folder
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -48,6 +48,18 @@ def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_weights(traini
     assert history[0] == history[1] and [entry["step"] for entry in history[0]] == [2, 4, 6]
 
 
+def test_checkpoints_get_the_umask_permissions_like_every_other_file(trainings):
+    import os
+    import stat
+
+    _, root, _ = trainings
+    mask = os.umask(0)
+    os.umask(mask)
+    checkpoint = root / "whole" / "checkpoint-6"
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
+    assert stat.S_IMODE((checkpoint / "trainer_state.json").stat().st_mode) == 0o666 & ~mask
+
+
 def test_other_settings_on_the_same_folder_are_refused(trainings):
     train, _, _ = trainings
     refused = train("whole", "--set", "train.lora_rank=8")

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from arc_submit.data.encoders import GridEncoder
 from arc_submit.data.tasks import Grid, Pair
-from arc_submit.errors import UserError
 
 # Used only when a tokenizer has no chat template of its own.
 PLAIN_TEMPLATE = (

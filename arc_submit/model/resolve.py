@@ -13,11 +13,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from arc_submit.errors import UserError
+from arc_submit.files import temporary_folder
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
-    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    temporary = temporary_folder(target)
     try:
         model.save_pretrained(temporary)
         tokenizer.save_pretrained(temporary)

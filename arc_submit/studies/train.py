@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from arc_submit.config import Config, to_toml
 from arc_submit.data.tasks import Task
 from arc_submit.errors import UserError
 from arc_submit.faults import inject
-from arc_submit.files import read_json, write_json, write_text
+from arc_submit.files import read_json, temporary_folder, write_json, write_text
 from arc_submit.model.resolve import EMBEDDED_ALIAS
 
 log = logging.getLogger("arc_submit")
@@ -159,7 +158,7 @@ class Training:
         import torch
 
         target = self.out / CHECKPOINT.format(step=step)
-        temporary = Path(tempfile.mkdtemp(dir=self.out, prefix=f".{target.name}."))
+        temporary = temporary_folder(target)
         try:
             self.model.save_pretrained(temporary)
             if self.settings.method == "lora":
