@@ -8,7 +8,9 @@ scored under the first 8 views; and five setups are compared on the same candida
     make bench-selection     # or: .venv/bin/python benchmarks/selection.py --tasks 20 --out runs/bench-selection
 
 Prints a Markdown table (score, pass_n = the truth among the candidates, vote_1, vote_2, seconds per task by
-stage) for the 8 local-submission tasks and for all the tasks, and writes the per-task results as JSON.
+stage) for the 8 local-submission tasks and for all the tasks, and writes the per-task results as JSON
+(OUT/results.json; a run resumes from it, and prints the tables without loading a model when it is complete).
+The results behind README's tables: benchmarks/results/selection-cpu-seed0.json.
 """
 
 from __future__ import annotations
@@ -127,8 +129,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     done = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
-    stack = open_stack(config, progress=False, run_dir=out)
-    for task in tasks[len(done):]:
+    remaining = tasks[len(done):]
+    stack = open_stack(config, progress=False, run_dir=out) if remaining else None
+    for task in remaining:
         done.append(run_task(stack, task, args.seed, args.min_prob))
         (out / "results.json").write_text(json.dumps(done, indent=1))
         print(task.task_id, json.dumps({k: v["score"] for k, v in done[-1]["setups"].items()}), flush=True)
