@@ -87,11 +87,14 @@ def run_task(stack, task, seed: int, min_prob: float) -> dict:
                 passed.append(any(c.grid == pair.output for c in output))
                 votes1.append(pair.output in grids[:1])
                 votes2.append(pair.output in grids[:2])
-            mean = lambda values: sum(values) / len(values)  # noqa: E731
             result["setups"][f"{method}+{rule}"] = {
-                "score": mean(solved), "pass_n": mean(passed), "vote_1": mean(votes1), "vote_2": mean(votes2),
+                "score": _mean(solved), "pass_n": _mean(passed), "vote_1": _mean(votes1), "vote_2": _mean(votes2),
                 "candidates": sum(len(o) for o in candidates), "parsed": sum(bool(c.grid) for o in candidates for c in o)}
     return result
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def table(results: list[dict], title: str) -> str:
@@ -101,12 +104,13 @@ def table(results: list[dict], title: str) -> str:
     for method, rule in SETUPS:
         name = f"{method}+{rule}"
         rows = [r["setups"][name] for r in results]
-        mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
-        seconds = lambda key: sum(r["seconds"].get(key, 0.0) for r in results) / len(results)  # noqa: E731
-        scoring = seconds(f"{method}_scoring") if rule != "vote" else 0.0
-        lines.append(f"| {method} + {rule} | {mean('score'):.3f} | {mean('pass_n'):.3f} | {mean('vote_1'):.3f} | "
-                     f"{mean('vote_2'):.3f} | {mean('candidates'):.1f} | {seconds('ttft'):.0f} | {seconds(method):.0f} | "
-                     f"{scoring:.0f} |")
+        metric = {key: _mean([row[key] for row in rows]) for key in ("score", "pass_n", "vote_1", "vote_2", "candidates")}
+        seconds = {key: _mean([r["seconds"].get(key, 0.0) for r in results])
+                   for key in ("ttft", method, f"{method}_scoring")}
+        scoring = seconds[f"{method}_scoring"] if rule != "vote" else 0.0
+        lines.append(f"| {method} + {rule} | {metric['score']:.3f} | {metric['pass_n']:.3f} | {metric['vote_1']:.3f} | "
+                     f"{metric['vote_2']:.3f} | {metric['candidates']:.1f} | {seconds['ttft']:.0f} | "
+                     f"{seconds[method]:.0f} | {scoring:.0f} |")
     return "\n".join(lines)
 
 
