@@ -44,6 +44,8 @@ def test_a_run_writes_valid_outputs_and_a_record_per_task(tiny_model_dir, tmp_pa
         assert [len(c) for c in record["candidates"]] == [2] * len(task.test)
         assert {"ttft_s", "load_s", "sample_s", "total_s"} <= set(record["timings"])  # load_s: merge + push + check
         assert record["seed"] == derive_seed(0, task.task_id)
+        assert "test[0]: no answer parsed: fallback attempts" in record["reasons"]  # a random model's answers
+    assert pipeline.summary["no_answer"] == {task.task_id: [0] for task in TASKS}  # said, not only in metrics
     predictions = read(tmp_path / "run" / "predictions.json")
     assert set(predictions) == {t.task_id for t in TASKS}
     metrics = read(tmp_path / "run" / "metrics.json")

@@ -68,3 +68,22 @@ def test_old_and_damaged_records_are_redone_on_resume_with_a_warning(tiny_model_
     assert any(TASKS[0].task_id in w and "schema version 1" in w for w in warnings), warnings
     assert any(TASKS[1].task_id in w and "no 'attempts'" in w for w in warnings), warnings
     assert all(TaskRecord.from_dict(json.loads(p.read_text())) for p in (first, second))
+
+
+def test_test_inputs_without_a_parsed_answer_are_counted_in_the_summary_and_printed(capsys):
+    from dataclasses import replace
+
+    from arc_submit.commands.run import _report
+    from arc_submit.run.rundir import outcome
+
+    good, unparsed = RECORD.candidates[0]
+    two_inputs = replace(RECORD, task_id="t2", mode="full", candidates=[[good], [unparsed]], votes=RECORD.votes * 2,
+                         attempts=RECORD.attempts * 2)
+    dfs_found_nothing = replace(RECORD, task_id="t3", mode="full", candidates=[[]])
+    fallback = replace(RECORD, task_id="t4", mode="fallback", candidates=[[]])  # degraded: reported there
+    assert RECORD.unanswered == [] and two_inputs.unanswered == [1] and dfs_found_nothing.unanswered == [0]
+    summary = outcome([RECORD, two_inputs, dfs_found_nothing, fallback])
+    assert summary["no_answer"] == {"t2": [1], "t3": [0]} and list(summary["degraded"]) == ["t4"]
+    _report({**summary, "submission": "s.json", "tasks": 4})
+    out = capsys.readouterr().out
+    assert "no answer parsed for 2 test inputs of 2 tasks (fallback attempts there): t2, t3" in out

@@ -123,6 +123,11 @@ def _report(summary: dict) -> int:
     print(f"submission: {summary['submission']} ({summary['tasks']} tasks, modes {summary['modes']})")
     if summary["unparsed"]:
         print("unparsed answers: " + ", ".join(f"{count} {kind}" for kind, count in summary["unparsed"].items()))
+    if summary["no_answer"]:
+        no_answer = summary["no_answer"]
+        shown = ", ".join(list(no_answer)[:10]) + (", ..." if len(no_answer) > 10 else "")
+        print(f"no answer parsed for {sum(map(len, no_answer.values()))} test inputs of {len(no_answer)} tasks "
+              f"(fallback attempts there): {shown}")
     if "metrics" in summary:
         metrics = summary["metrics"]
         print(f"score {metrics['score']:.4f}  " + "  ".join(

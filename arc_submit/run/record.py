@@ -49,6 +49,14 @@ class TaskRecord:
         """Less than its plan: fallback attempts, or a stage that failed (out of memory, a deadline)."""
         return self.mode == "fallback" or bool(self.failed_stages)
 
+    @property
+    def unanswered(self) -> list[int]:
+        """The test inputs the model was sampled on and gave no parsed answer for (their attempts are
+        fallbacks); a degraded or too-long task says so elsewhere."""
+        if self.degraded or self.mode == "too_long":
+            return []
+        return [index for index, output in enumerate(self.candidates) if not any(c.grid for c in output)]
+
     def to_dict(self) -> dict:
         return {
             "schema_version": self.schema_version, "task_id": self.task_id, "task_hash": self.task_hash,

@@ -35,7 +35,8 @@ def task_hash(task: Task) -> str:
 
 def outcome(records: list[TaskRecord]) -> dict:
     """How the tasks of these records ended: tasks per mode, the tasks where a stage failed, the degraded
-    tasks with their reasons, and the answers that did not parse, by kind."""
+    tasks with their reasons, the answers that did not parse, by kind, and the test inputs (by task) for which
+    no answer parsed at all."""
     modes = [record.mode for record in records]
     unparsed: dict[str, int] = {}
     for record in records:
@@ -44,7 +45,8 @@ def outcome(records: list[TaskRecord]) -> dict:
     return {"modes": {mode: modes.count(mode) for mode in sorted(set(modes))},
             "failed_tasks": [record.task_id for record in records if record.failed_stages],
             "degraded": {record.task_id: "; ".join(record.reasons) for record in records if record.degraded},
-            "unparsed": dict(sorted(unparsed.items()))}
+            "unparsed": dict(sorted(unparsed.items())),
+            "no_answer": {record.task_id: record.unanswered for record in records if record.unanswered}}
 
 
 def work_seconds(record: TaskRecord) -> tuple[float, float]:

@@ -236,8 +236,7 @@ class TaskRunner:
         record.votes = votes
         record.attempts = [fill_attempts([vote.grid for vote in ranked], pair.input)
                            for pair, ranked in zip(task.test, record.votes)]
-        if not any(record.candidates) and record.mode not in ("fallback", "too_long"):
-            record.reasons.append("no candidates: fallback attempts")
+        record.reasons += [f"test[{index}]: no answer parsed: fallback attempts" for index in record.unanswered]
 
     def train_shared(self, tasks: list[Task], deadline: float | None = None) -> TrainResult:
         """scope = "all": one adapter trained on every task's examples (stopped at `deadline`), served to
