@@ -41,3 +41,22 @@ def test_vllm_finds_the_cpu_platform_through_the_plugin():
 
         [plugin] = [e for e in entry_points(group="vllm.platform_plugins") if e.value.startswith("arc_submit.")]
         assert plugin.load()() == CPU_PLATFORM
+
+
+def test_saved_tokenizers_name_a_class_both_transformers_majors_know(tmp_path):
+    """transformers 5 saves `TokenizersBackend`, which transformers 4.57 (the Kaggle pin) cannot load."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from arc_submit.model.resolve import save_tokenizer
+    from tests.tiny_model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    save_tokenizer(tokenizer, tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] in ("PreTrainedTokenizerFast",)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "<|im_start|>user\n012\n345<|im_end|>"
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert loaded.chat_template == tokenizer.chat_template
