@@ -3,7 +3,7 @@
     make kaggle-sim        # builds the CPU wheelhouse, then: python kaggle/simulate.py --wheels build/kaggle-sim/wheels
 
 The tree: input/arc-prize-2025/ (the 2 smallest ARC-AGI-2 eval tasks as the test file, the other
-competition files from the embedded datasets), input/arc-submit-wheels/ (a wheelhouse for this machine),
+competition files from the embedded datasets), input/arc-submit-wheels/ (the CPU twin of the Kaggle pins, a wheelhouse for this machine),
 input/smollm2-135m/ (the embedded model, converted), working/. The notebook fills a fresh virtual
 environment from the wheelhouse with `pip --no-index`, runs the pipeline, and validates; then this
 script validates working/submission.json once more, from outside.
@@ -43,7 +43,7 @@ def build_tree(root: Path, wheels: Path) -> None:
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
 
     write_competition(root / "input" / "arc-prize-2025")
-    shutil.copytree(wheels, root / "input" / "arc-submit-wheels")
+    os.symlink(wheels.resolve(), root / "input" / "arc-submit-wheels")  # read-only there too, and GBs large
     os.symlink(resolve(EMBEDDED_ALIAS).base_dir, root / "input" / "smollm2-135m")
     (root / "working").mkdir()
 
