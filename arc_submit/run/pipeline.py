@@ -91,6 +91,7 @@ class Pipeline:
             "tasks": len(selected), "ran": len(pending), "redone": len(degraded), **outcome(done), **queue,
             "engine_starts": self.stack.sampler.engine_starts if self.stack else queue.get("engine_starts", 0),
             "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
+            **({"versions": self.stack.versions} if self.stack else {}),
             "submission": str(self.output or self.run_dir.path / "submission.json"),
             **({"metrics": metrics["summary"]} if metrics else {}),
         }
