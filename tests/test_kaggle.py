@@ -45,3 +45,34 @@ def test_dataset_metadata_has_title_id_and_licence(name):
     owner, slug = metadata["id"].split("/")
     assert owner and 3 <= len(slug) <= 50 and slug == name
     assert metadata["licenses"] and "name" in metadata["licenses"][0]
+
+
+def notebook_cell(starting: str) -> str:
+    notebook = nbformat.read(ROOT / "kaggle" / "arc-submit.ipynb", as_version=4)
+    [source] = [cell.source for cell in notebook.cells if cell.cell_type == "code" and cell.source.startswith(starting)]
+    return source
+
+
+@pytest.mark.parametrize("gpus, refused", [("Tesla P100-PCIE-16GB, 6.0", True), ("NVIDIA L4, 8.9\nNVIDIA L4, 8.9", False),
+                                           ("Tesla T4, 7.5", False)])
+def test_the_notebook_refuses_a_gpu_too_old_for_the_shipped_torch_before_installing(tmp_path, gpus, refused):
+    """The GPU cell runs before the install cell, with a stand-in nvidia-smi that reports the GPUs."""
+    import subprocess
+    import sys
+
+    notebook = nbformat.read(ROOT / "kaggle" / "arc-submit.ipynb", as_version=4)
+    code = [cell.source.splitlines()[0] for cell in notebook.cells if cell.cell_type == "code"]
+    assert code.index("# The accelerator, before anything is installed: torch 2.8's CUDA 12.8 build has no kernels below") \
+        < next(i for i, line in enumerate(code) if line.startswith("# Install arc-submit"))
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\nprintf '{gpus}\\n'\n")
+    fake.chmod(0o755)
+    script = "import subprocess\n" + notebook_cell("# The accelerator, before anything is installed")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    output = (result.stdout + result.stderr).strip().splitlines()
+    if refused:
+        assert result.returncode == 1 and len(output) == 1
+        assert "P100-PCIE-16GB (compute capability 6.0)" in output[0] and "GPU L4 x4" in output[0]
+    else:
+        assert result.returncode == 0 and output[0].startswith("GPUs: [[")
