@@ -7,8 +7,9 @@ the run (workers included).
 
 Stages: task (before anything), ttft, sampling, write (NAME is a file name), train (NAME is a step). Kinds: oom (out of memory:
 degrades the task), error (a code error: stops the run), kill (the process dies with SIGKILL), hang (the
-process stops answering), full (the disk is full). kill-once and hang-once fire only the first time: a
-mark is left in the folder ARC_SUBMIT_FAULTS_MARKS.
+process stops answering), full (the disk is full), engine (the sampling engine broke: the worker exits and
+is replaced). kill-once, hang-once and engine-once fire only the first time: a mark is left in the folder
+ARC_SUBMIT_FAULTS_MARKS.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import signal
 import time
 from pathlib import Path
 
+from arc_submit.errors import EngineBroken
+
 VARIABLE = "ARC_SUBMIT_FAULTS"
 MARKS = "ARC_SUBMIT_FAULTS_MARKS"
 STAGES = ("task", "ttft", "sampling", "write", "train")
-KINDS = ("oom", "error", "kill", "hang", "full", "kill-once", "hang-once")
+KINDS = ("oom", "error", "kill", "hang", "full", "engine", "kill-once", "hang-once", "engine-once")
 
 
 def planned() -> dict[tuple[str, str], str]:
@@ -53,6 +56,8 @@ def inject(stage: str, task_id: str) -> None:
         raise RuntimeError(f"CUDA out of memory. Tried to allocate 2.00 GiB (injected in {stage} of task {task_id})")
     if kind == "error":
         raise ValueError(f"injected code error in {stage} of task {task_id}")
+    if kind == "engine":
+        raise EngineBroken(f"the engine is not used again after generate failed (injected in {stage} of task {task_id})")
     if kind == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "hang":

@@ -172,3 +172,21 @@ def test_run_log_keeps_every_task_line_and_files_get_the_umask_permissions(cli, 
         assert stat.S_IMODE((root / "whole" / name).stat().st_mode) == 0o666 & ~mask, name
     write_json(tmp_path / "x.json", {})
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_broken_engine_ends_its_worker_and_the_task_is_retried_on_a_fresh_one(cli):
+    run, root = cli
+    result, summary, run_dir = run("engine-broken", "--workers", "2", faults=f"sampling:{TASK_IDS[2]}:engine-once")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert summary["retried"] == [TASK_IDS[2]] and summary["modes"] == {"full": 4} and summary["engine_starts"] == 3
+    assert same_bytes(root, "engine-broken")
+    logs = "".join(path.read_text() for path in (run_dir / "workers").glob("*.log"))
+    assert f"task {TASK_IDS[2]}: the engine is not used again" in logs and "this worker exits" in logs
+
+
+def test_a_broken_engine_in_a_run_of_one_process_stops_it_in_one_line(cli):
+    run, root = cli
+    result, summary, run_dir = run("engine-broken-here", faults=f"sampling:{TASK_IDS[1]}:engine")
+    assert result.returncode == 4
+    assert "the engine is not used again" in summary["stopped"] and "--workers" in summary["stopped"]
+    assert "Traceback" not in result.stderr and valid(root, run_dir)

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 HEARTBEAT_EVERY_S = 1.0
+EXIT_ENGINE_BROKEN = 5  # the worker's engine raised: the queue sees it die, restarts it and retries the task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from arc_submit.predict.backends import EngineBroken
     from arc_submit.run.queue import WorkerState
     from arc_submit.run.runner import RunStopped
 
@@ -44,6 +46,9 @@ def main(args: argparse.Namespace) -> int:
         except RunStopped as error:
             send({"error": str(error)})
             return 4
+        except EngineBroken as error:  # exit without a record: the queue starts a fresh worker, retries the task
+            logging.getLogger("arc_submit").error("task %s: %s; this worker exits", message.get("task"), error)
+            return EXIT_ENGINE_BROKEN
         send({"record": record.to_dict()})
     return 0
 

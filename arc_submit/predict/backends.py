@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arc_submit.config import SamplingConfig
+from arc_submit.errors import EngineBroken
 from arc_submit.predict.dfs import Path as SearchPath
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,34 @@ class VLLMSampler(Sampler):
         )
         self.engine_starts = 1
 
+    broken: str | None = None  # why the engine is not used again
+
+    def _engine(self, what: str, call):
+        """`call()` on the engine; after any error the engine is broken for good (see EngineBroken)."""
+        if self.broken:
+            raise EngineBroken(f"the engine is not used again after {self.broken}")
+        try:
+            return call()
+        except Exception as error:
+            self.broken = f"{what} failed: {type(error).__name__}: {error}"
+            raise EngineBroken(self.broken) from error
+
+    def _run(self, prompts: list[list[int]], params, adapters=None) -> list:
+        """The engine's outputs for token-id prompts, each checked to be the answer to its own prompt."""
+        from vllm.inputs import TokensPrompt
+
+        requests = [TokensPrompt(prompt_token_ids=ids) for ids in prompts]
+        outputs = self._engine("generate", lambda: self.llm.generate(requests, params, use_tqdm=False,
+                                                                      lora_request=adapters))
+        return matched(outputs, prompts, self)
+
     def load_weights(self, weights: Iterable[tuple]) -> PushReport:
-        reports = self.llm.collective_rpc(lambda worker: push_weights(worker, weights))
-        self.llm.reset_prefix_cache()
-        return reports[0]
+        def push():
+            reports = self.llm.collective_rpc(lambda worker: push_weights(worker, weights))
+            self.llm.reset_prefix_cache()
+            return reports[0]
+
+        return self._engine("weight push", push)
 
     asleep = False
 
@@ -137,8 +162,11 @@ class VLLMSampler(Sampler):
             self.asleep = True
 
     def wake(self) -> None:
+        """Training's memory is freed first (vLLM maps its pool back in place, and fails when the cache
+        allocator still holds it); a wake that fails breaks the engine."""
         if self.asleep:
-            self.llm.wake_up()
+            free_accelerator_memory()
+            self._engine("wake_up", self.llm.wake_up)
             self.asleep = False
 
     @staticmethod
@@ -151,16 +179,14 @@ class VLLMSampler(Sampler):
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
-        prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids) for r in requests]
         params = [
             SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_new_tokens, logprobs=0, seed=r.seed,
                            ignore_eos=r.ignore_eos, stop_token_ids=list(r.stop_token_ids))
             for r in requests
         ]
         adapters = [self._lora(r.adapter) for r in requests]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False, lora_request=adapters if any(adapters) else None)
+        outputs = self._run([r.prompt_ids for r in requests], params, adapters if any(adapters) else None)
         return [
             [Completion(o.text, len(o.token_ids), o.cumulative_logprob, "length" if o.finish_reason == "length" else "stop")
              for o in output.outputs]
@@ -169,11 +195,9 @@ class VLLMSampler(Sampler):
 
     def prompt_logprobs(self, prompt_ids: list[int], adapter: Adapter | None = None) -> list[float]:
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        [output] = self.llm.generate([TokensPrompt(prompt_token_ids=prompt_ids)], params, use_tqdm=False,
-                                     lora_request=self._lora(adapter))
+        [output] = self._run([prompt_ids], params, self._lora(adapter))
         return [entry[token].logprob for token, entry in zip(prompt_ids[1:], output.prompt_logprobs[1:])]
 
     def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
@@ -181,12 +205,10 @@ class VLLMSampler(Sampler):
         """vLLM continues each sequence greedily to its end (it cannot stop at a budget), reporting the top
         tokens of every step; prefix caching shares the prompt's KV cache between branches."""
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         params = [SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k, stop_token_ids=sorted(stop_ids))
                   for limit in max_new_tokens]
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in sequences], params, use_tqdm=False,
-                                    lora_request=self._lora(adapter))
+        outputs = self._run(sequences, params, self._lora(adapter))
         paths = []
         for output, budget in zip(outputs, budgets):
             [completion] = output.outputs
@@ -198,11 +220,9 @@ class VLLMSampler(Sampler):
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
         """One prefill per answer, through vLLM's prompt log-probabilities."""
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompt_ids + answer) for answer in answers], params,
-                                    use_tqdm=False, lora_request=self._lora(adapter))
+        outputs = self._run([prompt_ids + answer for answer in answers], params, self._lora(adapter))
         scores = []
         for answer, output in zip(answers, outputs):
             tail = output.prompt_logprobs[len(prompt_ids):]
@@ -211,6 +231,29 @@ class VLLMSampler(Sampler):
 
     def close(self) -> None:
         del self.llm
+
+
+def matched(outputs: list, prompts: list[list[int]], sampler: VLLMSampler) -> list:
+    """The outputs, when there is one per prompt, in order, each for its own prompt's tokens; anything
+    else (requests left inside the engine by an earlier error coming back first) breaks the engine."""
+    answered = [list(output.prompt_token_ids or []) for output in outputs]
+    if len(outputs) != len(prompts) or any(ids != list(prompt) for ids, prompt in zip(answered, prompts)):
+        first = next((i for i, (ids, prompt) in enumerate(zip(answered, prompts)) if ids != list(prompt)), None)
+        sampler.broken = (f"it answered {len(outputs)} requests for {len(prompts)} prompts"
+                          + (f", request {first} for another prompt" if first is not None else ""))
+        raise EngineBroken(f"the engine is not used again: {sampler.broken}")
+    return outputs
+
+
+def free_accelerator_memory() -> None:
+    """Collect garbage and give the CUDA cache back (nothing to do on a CPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def path_from_steps(steps: list[tuple[int, dict[int, float]]], budget: float, stop_ids: set[int]) -> SearchPath:

@@ -21,7 +21,8 @@ from arc_submit.files import write_json
 from arc_submit.run.budget import Budget
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome
-from arc_submit.run.runner import TaskRunner, describe
+from arc_submit.predict.backends import EngineBroken
+from arc_submit.run.runner import RunStopped, TaskRunner, describe
 from arc_submit.run.shards import shard_tasks
 
 log = logging.getLogger("arc_submit")
@@ -122,7 +123,11 @@ class Pipeline:
         from tqdm import tqdm
 
         for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):
-            record = runner.run_task(task, budget.plan(len(pending) - index))
+            try:
+                record = runner.run_task(task, budget.plan(len(pending) - index))
+            except EngineBroken as error:
+                raise RunStopped(f"task {task.task_id}: {error}; a run in one process cannot start a fresh engine "
+                                 "(with --workers, a fresh worker takes the task over)") from error
             record_costs(budget, record)
             self.accept(record)
 

@@ -86,12 +86,18 @@ class _TaskActor:
         return os.getpid()
 
     def run(self, message: dict) -> dict:
+        import logging
+
+        from arc_submit.predict.backends import EngineBroken
         from arc_submit.run.runner import RunStopped
 
         try:
             return {"record": self.state.run(message).to_dict(), "pid": os.getpid()}
         except RunStopped as error:
             return {"error": str(error), "pid": os.getpid()}
+        except EngineBroken as error:  # the actor dies: Ray restarts it and retries the call, as for a crash
+            logging.getLogger("arc_submit").error("task %s: %s; this actor exits", message.get("task"), error)
+            os._exit(5)
 
 
 class RayExecutor(Executor):

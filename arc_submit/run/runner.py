@@ -28,7 +28,7 @@ from arc_submit.data.submission import fill_attempts
 from arc_submit.data.tasks import Task, grid_key
 from arc_submit.faults import inject
 from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter
-from arc_submit.predict.backends import Adapter
+from arc_submit.predict.backends import Adapter, EngineBroken, free_accelerator_memory
 from arc_submit.predict.candidates import (
     Candidate,
     PromptJob,
@@ -122,7 +122,11 @@ class TaskRunner:
         return record
 
     def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
-        """A resource failure degrades the task (and says so); anything else stops the run."""
+        """A resource failure degrades the task (and says so); a broken engine ends this process's part of the
+        run (EngineBroken goes up as it is); anything else stops the run."""
+        if isinstance(error, EngineBroken):
+            log.warning("task %s: %s: %s", record.task_id, stage, error)
+            raise error
         if not is_resource_failure(error):
             log.debug("%s", traceback.format_exc())
             raise RunStopped(f"task {record.task_id}: {stage} failed: {type(error).__name__}: {error} (a "
@@ -136,7 +140,7 @@ class TaskRunner:
             record.mode = "no_ttft"
         if stage == "sampling":
             record.mode = "fallback"
-        _free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
+        free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
 
     def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
         """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA)."""
@@ -253,16 +257,6 @@ class TaskRunner:
             stack.model = detach_adapter(peft_model)
         stack.timings["shared_ttft_s"] = result.seconds
         return result
-
-
-def _free_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def describe(record: TaskRecord) -> str:

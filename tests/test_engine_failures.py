@@ -1,0 +1,84 @@
+"""An engine that raised is never used again (vLLM 0.11 keeps the requests it had scheduled and returns
+them first from the next `generate`; a failed `wake_up` leaves its memory pool half mapped), and every
+output is checked to answer its own prompt. vLLM's `LLM` is stood in for by an object that behaves as
+vLLM 0.11's source does in those cases; the worker-level consequences run for real in test_faults."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from arc_submit.errors import EngineBroken
+from arc_submit.predict.backends import Request, VLLMSampler
+
+pytest.importorskip("vllm")
+
+
+class StaleEngine:
+    """Fails its first `generate` out of memory after scheduling the requests, and, like vLLM, returns
+    those requests first from the next call."""
+
+    def __init__(self, fail_wake: bool = False):
+        self.calls, self.left_inside, self.fail_wake = 0, [], fail_wake
+
+    def generate(self, prompts, params, use_tqdm=False, lora_request=None):
+        self.calls += 1
+        ids = [p["prompt_token_ids"] for p in prompts]
+        if self.calls == 1:
+            self.left_inside = ids
+            raise RuntimeError("CUDA out of memory. Tried to allocate 5.00 GiB")
+        answered = self.left_inside + ids
+        self.left_inside = []
+        return [SimpleNamespace(prompt_token_ids=p, outputs=[SimpleNamespace(text="1", token_ids=[1], cumulative_logprob=-0.1,
+                                                                             finish_reason="stop")]) for p in answered]
+
+    def wake_up(self):
+        if self.fail_wake:
+            raise RuntimeError("CUDA error: out of memory while mapping the pool")
+
+    def sleep(self, level=1):
+        pass
+
+
+def sampler_on(engine) -> VLLMSampler:
+    sampler = object.__new__(VLLMSampler)  # the engine is the stand-in; everything else is the real class
+    sampler.llm, sampler.sleeps = engine, True
+    return sampler
+
+
+def test_an_engine_that_raised_is_not_used_again():
+    engine = StaleEngine()
+    sampler = sampler_on(engine)
+    requests = [Request([5, 6, 7], 1, 0.0, 4, 0)]
+    with pytest.raises(EngineBroken, match="generate failed: RuntimeError: CUDA out of memory"):
+        sampler.generate(requests)
+    with pytest.raises(EngineBroken, match="not used again"):
+        sampler.generate([Request([8, 9], 1, 0.0, 4, 0)])
+    assert engine.calls == 1  # the stale requests never come back to be paired with new prompts
+
+
+def test_outputs_for_other_prompts_break_the_engine():
+    engine = StaleEngine()
+    engine.calls = 1  # as if an earlier failure left requests inside, and the sampler had not seen it
+    engine.left_inside = [[1, 2, 3]]
+    sampler = sampler_on(engine)
+    with pytest.raises(EngineBroken, match="answered 2 requests for 1 prompts"):
+        sampler.generate([Request([8, 9], 1, 0.0, 4, 0)])
+    assert sampler.broken
+
+
+def test_outputs_that_answer_their_prompts_pass():
+    engine = StaleEngine()
+    engine.calls = 1
+    completions = sampler_on(engine).generate([Request([8, 9], 1, 0.0, 4, 0), Request([4], 1, 0.0, 4, 1)])
+    assert [c[0].text for c in completions] == ["1", "1"]
+
+
+def test_a_failed_wake_breaks_the_engine():
+    sampler = sampler_on(StaleEngine(fail_wake=True))
+    sampler.sleep()
+    with pytest.raises(EngineBroken, match="wake_up failed"):
+        sampler.wake()
+    with pytest.raises(EngineBroken, match="not used again"):
+        sampler.prompt_logprobs([1, 2, 3])
