@@ -1,5 +1,8 @@
-"""The CUDA paths: vLLM's CUDA build, fp16/bf16 training with the right precision handling, unsloth.
-Skipped cleanly without a GPU; run them on a GPU machine with `python -m pytest -m gpu`."""
+"""The CUDA paths: vLLM's CUDA build, fp16/bf16 training with the right precision handling. The CUDA
+tests skip cleanly without a GPU (run them on one with `make test STACK=gpu` or `python -m pytest -m gpu`);
+each has a stand-in here that runs the same code on the CPU: fp16 training through the loss scaler, bf16
+pushes checked at the half-precision tolerance, the engine's sleep and wake around training, and one
+GPU per worker."""
 
 from __future__ import annotations
 
@@ -10,11 +13,10 @@ import pytest
 from tests.conftest import run_cli
 
 torch = pytest.importorskip("torch")
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_training_in_half_precision_stays_finite(tiny_model_dir, dtype):
+def train_tiny(tiny_model_dir, dtype: str, device: str, steps: int = 5):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from arc_submit.config import TTFTConfig
@@ -23,21 +25,76 @@ def test_training_in_half_precision_stays_finite(tiny_model_dir, dtype):
     from arc_submit.model.training import Trainer, attach_adapter
     from tests.test_ttft import FLIP
 
-    if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
-        pytest.skip("this GPU has no bf16")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype)).cuda()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype)).to(device)
     model.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     config = TTFTConfig(lora_rank=8, lora_alpha=16.0, learning_rate=1e-3)
     trainer = Trainer(config, PromptBuilder(tokenizer, create(DEFAULT_ENCODER), 2048), tokenizer.pad_token_id,
-                      device="cuda", autocast_dtype=getattr(torch, dtype), progress=False)
+                      device=device, autocast_dtype=getattr(torch, dtype), progress=False)
     peft_model = attach_adapter(model, config, seed=0)
     assert all(p.dtype == torch.float32 for n, p in peft_model.named_parameters() if p.requires_grad)
-    result = trainer.train(peft_model, [FLIP], steps=5, seed=0)
-    assert all(loss == loss and loss < 1e4 for loss in result.losses)
+    before = {n: p.detach().clone() for n, p in peft_model.named_parameters() if "lora_B" in n}
+    state = trainer.begin(peft_model, [FLIP], steps, seed=0)
+    result = trainer.train(peft_model, [FLIP], steps=steps, seed=0)
+    changed = any(not torch.equal(before[n], p) for n, p in peft_model.named_parameters() if n in before)
+    return state, result, changed
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=needs_cuda), "cpu"])
+def test_training_in_half_precision_stays_finite(tiny_model_dir, dtype, device):
+    """fp16 goes through the gradient scaler (on the CPU too: the same code path as on a T4), bf16 does not."""
+    if device == "cuda" and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    state, result, changed = train_tiny(tiny_model_dir, dtype, device)
+    assert (state.scaler is not None) == (dtype == "float16")
+    assert all(loss == loss and loss < 1e4 for loss in result.losses) and changed
+
+
+def test_bf16_pushes_pass_the_half_precision_check_on_the_cpu(tiny_model_dir, tmp_path):
+    """Weights merged and pushed in bf16, then the probe compared at PUSH_TOLERANCE['bfloat16'], as on a GPU."""
+    from tests.test_pipeline import TASKS, run
+
+    pipeline = run(tiny_model_dir, tmp_path / "run", 'model.dtype="bfloat16"', "ttft.learning_rate=0.05")
+    assert pipeline.summary["modes"] == {"full": len(TASKS)}
+    assert pipeline.stack.dtype == "bfloat16"
+
+
+def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_dir, tmp_path, monkeypatch):
+    """The order a CUDA engine with sleep mode needs, through the real task runner and a sampler that
+    records what it is asked (the transformers sampler, told that it sleeps)."""
+    from arc_submit.model import training
+    from arc_submit.predict.backends import TransformersSampler
+    from tests.test_pipeline import TASKS, run
+
+    calls: list[str] = []
+    monkeypatch.setattr(TransformersSampler, "sleep", lambda self: calls.append("sleep"), raising=False)
+    monkeypatch.setattr(TransformersSampler, "wake", lambda self: calls.append("wake"), raising=False)
+    for name in ("load_weights", "generate", "prompt_logprobs"):
+        real = getattr(TransformersSampler, name)
+        monkeypatch.setattr(TransformersSampler, name,
+                            lambda self, *a, _real=real, _name=name, **k: (calls.append(_name), _real(self, *a, **k))[1])
+    real_advance = training.Trainer.advance
+    monkeypatch.setattr(training.Trainer, "advance", lambda self, state: (calls.append("train"), real_advance(self, state))[1])
+    run(tiny_model_dir, tmp_path / "run", tasks=TASKS[:1])
+    first_task = calls[calls.index("sleep"):]
+    assert first_task[:3] == ["sleep", "train", "train"]  # asleep before the first step
+    wake = first_task.index("wake")
+    assert set(first_task[1:wake]) == {"train"}  # nothing asks the engine while it sleeps
+    assert first_task[wake + 1] == "load_weights" and "generate" in first_task[wake:]
+
+
+def test_each_worker_is_pinned_to_its_own_gpu():
+    from arc_submit.run.queue import worker_environment
+
+    envs = [worker_environment(index, 4, 0, ["0", "1", "2", "3"]) for index in range(4)]
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in envs] == ["0", "1", "2", "3"]
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in envs[0]
 
 
 @pytest.mark.e2e
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_smoke_pipeline_on_the_gpu(tmp_path):
     result = run_cli("--config", "smoke", "--dataset", "arc-agi-2-eval", "--smallest", "1", "--set",
                      'model.dtype="auto"', "--set",

@@ -237,7 +237,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: learning_rate_factor(self.config, step, steps))
-        scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+        scaler = torch.amp.GradScaler(self.device) if self.autocast_dtype == torch.float16 else None
         return TrainState(model, tasks, rng, stream, parameters, optimizer, scheduler, scaler, steps, TrainResult())
 
     def advance(self, state: TrainState) -> float:
