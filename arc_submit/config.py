@@ -185,6 +185,9 @@ class SamplingConfig:
     gpu_memory_utilization: float = option(0.5, "vLLM on CUDA: share of GPU memory for weights and KV cache")
     kv_cache_gib: float = option(2.0, "vLLM on CPU: KV cache size in GiB")
     enforce_eager: bool = option(True, "vLLM: skip graph capture (faster start, slower decoding)")
+    max_batched_tokens: int = option(0, "vLLM: the most tokens one engine step computes (max_num_batched_tokens; "
+                                        "0 = vLLM's default, 8192 on GPUs under 70 GiB); bounds poe/nvarc scoring, "
+                                        "whose log-softmax over the vocabulary takes 8 bytes x vocabulary per token")
     sleep_while_training: bool = option(False, "vLLM on CUDA: free the engine's GPU memory (sleep mode) during "
                                                "TTFT, so training and the engine share one GPU")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of prompts"})
@@ -211,6 +214,8 @@ class SamplingConfig:
                self.max_new_tokens_from, "'task' or 'grid30'")
         _check(0 < self.gpu_memory_utilization <= 1, "sampling.gpu_memory_utilization",
                self.gpu_memory_utilization, "in (0, 1]")
+        _check(self.max_batched_tokens == 0 or self.max_batched_tokens >= 256, "sampling.max_batched_tokens",
+               self.max_batched_tokens, "0 (vLLM's default) or at least 256")
         _check(self.adapter in ADAPTER_SERVING, "sampling.adapter", self.adapter, f"one of {', '.join(ADAPTER_SERVING)}")
         if self.adapter == "lora" and self.backend != "vllm":
             raise ValueError("sampling.adapter = 'lora' needs sampling.backend = 'vllm' (vLLM serves LoRA adapters)")

@@ -144,7 +144,7 @@ def test_tokens_counts_each_encoder(tiny_model_dir):
 def test_the_memory_estimate_counts_parameters_and_orders_what_costs_memory(tiny_model_dir):
     from arc_submit.config import load_config
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
-    from arc_submit.studies.memory import REFERENCE, Architecture, estimate
+    from arc_submit.run.memory import REFERENCE, Architecture, estimate
 
     for folder in (tiny_model_dir, resolve(EMBEDDED_ALIAS).base_dir):  # untied and tied embeddings
         from transformers import AutoModelForCausalLM
@@ -158,6 +158,49 @@ def test_the_memory_estimate_counts_parameters_and_orders_what_costs_memory(tiny
     assert checkpointed["activations_gib"] < estimate(REFERENCE["4B"], base, 22.5)["activations_gib"] / 5
     awake = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ["sampling.sleep_while_training=false"]), 22.5)
     assert awake["peak_gib"] == pytest.approx(checkpointed["training_gib"] + checkpointed["engine_gib"])
+
+
+def test_the_estimate_counts_vllms_reserve_and_the_scoring_log_softmax():
+    """At an engine share of 0.4 (the old preset) a 4B model's weights and vLLM's reserve leave no KV cache
+    for one prompt of 8,192 tokens, and nvarc's scoring at vLLM's default step of 8,192 tokens takes
+    9.3 GiB beside the engine; the preset as it is fits, with the scoring bounded."""
+    from arc_submit.config import load_config
+    from arc_submit.run.memory import REFERENCE, estimate
+
+    old = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", [
+        "sampling.gpu_memory_utilization=0.4", "sampling.max_batched_tokens=0", 'voting.rule="nvarc"']), 22.5)
+    assert old["full_prompts_in_kv_cache"] < 1 and old["scoring_gib"] == pytest.approx(9.27, abs=0.01)
+    assert not old["fits"]
+    now = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ['voting.rule="nvarc"']), 22.5)
+    assert now["fits"] and now["full_prompts_in_kv_cache"] >= 2 and now["scoring_gib"] < 1.2
+    assert estimate(REFERENCE["4B"], load_config("kaggle-l4x4"), 22.5)["scoring_gib"] == 0  # vote scores nothing
+    eager = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ["sampling.enforce_eager=true"]), 22.5)
+    assert eager["engine_reserve_gib"] == pytest.approx(now["engine_reserve_gib"] - 0.75)
+
+
+def test_a_model_that_cannot_fit_the_gpu_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    """The check a run on CUDA makes first, on a 4B model's config.json and a T4's 15 GiB."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from arc_submit.config import load_config
+    from arc_submit.errors import UserError
+    from arc_submit.model.resolve import ResolvedModel
+    from arc_submit.run.stack import check_gpu_memory
+
+    (tmp_path / "config.json").write_text(json.dumps({
+        "hidden_size": 2560, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+        "num_hidden_layers": 36, "intermediate_size": 9728, "vocab_size": 151936, "tie_word_embeddings": True}))
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: SimpleNamespace(total_memory=15 * 2**30, name="Tesla T4"))
+    with pytest.raises(UserError) as refused:
+        check_gpu_memory(load_config("kaggle-t4x2"), ResolvedModel(tmp_path, None))
+    message = str(refused.value)
+    assert "\n" not in message and "does not fit Tesla T4 (15.0 GiB)" in message and "plan --memory" in message
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: SimpleNamespace(total_memory=int(22.5 * 2**30), name="NVIDIA L4"))
+    check_gpu_memory(load_config("kaggle-l4x4"), ResolvedModel(tmp_path, None))  # fits: no error
 
 
 def test_plan_memory_prints_a_table_for_l4_and_t4():

@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
 def _memory(config, sizes: list[str] | None) -> int:
     """The GPU memory table for published architectures, or for the config's model."""
     from arc_submit.model.resolve import resolve
-    from arc_submit.studies.memory import REFERENCE, Architecture, format_memory, memory_table
+    from arc_submit.run.memory import REFERENCE, Architecture, format_memory, memory_table
 
     if sizes:
         architectures = [REFERENCE[size] for size in sizes]

@@ -113,6 +113,8 @@ class VLLMSampler(Sampler):
         from vllm import LLM
 
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
+        if config.max_batched_tokens:
+            options["max_num_batched_tokens"] = config.max_batched_tokens
         self.sleeps = device == "cuda" and config.sleep_while_training
         if self.sleeps:
             options["enable_sleep_mode"] = True

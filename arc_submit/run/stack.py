@@ -143,6 +143,24 @@ class Stack:
 MODEL_STACK = ("torch", "transformers", "peft", "vllm")
 
 
+def check_gpu_memory(config: Config, resolved: ResolvedModel) -> None:
+    """Refuse, with the numbers, a model that the estimate says cannot train and sample on this GPU,
+    before anything is loaded (arc_submit.run.memory)."""
+    import torch
+
+    from arc_submit.run.memory import GIB, Architecture, check_fits
+
+    try:
+        arch = Architecture.from_config(resolved.base_dir)
+    except KeyError as missing:
+        log.warning("GPU memory not checked: %s/config.json has no %s", resolved.base_dir, missing)
+        return
+    card = torch.cuda.get_device_properties(0)
+    row = check_fits(arch, config, card.total_memory / GIB, card.name)
+    log.info("GPU memory estimate on %s: peak %.1f of %.1f GiB, KV cache for %.1f prompts of max_seq_len", card.name,
+             row["peak_gib"], row["gpu_gib"], row["full_prompts_in_kv_cache"])
+
+
 def imported_versions() -> dict[str, str]:
     """The versions of the model stack's packages this process has imported (what ran, not what pip says)."""
     import sys
@@ -161,6 +179,8 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     start = time.perf_counter()
     resolved = resolve(config.model.name, config.model.base)
     check_context(resolved, config.prompt.max_seq_len)
+    if device == "cuda" and config.sampling.backend == "vllm":
+        check_gpu_memory(config, resolved)
     timings["model_resolve_s"] = time.perf_counter() - start
     dtype = resolve_dtype(config.model.dtype, device)
     start = time.perf_counter()

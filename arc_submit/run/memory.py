@@ -1,7 +1,10 @@
 """Will it fit in GPU memory? An estimate for a model size on Kaggle's GPUs (L4, T4), before a 12-hour
 run: the trainable model, LoRA optimizer state, activations at max_seq_len and the answer's logits, and
-the vLLM engine (its share of the GPU: weights, KV cache), at peak during training and during sampling.
-It fits when the peak fits the card and the engine's KV cache holds at least one prompt of max_seq_len.
+the vLLM engine (its share of the GPU: weights, its own reserve, KV cache), at peak during training and
+during sampling, where poe/nvarc scoring adds the log-softmax over the vocabulary that vLLM makes outside
+its share. It fits when the peak fits the card and the KV cache left after the engine's weights and
+reserve holds at least one prompt of max_seq_len (vLLM refuses to start otherwise). A run on a GPU checks
+this before its first task (`check_fits`).
 
     python -m arc_submit plan --memory --config kaggle-l4x4 --size 4B
     python -m arc_submit plan --memory --config kaggle-t4x2 --model /path/to/model   # its config.json
@@ -18,6 +21,9 @@ from pathlib import Path
 
 GIB = 2**30
 OVERHEAD_GIB = 1.5  # CUDA context of torch and vLLM in one process, allocator slack
+GRAPHS_GIB = 0.75  # CUDA graphs, captured after vLLM's memory profile (not with sampling.enforce_eager)
+ENGINE_SEQUENCES = 256  # vLLM's max_num_seqs: the sampler's logits of one step, in its profile
+VLLM_BATCHED_TOKENS = 8192  # vLLM 0.11's max_num_batched_tokens for the LLM class on cards under 70 GiB
 GPUS = {"L4": 22.5, "T4": 15.0}  # GiB a kernel can use (24 GB and 16 GB cards)
 ANSWER_TOKENS = 1040  # the answer turn of a 30x30 grid with the default encoder: the most tokens that get logits
 
@@ -78,16 +84,57 @@ def estimate(arch: Architecture, config, gpu_gib: float) -> dict:
     logits = answer * arch.vocab * (half + 4 + 4) / GIB  # logits, their float32 upcast for the loss, its gradient
     training = weights + lora + activations + logits + OVERHEAD_GIB
     engine = config.sampling.gpu_memory_utilization * gpu_gib  # vLLM takes its share up front
+    reserve = engine_reserve(arch, config, half)
     kv_per_token = 2 * arch.layers * arch.kv_heads * arch.head_dim * half
-    kv_cache = max(0.0, engine - weights)
+    kv_cache = max(0.0, engine - weights - reserve)
     concurrent = kv_cache * GIB / kv_per_token / config.prompt.max_seq_len  # prompts of max_seq_len held at once
-    sampling = weights + engine + OVERHEAD_GIB  # the trainable model stays resident beside the engine
+    scoring = scoring_gib(arch, config)
+    sampling = weights + engine + scoring + OVERHEAD_GIB  # the trainable model stays resident beside the engine
     peak = max(training, sampling) if config.sampling.sleep_while_training else training + engine
     return {"model": arch.name, "parameters_b": round(arch.parameters / 1e9, 2), "gpu_gib": gpu_gib,
             "weights_gib": weights, "lora_optimizer_gib": lora, "activations_gib": activations, "logits_gib": logits,
-            "training_gib": training, "engine_gib": engine, "kv_cache_gib": kv_cache,
-            "full_prompts_in_kv_cache": concurrent, "sampling_gib": sampling, "peak_gib": peak,
+            "training_gib": training, "engine_gib": engine, "engine_reserve_gib": reserve, "kv_cache_gib": kv_cache,
+            "full_prompts_in_kv_cache": concurrent, "scoring_gib": scoring, "sampling_gib": sampling, "peak_gib": peak,
             "fits": peak <= gpu_gib and concurrent >= 1}
+
+
+def batched_tokens(config) -> int:
+    return config.sampling.max_batched_tokens or VLLM_BATCHED_TOKENS
+
+
+def engine_reserve(arch: Architecture, config, half: int) -> float:
+    """GiB of vLLM's share that neither weights nor KV cache get: the activations of its profile run (one
+    step of max_batched_tokens, a layer at a time), the sampler's logits, and CUDA graphs."""
+    q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
+    step = batched_tokens(config) * (4 * arch.hidden + 2 * arch.intermediate + q + 2 * kv) * half
+    sampler = ENGINE_SEQUENCES * arch.vocab * 4
+    return (step + sampler) / GIB + (0.0 if config.sampling.enforce_eager else GRAPHS_GIB)
+
+
+def scoring_gib(arch: Architecture, config) -> float:
+    """poe and nvarc score candidates with vLLM's prompt log-probabilities: float32 logits and their
+    log-softmax over the whole vocabulary for every token of a step, outside the engine's share."""
+    from arc_submit.predict.selection import needs_views
+
+    if config.sampling.backend != "vllm" or not needs_views(config.voting.rule):
+        return 0.0
+    return 2 * batched_tokens(config) * arch.vocab * 4 / GIB
+
+
+def check_fits(arch: Architecture, config, gpu_gib: float, gpu_name: str) -> dict:
+    """The estimate for this GPU; UserError with the numbers when the model does not fit it."""
+    from arc_submit.errors import UserError
+
+    row = estimate(arch, config, gpu_gib)
+    if not row["fits"]:
+        raise UserError(
+            f"{arch.name} ({row['parameters_b']}B) does not fit {gpu_name} ({gpu_gib:.1f} GiB): peak "
+            f"{row['peak_gib']:.1f} GiB (training {row['training_gib']:.1f}, sampling {row['sampling_gib']:.1f}); the "
+            f"engine's {row['engine_gib']:.1f} GiB leave a KV cache of {row['kv_cache_gib']:.2f} GiB for "
+            f"{row['full_prompts_in_kv_cache']:.2f} prompts of max_seq_len {config.prompt.max_seq_len} (needs 1): see "
+            "`python -m arc_submit plan --memory`, then change sampling.gpu_memory_utilization, "
+            "sampling.max_batched_tokens or prompt.max_seq_len")
+    return row
 
 
 def memory_table(architectures: list[Architecture], config) -> list[dict]:
@@ -96,7 +143,7 @@ def memory_table(architectures: list[Architecture], config) -> list[dict]:
 
 def format_memory(rows: list[dict]) -> str:
     columns = ("weights_gib", "lora_optimizer_gib", "activations_gib", "logits_gib", "training_gib", "engine_gib",
-               "sampling_gib", "peak_gib")
+               "engine_reserve_gib", "kv_cache_gib", "scoring_gib", "sampling_gib", "peak_gib")
     header = ["model", "gpu", *[c.removesuffix("_gib") for c in columns], "fits"]
     lines = [header] + [[row["model"], row["gpu"], *[f"{row[c]:.1f}" for c in columns],
                          "yes" if row["fits"] else "NO"] for row in rows]
