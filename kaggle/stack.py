@@ -62,10 +62,10 @@ def wheel_requirements(wheel: Path) -> list[str]:
     for line in lines:
         if line.startswith("Requires-Dist:"):
             requirement = Requirement(line.split(":", 1)[1].strip())
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                if requirement.name.lower() not in LEFT_OUT:
-                    requirement.marker = None
-                    found.append(str(requirement))
+            applies = requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+            if applies and requirement.name.lower() not in LEFT_OUT:
+                requirement.marker = None
+                found.append(str(requirement))
     return found
 
 

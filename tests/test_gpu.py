@@ -85,7 +85,7 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
 
 
 def test_each_worker_is_pinned_to_its_own_gpu():
-    from arc_submit.run.queue import worker_environment
+    from arc_submit.run.executors import worker_environment
 
     envs = [worker_environment(index, 4, 0, ["0", "1", "2", "3"]) for index in range(4)]
     assert [env["CUDA_VISIBLE_DEVICES"] for env in envs] == ["0", "1", "2", "3"]

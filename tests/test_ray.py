@@ -18,7 +18,7 @@ TASKS = smallest(load_dataset("arc-agi-1-eval"), 3)
 @pytest.fixture
 def local_ray():
     """Start a local Ray instance with the given extra environment for its workers; shut it down after."""
-    from arc_submit.run.ray_executor import passed_environment
+    from arc_submit.run.executors import passed_environment
 
     def start(**env: str) -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -82,7 +82,7 @@ def test_without_ray_installed_the_executor_says_how_to_install_it(monkeypatch):
     import sys
 
     from arc_submit.errors import UserError
-    from arc_submit.run.ray_executor import connect
+    from arc_submit.run.executors import connect
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(UserError, match=r"pip install 'arc-submit\[ray\]'"):

@@ -1,7 +1,7 @@
 """`python -m arc_submit worker --run-dir DIR --index N`: one worker of `--workers`, started by the run's
 own process (not by hand). It opens the live stack once, then runs the tasks it is handed on stdin and
 answers on stdout, one JSON object per line (ready, heartbeat, record, error); everything else it prints
-goes to DIR/workers/worker-N.log (see arc_submit.run.queue)."""
+goes to DIR/workers/worker-N.log (see arc_submit.run.queue and arc_submit.run.worker)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from arc_submit.predict.backends import EngineBroken
-    from arc_submit.run.queue import WorkerState
     from arc_submit.run.runner import RunStopped
+    from arc_submit.run.worker import WorkerState
 
     run_dir = Path(args.run_dir)
     send = _protocol(run_dir / "workers" / f"worker-{args.index + 1}.log")

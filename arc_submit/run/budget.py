@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from arc_submit.config import Config
+
 MODES = ("full", "cut", "no_ttft", "fallback")
 FIRST_TASK_SHARE = 0.5  # before anything is measured, a task may use at most this share of the time left
 
@@ -106,3 +108,21 @@ class Budget:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+# ----------------------------------------------------------------------------- a run's budget
+
+SHARED_TTFT_SHARE = 0.5  # scope "all": the shared adapter may use at most this share of the time budget
+
+
+def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, start: float | None = None) -> Budget:
+    return Budget(config.run.time_budget, config.ttft.steps if config.ttft.scope == "task" else 0, clock, start,
+                  reserve_fraction=config.run.reserve_fraction, views=config.sampling.augmentations)
+
+
+def record_costs(budget: Budget, record) -> None:
+    """What a finished task (its TaskRecord) cost, for the planning of the next ones."""
+    timings = record.timings
+    budget.record(record.ttft.steps if record.ttft else 0, timings.get("ttft_s", 0) + timings.get("load_s", 0),
+                  timings.get("sample_s", 0) + timings.get("score_s", 0), timings["total_s"],
+                  record.prompts_per_input or None)

@@ -9,7 +9,6 @@ submission.json valid from the first second to the last.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,28 +17,17 @@ from pathlib import Path
 from arc_submit.config import Config
 from arc_submit.data.tasks import Task
 from arc_submit.files import write_json
-from arc_submit.run.budget import Budget
+from arc_submit.predict.backends import EngineBroken
+from arc_submit.run.budget import SHARED_TTFT_SHARE, Budget, new_budget, record_costs
+from arc_submit.run.executors import make_executor
+from arc_submit.run.queue import drive
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome
-from arc_submit.predict.backends import EngineBroken
 from arc_submit.run.runner import RunStopped, TaskRunner, describe
 from arc_submit.run.shards import shard_tasks
+from arc_submit.run.stack import open_stack, set_threads
 
 log = logging.getLogger("arc_submit")
-SHARED_TTFT_SHARE = 0.5  # scope "all": the shared adapter may use at most this share of the time budget
-
-
-def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, start: float | None = None) -> Budget:
-    return Budget(config.run.time_budget, config.ttft.steps if config.ttft.scope == "task" else 0, clock, start,
-                  reserve_fraction=config.run.reserve_fraction, views=config.sampling.augmentations)
-
-
-def record_costs(budget: Budget, record: TaskRecord) -> None:
-    """What a finished task cost, for the planning of the next ones."""
-    timings = record.timings
-    budget.record(record.ttft.steps if record.ttft else 0, timings.get("ttft_s", 0) + timings.get("load_s", 0),
-                  timings.get("sample_s", 0) + timings.get("score_s", 0), timings["total_s"],
-                  record.prompts_per_input or None)
 
 
 @dataclass
@@ -51,7 +39,7 @@ class Pipeline:
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shares of the tasks
-    workers: int = 1  # more than 1, or a Ray executor: a work queue over workers (arc_submit.run.queue)
+    workers: int = 1  # more than 1, or a Ray executor: a work queue over workers (arc_submit.run.queue, arc_submit.run.executors)
     executor: str = "local"  # local (processes on this machine) | ray
     ray_address: str | None = None
     stack: object = None
@@ -79,8 +67,6 @@ class Pipeline:
                  len(fresh), len(degraded), len(selected) - len(fresh) - len(degraded), self.run_dir.path)
         pending, queue = fresh + degraded, {}
         if pending and (self.workers > 1 or self.executor == "ray"):
-            from arc_submit.run.queue import drive, make_executor
-
             executor = make_executor(self.executor, self.run_dir.path, self.workers, self.config.run.threads,
                                      self.config.run.worker_timeout, self.ray_address)
             queue = drive(executor, pending, self.accept, budget, self.config.run.seed)
@@ -112,8 +98,6 @@ class Pipeline:
 
     def _run_here(self, pending: list[Task], selected: list[Task], budget: Budget) -> None:
         """The tasks one after another in this process, on one live stack."""
-        from arc_submit.run.stack import open_stack
-
         self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
         runner = TaskRunner(self.config, self.stack, self.clock)
         if self.config.ttft.scope == "all" and self.config.ttft.steps:
@@ -130,14 +114,6 @@ class Pipeline:
                                  "(with --workers, a fresh worker takes the task over)") from error
             record_costs(budget, record)
             self.accept(record)
-
-
-def set_threads(config: Config) -> None:
-    threads = config.run.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def run_pipeline(config: Config, tasks: list[Task], run_dir: Path, output: Path | None, progress: bool = True,

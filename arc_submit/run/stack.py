@@ -11,6 +11,7 @@ its log-probabilities on a probe must equal the trained model's within PUSH_TOLE
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -202,3 +203,11 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     log.info("model stack: %s", ", ".join(f"{name} {version}" for name, version in stack.versions.items()))
     stack.serve_start(stack.probe())  # a given adapter merged into the engine; nothing to do for a plain base
     return stack
+
+
+def set_threads(config: Config) -> None:
+    threads = config.run.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)

@@ -40,7 +40,7 @@ def fan_out(commands: list[list[str]], executor: str = "local", ray_address: str
             except RuntimeError as error:
                 results.append(error)
         return results
-    from arc_submit.run.ray_executor import actor_resources, connect
+    from arc_submit.run.executors import actor_resources, connect
 
     ray = connect(ray_address)
     remote = ray.remote(call).options(max_retries=1, **actor_resources(ray, len(commands), threads))
