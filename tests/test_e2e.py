@@ -146,6 +146,7 @@ def save_merged_model(weights: dict, like, out) -> None:
     save_file(unique, str(target / "model.safetensors"), metadata={"format": "pt"})
 
 
+@pytest.mark.engine
 def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path):
     """After loading task B's merged weights into the running engine, its greedy answers equal those of a
     fresh engine started on B; pushing the base back restores the base's answers."""
@@ -204,6 +205,7 @@ def test_lora_serving_runs_a_task_with_a_checked_adapter(tmp_path):
     assert (tmp_path / "run" / "adapters" / record["task_id"] / "adapter_config.json").is_file()
 
 
+@pytest.mark.engine
 def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
     """The same search on vLLM (greedy continuations with top log-probabilities, prefix caching) and on
     transformers (token by token with a KV cache): the same completions, the same probabilities."""

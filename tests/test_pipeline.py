@@ -51,6 +51,10 @@ def test_a_run_writes_valid_outputs_and_a_record_per_task(tiny_model_dir, tmp_pa
     metrics = read(tmp_path / "run" / "metrics.json")
     assert metrics["summary"]["tasks"] == 2 and set(metrics["per_task"]) == set(predictions)
     assert pipeline.summary["engine_starts"] == 1
+    import peft
+    import torch
+
+    assert pipeline.summary["versions"]["torch"] == torch.__version__ and pipeline.summary["versions"]["peft"] == peft.__version__
     assert "[ttft]" in (tmp_path / "run" / "config.toml").read_text()
 
 

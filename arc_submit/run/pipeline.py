@@ -25,7 +25,7 @@ from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome
 from arc_submit.run.runner import RunStopped, TaskRunner, describe
 from arc_submit.run.shards import shard_tasks
-from arc_submit.run.stack import open_stack, set_threads
+from arc_submit.run.stack import imported_versions, open_stack, set_threads
 
 log = logging.getLogger("arc_submit")
 
@@ -78,7 +78,7 @@ class Pipeline:
             "tasks": len(selected), "ran": len(pending), "redone": len(degraded), **outcome(done), **queue,
             "engine_starts": self.stack.sampler.engine_starts if self.stack else queue.get("engine_starts", 0),
             "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
-            **({"versions": self.stack.versions} if self.stack else {}),
+            **({"versions": imported_versions()} if self.stack else {}),  # at the end: peft is in by then
             "submission": str(self.output or self.run_dir.path / "submission.json"),
             **({"metrics": metrics["summary"]} if metrics else {}),
         }

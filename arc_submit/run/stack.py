@@ -57,7 +57,6 @@ class Stack:
     adapters_dir: Path | None = None  # sampling.adapter = "lora": where each task's adapter is saved
     adapters_served: int = 0
     timings: dict = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)  # of the model stack this process imported
 
     @property
     def torch_dtype(self):
@@ -198,9 +197,8 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     timings["engine_start_s"] = time.perf_counter() - start
     adapters = (run_dir or Path(".")) / "adapters" if config.sampling.adapter == "lora" else None
     stack = Stack(config, resolved, model, sampler, trainer, builder, device, dtype, adapters_dir=adapters,
-                  engine_holds="start" if resolved.adapter_dir is None else "base", timings=timings,
-                  versions=imported_versions())
-    log.info("model stack: %s", ", ".join(f"{name} {version}" for name, version in stack.versions.items()))
+                  engine_holds="start" if resolved.adapter_dir is None else "base", timings=timings)
+    log.info("model stack: %s", ", ".join(f"{name} {version}" for name, version in imported_versions().items()))
     stack.serve_start(stack.probe())  # a given adapter merged into the engine; nothing to do for a plain base
     return stack
 
