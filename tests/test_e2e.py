@@ -113,17 +113,6 @@ def test_evaluate_two_checkpoints_with_the_smoke_preset(tmp_path):
     assert (tmp_path / "eval" / "checkpoints.png").stat().st_size > 0
 
 
-def test_variability_over_two_seeds_with_the_smoke_preset(tmp_path):
-    result = run_cli("variability", "--seeds", "0", "1", "--config", "smoke", "--dataset", "arc-agi-2-eval",
-                     "--smallest", "1", "--out", str(tmp_path / "var"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    data = json.loads((tmp_path / "var" / "variability.json").read_text())
-    assert [run["seed"] for run in data["runs"]] == [0, 1] and all(run["tasks"] == 1 for run in data["runs"])
-    assert data["spread"][1]["statistic"] == "std"
-    seeds = [json.loads((tmp_path / "var" / f"seed{s}" / "tasks" / "e8686506.json").read_text()) for s in (0, 1)]
-    assert seeds[0]["ttft"]["losses"] != seeds[1]["ttft"]["losses"]  # other seeds, other draws
-
-
 def save_merged_model(weights: dict, like, out) -> None:
     """Write merged weights as a transformers folder: the config and tokenizer files of the model folder
     `like`, and the weights as one safetensors file (tied tensors written once)."""
