@@ -7,6 +7,8 @@ its deadlines then only guard the run's end (a task reaches them only when the b
 do not fit, a task gets fewer TTFT steps ("cut"), then no TTFT and fewer views ("no_ttft"), then fallback
 attempts without any model work ("fallback"); its record says which and why. The clock is injected, so
 the logic is tested with a fake one.
+
+Imports, inside run/: nothing.
 """
 
 from __future__ import annotations

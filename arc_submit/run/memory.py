@@ -11,6 +11,8 @@ this before its first task (`check_fits`).
 
 A model of the bytes that must be resident, not a measurement: allocator fragmentation and framework
 overhead are a flat OVERHEAD_GIB; compare with `nvidia-smi` on the real machine when it is close.
+
+Imports, inside run/: nothing (the stack checks it on a GPU; `plan --memory` prints it).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ submission.json valid from the first second to the last.
 
     python -m arc_submit --config smoke --seed 0 --challenges challenges.json --run-dir runs/smoke
     python -m arc_submit --config smoke --workers 2 ...       # a queue over two worker processes
+
+Imports, inside run/: everything below it (queue, executors, runner, stack, rundir, budget, shards); nothing imports it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Pipeline:
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shares of the tasks
-    workers: int = 1  # more than 1, or a Ray executor: a work queue over workers (arc_submit.run.queue, arc_submit.run.executors)
+    workers: int = 1  # more than 1, or a Ray executor: a work queue over workers (run.queue, run.executors)
     executor: str = "local"  # local (processes on this machine) | ray
     ray_address: str | None = None
     stack: object = None

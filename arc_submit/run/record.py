@@ -3,6 +3,8 @@ read back, so that a resumed run never trusts a record it cannot fully read.
 
     record = TaskRecord.from_dict(read_json(path))   # RecordError (one line) when anything is off
     write_json(path, record.to_dict())
+
+Imports, inside run/: budget only (its modes).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ fallback attempts where a task has no answer yet) and `metrics.json` when soluti
 
 A rerun with the same run dir skips the tasks whose record matches the task's content; a record that
 cannot be read, or was written by another schema version, is redone with a one-line warning.
+
+Imports, inside run/: record only.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ called at every stage and training step, so that a worker's parent can tell a sl
 
     runner = TaskRunner(config, open_stack(config, progress=False))
     record = runner.run_task(task, Budget(0, config.ttft.steps).plan(1))
+
+Imports, inside run/: stack, rundir, record, budget (never the worker, the queue or the pipeline).
 """
 
 from __future__ import annotations

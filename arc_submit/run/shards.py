@@ -3,6 +3,8 @@ merge the shares' run dirs into one run dir and one submission.
 
     python -m arc_submit --shard 1/2 --run-dir runs/a ...   # and --shard 2/2 --run-dir runs/b elsewhere
     python -m arc_submit merge runs/a runs/b --run-dir runs/all --output submission.json
+
+Imports, inside run/: rundir only.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ its log-probabilities on a probe must equal the trained model's within PUSH_TOLE
 
     stack = open_stack(config, progress=True)
     adapter = stack.serve_trained(task.task_id, peft_model, stack.probe(task))
+
+Imports, inside run/: memory only.
 """
 
 from __future__ import annotations
