@@ -33,7 +33,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "arc_submit", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=600,
+        [sys.executable, "-m", "arc_submit", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=1200,
         env={**os.environ, **(env or {})},
     )
 
