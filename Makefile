@@ -67,13 +67,13 @@ install-gpu:
 
 test: install
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # Everything but the end-to-end runs of the real model.
 FAST_MARKS ?= not e2e
 test-fast: install
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -m "$(FAST_MARKS)"
+	$(PY) -m pytest -q --durations=15 -m "$(FAST_MARKS)"
 
 # CI's run on the Kaggle pins (.venv-kaggle): everything but the end-to-end runs, whose pipeline
 # `make kaggle-sim` runs on these versions through the notebook, plus the engine tests among them
