@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+MIN_PROB = 0.04  # the lowest sampling.min_prob allows: the most branches (vLLM reports at most 32 tokens a step)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -27,16 +28,20 @@ def main() -> None:
 
     base = resolve(EMBEDDED_ALIAS).base_dir
     tokenizer = AutoTokenizer.from_pretrained(base)
-    texts = ["Answer with one word: the opposite of up?", "Reply yes or no: is the sky blue?", "Say one digit."]
+    texts = ["Answer with one word: the opposite of up?", "Reply yes or no: is the sky blue?", "Say one digit.",
+             "Name a colour. One word."]
     prompts = [list(tokenizer.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True,
                                                   tokenize=True, return_dict=True)["input_ids"]) for t in texts]
     stop = {tokenizer.convert_tokens_to_ids("<|im_end|>")}
     result = {}
     for backend in ("vllm", "transformers"):
         sampler = create_sampler(SamplingConfig(backend=backend, kv_cache_gib=1.0), base, "float32", 2048, 0, "cpu")
+        continued = []  # how many sequences each round of the search continued: the shape of the tree it walked
+        greedy_paths = sampler.greedy_paths
+        sampler.greedy_paths = lambda sequences, *rest: (continued.append(len(sequences)), greedy_paths(sequences, *rest))[1]
         start = time.perf_counter()
-        leaves, cut = search(sampler, prompts, 0.05, 8, [48] * len(prompts), stop)
-        result[backend] = {"seconds": time.perf_counter() - start, "cut": cut,
+        leaves, cut = search(sampler, prompts, MIN_PROB, 8, [48] * len(prompts), stop)
+        result[backend] = {"seconds": time.perf_counter() - start, "cut": cut, "continued": continued,
                            "leaves": [[[list(leaf.tokens), leaf.logprob] for leaf in found] for found in leaves]}
         sampler.close()
     Path(args.out).write_text(json.dumps(result))

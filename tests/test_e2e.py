@@ -208,7 +208,9 @@ def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads((tmp_path / "dfs.json").read_text())
     vllm, transformers = found["vllm"]["leaves"], found["transformers"]["leaves"]
-    assert sum(map(len, vllm)) >= 2
+    # both walked the same tree, and it branched: more rounds than one greedy path per prompt
+    assert found["vllm"]["continued"] == found["transformers"]["continued"] and len(found["vllm"]["continued"]) > 1
+    assert sum(map(len, vllm)) >= 1 and [len(a) for a in vllm] == [len(b) for b in transformers]
     for a, b in zip(vllm, transformers):
         assert [tokens for tokens, _ in a] == [tokens for tokens, _ in b]
         assert [lp for _, lp in a] == pytest.approx([lp for _, lp in b], abs=1e-3)
