@@ -1,17 +1,47 @@
-"""Learning-rate schedules: each sequence has its shape (warm-up, decay, restarts, decaying cycles)."""
+"""Learning-rate schedules: each sequence has its shape (warm-up, decay, restarts, decaying cycles), and the
+library's curves are, point by point, the ones we wrote by hand before we used the library."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
 from arc_submit.config import TTFTConfig
-from arc_submit.model.schedules import SCHEDULES, learning_rate_factor
+from arc_submit.model.schedules import LIBRARY, SCHEDULES, learning_rate_factor, schedule_factors
 
 
 def factors(total: int = 100, **settings) -> np.ndarray:
-    config = TTFTConfig(**settings)
-    return np.array([learning_rate_factor(config, step, total) for step in range(total)])
+    factor = schedule_factors(TTFTConfig(**settings), total)
+    return np.array([factor(step) for step in range(total)])
+
+
+def hand_written(config: TTFTConfig, step: int, total: int) -> float:
+    """The curves as arc-submit wrote them until it took them from transformers.get_scheduler."""
+    warmup = min(total - 1, round(config.warmup_fraction * total)) if total > 1 else 0
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    if config.schedule == "linear":
+        return 1.0 - progress
+    if config.schedule == "constant":
+        return 1.0
+    if config.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 0.5 * (1.0 + math.cos(math.pi * ((progress * max(1, config.restarts)) % 1.0)))
+
+
+@pytest.mark.parametrize("schedule", list(LIBRARY))
+@pytest.mark.parametrize("total", [1, 2, 3, 7, 10, 64, 100, 333])
+@pytest.mark.parametrize("warmup_fraction", [0.0, 0.05, 0.1, 0.3, 0.9])
+@pytest.mark.parametrize("restarts", [1, 3])
+def test_library_curves_equal_the_hand_written_ones(schedule, total, warmup_fraction, restarts):
+    config = TTFTConfig(schedule=schedule, warmup_fraction=warmup_fraction, restarts=restarts)
+    expected = [hand_written(config, step, total) for step in range(total)]
+    assert factors(total, schedule=schedule, warmup_fraction=warmup_fraction, restarts=restarts) == \
+        pytest.approx(expected, abs=1e-12)
+    assert learning_rate_factor(config, total - 1, total) == pytest.approx(expected[-1], abs=1e-12)
 
 
 def rises(values: np.ndarray) -> int:

@@ -20,7 +20,7 @@ from arc_submit.config import TTFTConfig
 from arc_submit.data.augment import draw
 from arc_submit.data.prompts import Example, PromptBuilder
 from arc_submit.data.tasks import Task
-from arc_submit.model.schedules import learning_rate_factor
+from arc_submit.model.schedules import schedule_factors
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,7 @@ class Trainer:
         stream = example_stream(tasks, self.builder, rng, self.config.augment.draw_options())
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: learning_rate_factor(self.config, step, steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factors(self.config, steps))
         scaler = torch.amp.GradScaler(self.device) if self.autocast_dtype == torch.float16 else None
         return TrainState(model, tasks, rng, stream, parameters, optimizer, scheduler, scaler, steps, TrainResult())
 
