@@ -24,66 +24,44 @@ SETUPS = [("greedy", "vote"), ("greedy", "poe"), ("greedy", "nvarc"), ("dfs", "v
 
 
 def run_task(stack, task, seed: int, min_prob: float) -> dict:
-    """Train once; candidates greedy and by DFS; their scores under the views; each setup's attempts."""
-    from arc_submit.data.submission import fill_attempts
-    from arc_submit.data.tasks import grid_key
-    from arc_submit.model.training import attach_adapter, detach_adapter
-    from arc_submit.predict.candidates import (
-        answer_bound,
-        answer_reserve,
-        decode_candidate,
-        dfs_completions,
-        prompt_jobs,
-        requests_for,
-    )
-    from arc_submit.predict.scoring import view_logprobs
-    from arc_submit.predict.selection import rank
-    from arc_submit.run.runner import derive_seed, seed_everything
+    """Train once; candidates greedy and by DFS; their scores under the views; each setup's attempts. Every
+    stage is the runner's own (arc_submit.run.runner, arc_submit.predict): only the bookkeeping is here."""
+    import dataclasses
+
+    from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
+    from arc_submit.predict.scoring import score_candidates
+    from arc_submit.predict.selection import needs_views, select_attempts
+    from arc_submit.run.budget import Budget
+    from arc_submit.run.record import TaskRecord
+    from arc_submit.run.runner import TaskRunner, derive_seed, seed_everything
 
     config = stack.config
     seed = derive_seed(seed, task.task_id)
     seed_everything(seed)
     seconds = {}
     start = time.perf_counter()
-    peft_model = attach_adapter(stack.model, config.ttft, None, seed)
-    stack.trainer.train(peft_model, [task], config.ttft.steps, seed)
-    stack.serve_trained(task.task_id, peft_model, stack.probe(task))
-    stack.model = detach_adapter(peft_model)
+    record = TaskRecord(task.task_id, "", seed, "full")
+    adapter = TaskRunner(config, stack).train_and_serve(task, Budget(0, config.ttft.steps).plan(1), seed, record)
     seconds["ttft"] = time.perf_counter() - start
     builder, sampling = stack.builder, config.sampling
     jobs, _ = prompt_jobs(task, builder, sampling, seed, answer_reserve(task, builder, sampling))
-    bound = answer_bound(builder, sampling)
-    found = {}
-    start = time.perf_counter()
-    completions = stack.sampler.generate(requests_for(jobs, builder, sampling, bound))
-    seconds["greedy"] = time.perf_counter() - start
-    found["greedy"] = completions
-    start = time.perf_counter()
-    dfs_config = sampling.__class__(**{**sampling.__dict__, "method": "dfs", "min_prob": min_prob})
-    found["dfs"], _ = dfs_completions(stack.sampler, builder, jobs, dfs_config, bound)
-    seconds["dfs"] = time.perf_counter() - start
+    methods = {"greedy": sampling, "dfs": dataclasses.replace(sampling, method="dfs", min_prob=min_prob)}
     result = {"task_id": task.task_id, "seconds": seconds, "setups": {}}
-    for method, outputs in found.items():
-        candidates = [[] for _ in task.test]
-        for job, completions in zip(jobs, outputs):
-            candidates[job.test_index] += [decode_candidate(c, builder, job.augmentation) for c in completions]
+    for method, method_config in methods.items():
         start = time.perf_counter()
-        views = []
-        for index, output in enumerate(candidates):
-            grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
-            chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index][: config.voting.views]
-            views.append(view_logprobs(stack.sampler, builder, chosen, grids) if grids else {})
+        candidates, _, _ = find_candidates(stack.sampler, builder, task, jobs, method_config, adapter)
+        seconds[method] = time.perf_counter() - start
+        start = time.perf_counter()
+        views, _ = score_candidates(stack.sampler, builder, candidates, jobs, config.voting.views, adapter)
         seconds[f"{method}_scoring"] = time.perf_counter() - start
         for rule in ("vote", "poe", "nvarc"):
             if (method, rule) not in SETUPS:
                 continue
+            votes, attempts, _ = select_attempts(task, candidates, rule, views if needs_views(rule) else None)
             solved, passed, votes1, votes2 = [], [], [], []
-            for index, (pair, output) in enumerate(zip(task.test, candidates)):
-                usable = rule == "vote" or all(views[index].values())
-                ranked = rank([(c.grid, c.logprob, c.tokens) for c in output], rule if usable else "vote",
-                              views[index] if usable else None)
+            for pair, output, ranked, chosen in zip(task.test, candidates, votes, attempts):
                 grids = [vote.grid for vote in ranked]
-                solved.append(pair.output in fill_attempts(grids, pair.input))
+                solved.append(pair.output in chosen)
                 passed.append(any(c.grid == pair.output for c in output))
                 votes1.append(pair.output in grids[:1])
                 votes2.append(pair.output in grids[:2])

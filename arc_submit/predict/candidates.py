@@ -4,6 +4,10 @@ format's answer prefix, text after the answer ignored) and mapped back through i
     jobs, too_long = prompt_jobs(task, builder, config.sampling, seed, answer_reserve(task, builder, config.sampling))
     requests = requests_for(jobs, builder, config.sampling, answer_bound(builder, config.sampling))
     candidate = decode_candidate(completion, builder, job.augmentation)
+    candidates, completions, cut = find_candidates(sampler, builder, task, jobs, config.sampling, adapter, end)
+
+`find_candidates` is the one path from prompts to candidates (sampled, greedy or by DFS), for the runner
+and the selection benchmark alike.
 """
 
 from __future__ import annotations
@@ -150,3 +154,22 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
     decode = builder.tokenizer.decode
     return [[Completion(decode(list(leaf.tokens[:-1]), skip_special_tokens=True), len(leaf.tokens), leaf.logprob,
                         "stop") for leaf in found] for found in leaves], cut
+
+
+def find_candidates(sampler, builder: PromptBuilder, task: Task, jobs: list[PromptJob], config: SamplingConfig,
+                    adapter: Adapter | None = None, end: float | None = None,
+                    clock=None) -> tuple[list[list[Candidate]], list[list[Completion]], str]:
+    """Every job's completions by `config.method` (DFS stops at `end`), decoded and mapped back: the
+    candidates per test input, the completions per job, and why DFS stopped early ("" when it did not)."""
+    bound = answer_bound(builder, config)
+    cut = ""
+    if not jobs:
+        completions = []
+    elif config.method == "dfs":
+        completions, cut = dfs_completions(sampler, builder, jobs, config, bound, adapter, end, clock)
+    else:
+        completions = sampler.generate(requests_for(jobs, builder, config, bound, adapter))
+    candidates: list[list[Candidate]] = [[] for _ in task.test]
+    for job, outputs in zip(jobs, completions):
+        candidates[job.test_index] += [decode_candidate(c, builder, job.augmentation) for c in outputs]
+    return candidates, completions, cut

@@ -4,6 +4,7 @@ every candidate of one test input. A view's prompt is computed once and shared b
 transformers backend keeps its KV cache; vLLM prefills each pair).
 
     logprobs = view_logprobs(sampler, builder, views, grids, adapter)   # {grid_key: [logprob per view]}
+    views, short = score_candidates(sampler, builder, candidates, jobs, 8, adapter, end)  # per test input
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from arc_submit.data.augment import Augmentation
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Grid, grid_key
 from arc_submit.predict.backends import Adapter, Sampler
+from arc_submit.predict.candidates import Candidate, PromptJob
 
 
 def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
@@ -33,3 +35,20 @@ def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Au
         for grid, logprob in zip(grids, sampler.score(prompt_ids, answers, adapter)):
             result[grid_key(grid)].append(logprob)
     return result
+
+
+def score_candidates(sampler: Sampler, builder: PromptBuilder, candidates: list[list[Candidate]],
+                     jobs: list[PromptJob], views: int, adapter: Adapter | None = None, end: float | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> tuple[list[dict[tuple, list[float]]], list[int]]:
+    """Each test input's distinct candidate grids scored under the first `views` of its jobs' views (fewer,
+    the same for every candidate, when `end` comes first); and the test inputs scored under fewer views
+    than asked because of `end`."""
+    scored, short = [], []
+    for index, output in enumerate(candidates):
+        grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
+        chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
+        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock) if grids else {}
+        if grids and len(next(iter(scores.values()))) < min(len(chosen), views):
+            short.append(index)
+        scored.append(scores)
+    return scored, short

@@ -12,6 +12,10 @@ per-token log-probability, then grid order, so a predictions file that carries t
 run's own selection (`python -m arc_submit metrics`).
 
     votes = rank(candidates, "poe", view_logprobs={grid_key(g): [-3.1, -2.7, ...], ...})
+    votes, attempts, reasons = select_attempts(task, candidates, "poe", views)   # a whole task
+
+`select_attempts` is the one path from a task's candidates to its attempts, for the runner and the
+selection benchmark alike.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from arc_submit.data.tasks import Grid, grid_key
+from arc_submit.data.submission import fill_attempts
+from arc_submit.data.tasks import Grid, Task, grid_key
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,24 @@ def rank_scored(candidates: Iterable[tuple[Grid, float | None, int, float | None
     votes = [Vote(e.grid, e.count, e.mean_logprob, e.mean_token_logprob, scores.get(grid_key(e.grid), float(e.count)))
              for e in tally((grid, logprob, tokens) for grid, logprob, tokens, _ in candidates)]
     return [vote.grid for vote in sorted(votes, key=Vote.sort_key)]
+
+
+def select_attempts(task: Task, candidates: list, rule: str,
+                    views: list[dict[tuple, list[float]]] | None = None) -> tuple[list[list[Vote]], list, list[str]]:
+    """Each test input's candidates (objects with grid, logprob, tokens) ranked by `rule`, its two attempts
+    (filled when fewer than two grids were found), and what the record should say. A rule that needs
+    views falls back to `vote` for the whole task when `views` is None (not scored), and for one test
+    input when no view could hold one of its candidates' answers."""
+    if needs_views(rule) and views is None:
+        rule = "vote"
+    votes, reasons = [], []
+    for index, output in enumerate(candidates):
+        entries = [(c.grid, c.logprob, c.tokens) for c in output]
+        scores = views[index] if needs_views(rule) else None
+        if scores is not None and any(not logprobs for logprobs in scores.values()):
+            reasons.append(f"test[{index}]: no view holds every candidate's answer: ranked by vote")
+            votes.append(rank(entries, "vote"))
+        else:
+            votes.append(rank(entries, rule, scores))
+    attempts = [fill_attempts([vote.grid for vote in ranked], pair.input) for pair, ranked in zip(task.test, votes)]
+    return votes, attempts, reasons

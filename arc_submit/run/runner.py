@@ -26,24 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from arc_submit.config import Config
-from arc_submit.data.submission import fill_attempts
-from arc_submit.data.tasks import Task, grid_key
+from arc_submit.data.tasks import Task
 from arc_submit.faults import inject
 from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter
 from arc_submit.predict.backends import Adapter, EngineBroken, free_accelerator_memory
-from arc_submit.predict.candidates import (
-    Candidate,
-    PromptJob,
-    answer_bound,
-    answer_reserve,
-    decode_candidate,
-    dfs_completions,
-    prompt_jobs,
-    requests_for,
-    unparsed_counts,
-)
-from arc_submit.predict.scoring import view_logprobs
-from arc_submit.predict.selection import needs_views, rank
+from arc_submit.predict.candidates import PromptJob, answer_reserve, find_candidates, prompt_jobs, unparsed_counts
+from arc_submit.predict.scoring import score_candidates
+from arc_submit.predict.selection import needs_views, select_attempts
 from arc_submit.run.budget import TaskPlan
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import task_hash
@@ -108,7 +97,7 @@ class TaskRunner:
         trained, adapter = False, None
         if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
             try:
-                trained, adapter = True, self._ttft(task, plan, seed, record)
+                trained, adapter = True, self.train_and_serve(task, plan, seed, record)
             except TaskTooLong as error:
                 record.mode = "too_long"
                 record.reasons.append(str(error))
@@ -144,7 +133,7 @@ class TaskRunner:
             record.mode = "fallback"
         free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
 
-    def _ttft(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
+    def train_and_serve(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
         """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA)."""
         stack = self.stack
         peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
@@ -191,20 +180,11 @@ class TaskRunner:
         jobs, too_long = prompt_jobs(task, stack.builder, config, seed, reserve)
         for index in too_long:
             record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
-        bound = answer_bound(stack.builder, config)
         with timed(record.timings, "generate_s", self.clock):
-            if not jobs:
-                completions = []
-            elif config.method == "dfs":
-                completions, cut = dfs_completions(stack.sampler, stack.builder, jobs, config, bound, adapter,
-                                                   plan.end, self.clock)
-                if cut:
-                    record.reasons.append(f"dfs: {cut}")
-            else:
-                completions = stack.sampler.generate(requests_for(jobs, stack.builder, config, bound, adapter))
-        candidates: list[list[Candidate]] = [[] for _ in task.test]
-        for job, outputs in zip(jobs, completions):
-            candidates[job.test_index] += [decode_candidate(c, stack.builder, job.augmentation) for c in outputs]
+            candidates, completions, cut = find_candidates(stack.sampler, stack.builder, task, jobs, config, adapter,
+                                                           plan.end, self.clock)
+        if cut:
+            record.reasons.append(f"dfs: {cut}")
         record.candidates = candidates
         record.unparsed = unparsed_counts(candidates)
         record.prompts_per_input = config.augmentations
@@ -216,32 +196,18 @@ class TaskRunner:
                      end: float | None) -> list:
         """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
         (fewer views, the same for every candidate, when the task's end comes first)."""
-        views = []
-        for index, candidates in enumerate(record.candidates):
-            grids = list({grid_key(c.grid): c.grid for c in candidates if c.grid}.values())
-            chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
-            scores = view_logprobs(self.stack.sampler, self.stack.builder, chosen[: self.config.voting.views], grids,
-                                   adapter, end, self.clock) if grids else {}
-            if grids and len(next(iter(scores.values()))) < min(len(chosen), self.config.voting.views):
-                record.reasons.append(f"test[{index}]: time budget: scored under fewer views")
-            views.append(scores)
+        views, short = score_candidates(self.stack.sampler, self.stack.builder, record.candidates, jobs,
+                                        self.config.voting.views, adapter, end, self.clock)
+        record.reasons += [f"test[{index}]: time budget: scored under fewer views" for index in short]
         return views
 
     def _vote(self, task: Task, record: TaskRecord) -> None:
-        rule = self.config.voting.rule
-        if needs_views(rule) and len(record.views) != len(record.candidates):
-            rule = "vote"  # not sampled, or the scoring failed: no candidates to score anyway
-        votes = []
-        for index, candidates in enumerate(record.candidates):
-            views = record.views[index] if rule != "vote" else None
-            if views is not None and any(not scores for scores in views.values()):
-                record.reasons.append(f"test[{index}]: no view holds every candidate's answer: ranked by vote")
-                votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], "vote"))
-                continue
-            votes.append(rank([(c.grid, c.logprob, c.tokens) for c in candidates], rule, views))
-        record.votes = votes
-        record.attempts = [fill_attempts([vote.grid for vote in ranked], pair.input)
-                           for pair, ranked in zip(task.test, record.votes)]
+        """Attempts from the candidates (by `vote` when the task was not scored: not sampled, or the scoring
+        failed)."""
+        scored = record.views if len(record.views) == len(record.candidates) else None
+        record.votes, record.attempts, reasons = select_attempts(task, record.candidates, self.config.voting.rule,
+                                                                 scored)
+        record.reasons += reasons
         record.reasons += [f"test[{index}]: no answer parsed: fallback attempts" for index in record.unanswered]
 
     def train_shared(self, tasks: list[Task], deadline: float | None = None) -> TrainResult:
