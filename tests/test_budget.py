@@ -1,10 +1,12 @@
-"""The time budget with a fake clock: work is cut step by step and the run ends within its budget."""
+"""The time budget with a fake clock: work is cut step by step and the run ends within its budget; its costs
+are per token (arc_submit.run.costs), the same model `plan` uses."""
 
 from __future__ import annotations
 
 import pytest
 
 from arc_submit.run.budget import MODES, Budget
+from arc_submit.run.costs import Meter, Rates, TaskWork
 
 
 class FakeClock:
@@ -15,6 +17,9 @@ class FakeClock:
         return self.now
 
 
+TRAIN_PER_STEP, GEN_PER_VIEW = 400.0, 60.0  # tokens of every simulated task
+
+
 def simulate(budget_s: float, tasks: int, steps: int, step_s: float, sample_s: float, other_s: float = 1.0):
     """Run the planner over `tasks` tasks whose stages take the given (fake) seconds."""
     clock = FakeClock()
@@ -22,7 +27,7 @@ def simulate(budget_s: float, tasks: int, steps: int, step_s: float, sample_s: f
     clock.now += 20.0  # model load and engine start
     plans = []
     for index in range(tasks):
-        plan = budget.plan(tasks - index)
+        plan = budget.plan(tasks - index, TaskWork(TRAIN_PER_STEP, GEN_PER_VIEW))
         plans.append(plan)
         start = clock.now
         done = 0
@@ -34,7 +39,8 @@ def simulate(budget_s: float, tasks: int, steps: int, step_s: float, sample_s: f
         ttft = clock.now - start
         sampled = plan.mode != "fallback"
         clock.now += sample_s + other_s if sampled else 0.01  # a fallback only writes the submission
-        budget.record(done, ttft, sample_s if sampled else 0.0, clock.now - start)
+        budget.meter.add(done, done * TRAIN_PER_STEP, ttft, 1 if sampled else 0, GEN_PER_VIEW if sampled else 0,
+                         sample_s if sampled else 0.0, clock.now - start)
     return plans, clock.now - 1000.0
 
 
@@ -83,7 +89,39 @@ def test_work_is_not_cut_while_the_remaining_tasks_fit_even_on_a_slow_machine():
 def test_views_are_cut_before_a_task_falls_back():
     clock = FakeClock()
     budget = Budget(1000, 10, clock, views=8)
-    budget.record(10, 10.0, 80.0, 91.0, views=8)  # 10 s per view, 1 s more
+    budget.meter.add(10, 1000, 10.0, 8, 800, 80.0, 91.0)  # 100 tokens per view at 0.1 s each, 1 s more
     clock.now += 1000 * 0.95 - 45  # 45 s left
     plan = budget.plan(1)
     assert plan.mode == "no_ttft" and plan.views == 4 and "4 of 8 views" in plan.reason
+
+
+def test_a_larger_task_gets_a_larger_share_when_the_budget_binds():
+    """Costs are per token: of two tasks planned at the same moment, the one with twice the tokens gets
+    nearly twice the time (its share of the time left by its cost against the others'), where a per-task
+    cost would give both the same."""
+    def plan_for(work: TaskWork):
+        clock = FakeClock()
+        budget = Budget(1000, 10, clock, views=4)
+        budget.meter.add(10, 10 * 100, 10.0, 4, 4 * 50, 20.0, 31.0)  # 0.01 s per trained, 0.1 s per new token
+        clock.now += 950 - 500  # 500 s left for 20 tasks of about 31 s: 25 s each
+        return clock.now, budget.plan(20, work)
+
+    now, small = plan_for(TaskWork(100, 50))
+    _, large = plan_for(TaskWork(200, 100))
+    assert small.mode == large.mode == "cut"
+    assert small.end - now == pytest.approx(500 * 31 / (20 * 31))
+    assert large.end - now == pytest.approx(500 * 61 / (61 + 19 * 31))  # 1.9 times the small one's
+
+
+def test_measured_rates_turn_a_tasks_tokens_back_into_its_seconds():
+    """The meter's rates from finished tasks of one kind predict such a task's measured time exactly."""
+    meter = Meter()
+    for steps, views in [(8, 4), (16, 8), (32, 2)]:
+        train, gen = steps * 300, views * 40
+        meter.add(steps, train, train * 0.002, views, gen, gen * 0.05, train * 0.002 + gen * 0.05 + 3.0)
+    rates = meter.rates()
+    assert rates.train_s_per_token == pytest.approx(0.002) and rates.gen_s_per_token == pytest.approx(0.05)
+    assert rates.overhead_s == pytest.approx(3.0)
+    assert rates.seconds(TaskWork(300, 40), 8, 4) == pytest.approx(8 * 300 * 0.002 + 4 * 40 * 0.05 + 3.0)
+    assert meter.mean_work() == TaskWork(300, 40)
+    assert Rates.per_second(500, 20, 3.0) == Rates(0.002, 0.05, 3.0)

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 from arc_submit.errors import UserError
+from arc_submit.run.costs import Rates
 from arc_submit.studies.plan import measured_rates, task_estimate
 
 
@@ -22,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smallest", type=int, help="with --dataset: the N tasks with fewest cells")
     parser.add_argument("--model", help="whose tokenizer counts the tokens (default: the config's model)")
     parser.add_argument("--rates-from", help="a run dir on the target machine to take the rates from")
-    parser.add_argument("--train-tokens-per-s", type=float, help="training rate on the target machine")
-    parser.add_argument("--gen-tokens-per-s", type=float, help="generation rate (new tokens/s, all prompts together)")
+    parser.add_argument("--train-tokens-per-s", type=float, help="TTFT tokens/s on the target machine (serving the weights included)")
+    parser.add_argument("--gen-tokens-per-s", type=float, help="generated tokens/s (sampling and scoring, all prompts together)")
     parser.add_argument("--overhead-s", type=float, default=2.0, help="per-task seconds outside both (default 2)")
     parser.add_argument("--startup-s", type=float, default=120.0, help="model load and engine start (default 120)")
     parser.add_argument("--workers", type=int, default=1, help="parallel workers (one per GPU)")
@@ -46,8 +47,7 @@ def main(args: argparse.Namespace) -> int:
     if args.rates_from:
         rates = measured_rates(Path(args.rates_from))
     elif args.train_tokens_per_s and args.gen_tokens_per_s:
-        rates = {"train_tokens_per_s": args.train_tokens_per_s, "gen_tokens_per_s": args.gen_tokens_per_s,
-                 "overhead_s": args.overhead_s}
+        rates = Rates.per_second(args.train_tokens_per_s, args.gen_tokens_per_s, args.overhead_s)
     else:
         raise UserError("give --rates-from RUN_DIR, or both --train-tokens-per-s and --gen-tokens-per-s")
     if not (args.challenges or args.dataset):
@@ -63,15 +63,16 @@ def main(args: argparse.Namespace) -> int:
     budget = args.time_budget if args.time_budget is not None else config.run.time_budget
     total = args.startup_s + sum(e["seconds"] for e in estimates) / max(1, args.workers)
     too_long = [e["task_id"] for e in estimates if not e["fits"]]
-    print(f"rates: train {rates['train_tokens_per_s']:.0f} tokens/s, generation {rates['gen_tokens_per_s']:.0f} "
-          f"tokens/s, overhead {rates['overhead_s']:.1f} s per task")
+    shown = rates.as_dict()
+    print(f"rates: train {shown['train_tokens_per_s']:.0f} tokens/s, generation {shown['gen_tokens_per_s']:.0f} "
+          f"tokens/s, overhead {shown['overhead_s']:.1f} s per task")
     for estimate in sorted(estimates, key=lambda e: -e["seconds"])[:10]:
         print(f"  {estimate['task_id']}  {estimate['seconds']:8.1f} s")
     verdict = "no budget set" if not budget else ("fits" if total <= budget else "does NOT fit")
     print(f"{len(tasks)} tasks, {args.workers} workers: about {total / 3600:.2f} h ({total:.0f} s) against "
           f"{budget:.0f} s: {verdict}; {len(too_long)} tasks too long for max_seq_len")
     print(json.dumps({"tasks": len(tasks), "expected_s": total, "budget_s": budget, "fits": bool(budget) and total <= budget,
-                      "per_task_mean_s": statistics.fmean([e["seconds"] for e in estimates]), "rates": rates,
+                      "per_task_mean_s": statistics.fmean([e["seconds"] for e in estimates]), "rates": shown,
                       "too_long": too_long}))
     return 0
 

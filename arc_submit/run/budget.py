@@ -1,5 +1,5 @@
 """Time budget: plan each task's work from measured rates so the run ends within `--time-budget`, and
-cut work only when the budget binds, so that a run repeats byte for byte on a fast or a slow machine
+cut work only when the budget binds (costs per token: arc_submit.run.costs), so that a run repeats byte for byte on a fast or a slow machine
 as long as the budget is not reached.
 
 A task gets all its work while the remaining tasks, at the rates measured so far, fit the time left;
@@ -8,7 +8,7 @@ do not fit, a task gets fewer TTFT steps ("cut"), then no TTFT and fewer views (
 attempts without any model work ("fallback"); its record says which and why. The clock is injected, so
 the logic is tested with a fake one.
 
-Imports, inside run/: nothing.
+Imports, inside run/: costs.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from arc_submit.config import Config
+from arc_submit.run.costs import Meter, Rates, TaskWork, task_work
 
 MODES = ("full", "cut", "no_ttft", "fallback")
 FIRST_TASK_SHARE = 0.5  # before anything is measured, a task may use at most this share of the time left
-
+SHARED_TTFT_SHARE = 0.5  # scope "all": the shared adapter may use at most this share of the time budget
 
 @dataclass(frozen=True)
 class TaskPlan:
@@ -36,7 +37,8 @@ class TaskPlan:
 
 @dataclass
 class Budget:
-    """Plans tasks against `seconds` of wall time that started at `start` on `clock` (0 = no budget)."""
+    """Plans tasks against `seconds` of wall time that started at `start` on `clock` (0 = no budget), from
+    the per-token costs (arc_submit.run.costs) measured on the tasks finished so far."""
 
     seconds: float
     steps: int
@@ -45,9 +47,7 @@ class Budget:
     reserve_fraction: float = 0.05
     min_steps_fraction: float = 0.1  # fewer steps than this share of the configured ones: skip TTFT
     views: int = 1  # views per test input as configured
-    step_seconds: list[float] = field(default_factory=list)
-    view_seconds: list[float] = field(default_factory=list)  # sampling (and scoring) per view
-    other_seconds: list[float] = field(default_factory=list)
+    meter: Meter = field(default_factory=Meter)
 
     def __post_init__(self):
         if self.start is None:
@@ -57,64 +57,56 @@ class Budget:
         """Seconds left before the reserve is reached."""
         return self.start + self.seconds * (1 - self.reserve_fraction) - self.clock()
 
-    def record(self, steps: int, ttft_seconds: float, sample_seconds: float, total_seconds: float,
-               views: int | None = None) -> None:
-        """Measured costs of a finished task (sample_seconds 0 when it did not sample)."""
-        if steps:
-            self.step_seconds.append(ttft_seconds / steps)
-        if sample_seconds:
-            self.view_seconds.append(sample_seconds / max(1, views or self.views))
-            self.other_seconds.append(max(0.0, total_seconds - ttft_seconds - sample_seconds))
+    def shared_ttft_deadline(self) -> float | None:
+        """scope "all": when the shared adapter's training must stop (None: no budget)."""
+        return self.clock() + self.left() * SHARED_TTFT_SHARE if self.seconds else None
 
-    def inference(self, views: int) -> float:
-        """Expected seconds of a task without TTFT: sampling `views` views, and the rest."""
-        return views * _mean(self.view_seconds) + _mean(self.other_seconds)
-
-    def plan(self, remaining_tasks: int) -> TaskPlan:
-        """The plan for the next task, given how many tasks (this one included) are still to do."""
+    def plan(self, remaining_tasks: int, work: TaskWork | None = None) -> TaskPlan:
+        """The plan for the next task, given how many tasks (this one included) are still to do and this
+        task's work in tokens (None: as the finished tasks' mean). The others are planned at the mean."""
         if not self.seconds:
             return TaskPlan("full", self.steps, None)
         now, left = self.clock(), self.left()
         if left <= 0:
             return TaskPlan("fallback", 0, None, "time budget spent")
-        if not self.view_seconds:  # nothing measured yet: only the run's end bounds the task
+        if not self.meter.sampled:  # nothing measured yet: only the run's end bounds the task
             end = now + left * FIRST_TASK_SHARE
             return TaskPlan("full", self.steps, end, end=end)
-        step = _mean(self.step_seconds)
-        others = max(0, remaining_tasks - 1)
-        if remaining_tasks * (self.steps * step + self.inference(self.views)) <= left:
-            end = now + left - others * self.inference(1)  # reached only when the budget binds
-            return TaskPlan("full", self.steps, end - self.inference(self.views), end=end)
-        return self._cut(now, left / max(1, remaining_tasks), left, step)
+        rates, typical = self.meter.rates(), self.meter.mean_work()
+        work = work or typical
+        this = rates.seconds(work, self.steps, self.views)
+        others = max(0, remaining_tasks - 1) * rates.seconds(typical, self.steps, self.views)
+        if this + others <= left:
+            end = now + left - max(0, remaining_tasks - 1) * rates.seconds(typical, 0, 1)  # only when it binds
+            return TaskPlan("full", self.steps, end - rates.seconds(work, 0, self.views), end=end)
+        share = left * this / (this + others) if this + others else left / max(1, remaining_tasks)
+        return self._cut(now, share, left, rates, work)
 
-    def _cut(self, now: float, share: float, left: float, step: float) -> TaskPlan:
-        """The budget binds: this task's fair share of the time left decides its work."""
-        inference = self.inference(self.views)
+    def _cut(self, now: float, share: float, left: float, rates: Rates, work: TaskWork) -> TaskPlan:
+        """The budget binds: this task's share of the time left (by its size against the others') decides
+        its work."""
+        inference = rates.seconds(work, 0, self.views)
         if share >= inference:
             for_ttft = share - inference
+            step = rates.step_seconds(work)
             affordable = math.floor(for_ttft / step) if step else self.steps
             if affordable >= self.steps:
                 return TaskPlan("full", self.steps, now + for_ttft, end=now + share)
             if self.steps and affordable >= max(1, math.ceil(self.min_steps_fraction * self.steps)):
                 return TaskPlan("cut", affordable, now + for_ttft, f"{affordable} of {self.steps} steps fit the time left",
                                 end=now + share)
-        view = _mean(self.view_seconds)
-        views = min(self.views, math.floor((share - _mean(self.other_seconds)) / view)) if view else self.views
+        view = rates.view_seconds(work)
+        views = min(self.views, math.floor((share - rates.overhead_s) / view)) if view else self.views
         if views >= 1:
             reason = f"{share:.0f} s per task left: no TTFT" + (f", {views} of {self.views} views" if views < self.views else "")
             return TaskPlan("no_ttft", 0, None, reason, views, end=now + share)
-        if left >= self.inference(1):
+        one_view = rates.seconds(work, 0, 1)
+        if left >= one_view:
             return TaskPlan("no_ttft", 0, None, f"{share:.0f} s per task left: no TTFT, 1 view", 1, end=now + left)
-        return TaskPlan("fallback", 0, None, f"{left:.0f} s left, sampling takes {self.inference(1):.0f} s")
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+        return TaskPlan("fallback", 0, None, f"{left:.0f} s left, sampling takes {one_view:.0f} s")
 
 
 # ----------------------------------------------------------------------------- a run's budget
-
-SHARED_TTFT_SHARE = 0.5  # scope "all": the shared adapter may use at most this share of the time budget
 
 
 def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, start: float | None = None) -> Budget:
@@ -122,9 +114,13 @@ def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, star
                   reserve_fraction=config.run.reserve_fraction, views=config.sampling.augmentations)
 
 
+def plan_task(budget: Budget, remaining_tasks: int, task, builder, config: Config) -> TaskPlan:
+    """The plan for `task` (counting its tokens only when a budget is set and a finished task measured the
+    machine)."""
+    binds = budget.seconds and budget.meter.sampled
+    return budget.plan(remaining_tasks, task_work(task, builder, config) if binds else None)
+
+
 def record_costs(budget: Budget, record) -> None:
     """What a finished task (its TaskRecord) cost, for the planning of the next ones."""
-    timings = record.timings
-    budget.record(record.ttft.steps if record.ttft else 0, timings.get("ttft_s", 0) + timings.get("load_s", 0),
-                  timings.get("sample_s", 0) + timings.get("score_s", 0), timings["total_s"],
-                  record.prompts_per_input or None)
+    budget.meter.add_record(record)

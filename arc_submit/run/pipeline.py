@@ -20,7 +20,7 @@ from arc_submit.config import Config
 from arc_submit.data.tasks import Task
 from arc_submit.files import write_json
 from arc_submit.predict.backends import EngineBroken
-from arc_submit.run.budget import SHARED_TTFT_SHARE, Budget, new_budget, record_costs
+from arc_submit.run.budget import Budget, new_budget, plan_task, record_costs
 from arc_submit.run.executors import make_executor
 from arc_submit.run.queue import drive
 from arc_submit.run.record import TaskRecord
@@ -103,14 +103,14 @@ class Pipeline:
         self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
         runner = TaskRunner(self.config, self.stack, self.clock)
         if self.config.ttft.scope == "all" and self.config.ttft.steps:
-            deadline = self.clock() + budget.left() * SHARED_TTFT_SHARE if budget.seconds else None
-            result = runner.train_shared(selected, deadline)
+            result = runner.train_shared(selected, budget.shared_ttft_deadline())
             write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
         from tqdm import tqdm
 
         for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):
             try:
-                record = runner.run_task(task, budget.plan(len(pending) - index))
+                plan = plan_task(budget, len(pending) - index, task, self.stack.builder, self.config)
+                record = runner.run_task(task, plan)
             except EngineBroken as error:
                 raise RunStopped(f"task {task.task_id}: {error}; a run in one process cannot start a fresh engine "
                                  "(with --workers, a fresh worker takes the task over)") from error

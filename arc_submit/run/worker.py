@@ -14,7 +14,7 @@ from pathlib import Path
 from arc_submit.config import load_config
 from arc_submit.data.tasks import load_tasks
 from arc_submit.files import write_json
-from arc_submit.run.budget import SHARED_TTFT_SHARE, new_budget, record_costs
+from arc_submit.run.budget import new_budget, plan_task, record_costs
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.runner import TaskRunner, describe
 from arc_submit.run.stack import open_stack, set_threads
@@ -33,15 +33,16 @@ class WorkerState:
         self.runner = TaskRunner(config, open_stack(config, progress=False, run_dir=run_dir), heartbeat=heartbeat)
         self.budget = new_budget(config)
         if config.ttft.scope == "all" and config.ttft.steps:
-            deadline = self.budget.clock() + self.budget.left() * SHARED_TTFT_SHARE if self.budget.seconds else None
-            result = self.runner.train_shared(list(self.tasks.values()), deadline)
+            result = self.runner.train_shared(list(self.tasks.values()), self.budget.shared_ttft_deadline())
             if index == 0:
                 write_json(run_dir / "shared-ttft.json", result.to_dict())
 
     def run(self, message: dict) -> TaskRecord:
         """The task of a queue message {"task", "elapsed", "remaining"}; RunStopped on a code error."""
         self.budget.start = self.budget.clock() - message["elapsed"]
-        record = self.runner.run_task(self.tasks[message["task"]], self.budget.plan(message["remaining"]))
+        task = self.tasks[message["task"]]
+        plan = plan_task(self.budget, message["remaining"], task, self.runner.stack.builder, self.runner.config)
+        record = self.runner.run_task(task, plan)
         record_costs(self.budget, record)
         log.info("%s", describe(record))
         return record
