@@ -146,7 +146,18 @@ class VLLMSampler(Sampler):
         requests = [TokensPrompt(prompt_token_ids=ids) for ids in prompts]
         outputs = self._engine("generate", lambda: self.llm.generate(requests, params, use_tqdm=False,
                                                                       lora_request=adapters))
-        return matched(outputs, prompts, self)
+        return self._matched(outputs, prompts)
+
+    def _matched(self, outputs: list, prompts: list[list[int]]) -> list:
+        """The outputs, when there is one per prompt, in order, each for its own prompt's tokens; anything
+        else (requests left inside the engine by an earlier error coming back first) breaks the engine."""
+        answered = [list(output.prompt_token_ids or []) for output in outputs]
+        if len(outputs) != len(prompts) or any(ids != list(prompt) for ids, prompt in zip(answered, prompts)):
+            first = next((i for i, (ids, prompt) in enumerate(zip(answered, prompts)) if ids != list(prompt)), None)
+            self.broken = (f"it answered {len(outputs)} requests for {len(prompts)} prompts"
+                           + (f", request {first} for another prompt" if first is not None else ""))
+            raise EngineBroken(f"the engine is not used again: {self.broken}")
+        return outputs
 
     def load_weights(self, weights: Iterable[tuple]) -> PushReport:
         def push():
@@ -233,18 +244,6 @@ class VLLMSampler(Sampler):
 
     def close(self) -> None:
         del self.llm
-
-
-def matched(outputs: list, prompts: list[list[int]], sampler: VLLMSampler) -> list:
-    """The outputs, when there is one per prompt, in order, each for its own prompt's tokens; anything
-    else (requests left inside the engine by an earlier error coming back first) breaks the engine."""
-    answered = [list(output.prompt_token_ids or []) for output in outputs]
-    if len(outputs) != len(prompts) or any(ids != list(prompt) for ids, prompt in zip(answered, prompts)):
-        first = next((i for i, (ids, prompt) in enumerate(zip(answered, prompts)) if ids != list(prompt)), None)
-        sampler.broken = (f"it answered {len(outputs)} requests for {len(prompts)} prompts"
-                          + (f", request {first} for another prompt" if first is not None else ""))
-        raise EngineBroken(f"the engine is not used again: {sampler.broken}")
-    return outputs
 
 
 def free_accelerator_memory() -> None:

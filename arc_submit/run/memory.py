@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from arc_submit.predict.selection import needs_views
+
 GIB = 2**30
 OVERHEAD_GIB = 1.5  # CUDA context of torch and vLLM in one process, allocator slack
 GRAPHS_GIB = 0.75  # CUDA graphs, captured after vLLM's memory profile (not with sampling.enforce_eager)
@@ -116,8 +118,6 @@ def engine_reserve(arch: Architecture, config, half: int) -> float:
 def scoring_gib(arch: Architecture, config) -> float:
     """poe and nvarc score candidates with vLLM's prompt log-probabilities: float32 logits and their
     log-softmax over the whole vocabulary for every token of a step, outside the engine's share."""
-    from arc_submit.predict.selection import needs_views
-
     if config.sampling.backend != "vllm" or not needs_views(config.voting.rule):
         return 0.0
     return 2 * batched_tokens(config) * arch.vocab * 4 / GIB
