@@ -65,15 +65,19 @@ install-kaggle:
 install-gpu:
 	$(PIP) install -q -e '.[gpu,test,ray]'
 
+# Two test processes (pytest-xdist): tests that share a module's fixture stay on one (tests/conftest.py).
+TEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
+
 test: install
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST)
 
 # Everything but the end-to-end runs of the real model.
 FAST_MARKS ?= not e2e
 test-fast: install
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q --durations=15 -m "$(FAST_MARKS)"
+	$(PYTEST) -m "$(FAST_MARKS)"
 
 # CI's run on the Kaggle pins (.venv-kaggle): everything but the end-to-end runs, whose pipeline
 # `make kaggle-sim` runs on these versions through the notebook, plus the engine tests among them

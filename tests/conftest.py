@@ -73,3 +73,42 @@ def tiny(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model.requires_grad_(False)
     return model, AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+# -- running the suite on two processes (pytest-xdist, `make test`): tests that share a module-scoped
+# fixture (one smoke run, one golden pair of runs, one Ray instance) stay together on one process, so
+# the fixture is built once; every other test goes wherever a process is free. Each process (and every
+# process it starts: CLI runs, vLLM's engine) gets a core of its own and one thread: two engines whose
+# OpenMP threads spin on the same cores run many times slower than one after the other.
+ONE_PROCESS_MODULES = {"tests.test_ray"}  # one local Ray instance at a time
+
+
+def pytest_configure(config):
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if not worker or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if count < 2 or len(cores) < count:
+        return
+    share = len(cores) // count
+    mine = cores[int(worker[2:]) * share:(int(worker[2:]) + 1) * share]
+    os.sched_setaffinity(0, mine)
+    os.environ["OMP_NUM_THREADS"] = str(len(mine))
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, mine))
+    import torch
+
+    torch.set_num_threads(len(mine))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__
+        defs = getattr(item, "_fixtureinfo", None)
+        shared = defs is not None and any(
+            fixture.scope == "module" for fixtures in defs.name2fixturedefs.values() for fixture in fixtures)
+        if shared or module in ONE_PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group(name=module))

@@ -84,8 +84,10 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
     assert first_task[wake + 1] == "load_weights" and "generate" in first_task[wake:]
 
 
-def test_each_worker_is_pinned_to_its_own_gpu():
+def test_each_worker_is_pinned_to_its_own_gpu(monkeypatch):
     from arc_submit.run.executors import worker_environment
+
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)  # set for the tests' own processes
 
     envs = [worker_environment(index, 4, 0, ["0", "1", "2", "3"]) for index in range(4)]
     assert [env["CUDA_VISIBLE_DEVICES"] for env in envs] == ["0", "1", "2", "3"]
