@@ -31,13 +31,16 @@ LOCAL_RUN := runs/local-submission
 KAGGLE_PYTHON ?= 3.11
 KAGGLE_WHEELS := datasets-meta/arc-submit-wheels
 KAGGLE_MODEL_DIR := datasets-meta/arc-submit-model
+# The competition the notebook attaches (kaggle/kernel-metadata.json; `make kaggle-kernel` writes it).
+KAGGLE_COMPETITION ?= arc-prize-2026-arc-agi-2
+KERNEL_METADATA ?= kaggle/kernel-metadata.json
 MODEL ?= smollm2-135m
 SIM_WHEELS := build/kaggle-sim/wheels
 KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platform manylinux_2_$(v)_x86_64) \
 	--platform manylinux2014_x86_64 --platform linux_x86_64
 KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
 
-.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection study-encoders local-submission kaggle-wheels kaggle-model kaggle-sim clean
+.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection study-encoders local-submission kaggle-wheels kaggle-model kaggle-kernel kaggle-sim clean
 
 install: $(STAMP)
 
@@ -124,15 +127,24 @@ kaggle-model: install
 		shutil.copytree(resolve(sys.argv[1]).base_dir, sys.argv[2], dirs_exist_ok=True)" "$(MODEL)" $(KAGGLE_MODEL_DIR)
 	@echo "model files copied into $(KAGGLE_MODEL_DIR)"
 
+# The notebook's metadata for `kaggle kernels push -p kaggle`, attached to KAGGLE_COMPETITION.
+kaggle-kernel:
+	$(PYTHON) -c "import json, sys; path, name = sys.argv[1:]; data = json.load(open(path)); \
+		data['competition_sources'] = [name]; open(path, 'w').write(json.dumps(data, indent=2) + '\n')" \
+		$(KERNEL_METADATA) $(KAGGLE_COMPETITION)
+	@echo "$(KERNEL_METADATA): attaches the competition $(KAGGLE_COMPETITION)"
+
 # The Kaggle pins' CPU twin (kaggle/stack.py) as a wheelhouse for this machine, then the notebook in a
-# simulated Kaggle tree: it installs and runs vLLM 0.11, torch 2.8, transformers 4.57 and peft 0.17.
+# simulated Kaggle tree: it installs and runs vLLM 0.11, torch 2.8, transformers 4.57 and peft 0.17,
+# with ARC Prize 2026's layout of the competition's files, then again with 2025's.
 kaggle-sim: install
 	rm -rf $(SIM_WHEELS)
 	$(PIP) wheel -q --no-deps -w $(SIM_WHEELS) .
 	$(PY) kaggle/stack.py twin --out $(SIM_WHEELS)
 	$(PIP) download -q -d $(SIM_WHEELS) "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)" -r $(SIM_WHEELS)/requirements.txt
 	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --twin --python $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
-	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS)
+	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --layout 2026
+	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --layout 2025
 
 clean:
 	rm -rf .venv .venv-kaggle .venv-gpu build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl

@@ -2,8 +2,9 @@
 
     make kaggle-sim        # builds the CPU wheelhouse, then: python kaggle/simulate.py --wheels build/kaggle-sim/wheels
 
-The tree: input/arc-prize-2025/ (the 2 smallest ARC-AGI-2 eval tasks as the test file, the other
-competition files from the embedded datasets), input/arc-submit-wheels/ (the CPU twin of the Kaggle pins, a wheelhouse for this machine),
+The tree: the competition's folder where that year's competition mounts it (`--layout 2026`:
+input/competitions/arc-prize-2026-arc-agi-2/, `--layout 2025`: input/arc-prize-2025/; the 2 smallest
+ARC-AGI-2 eval tasks as the test file, the other competition files from the embedded datasets), input/arc-submit-wheels/ (the CPU twin of the Kaggle pins, a wheelhouse for this machine),
 input/smollm2-135m/ (the embedded model, converted), working/. The notebook fills a fresh virtual
 environment from the wheelhouse with `pip --no-index`, runs the pipeline, and validates; then this
 script validates working/submission.json once more, from outside.
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 NOTEBOOK = Path(__file__).with_name("arc-submit.ipynb")
+LAYOUTS = {"2026": "competitions/arc-prize-2026-arc-agi-2", "2025": "arc-prize-2025"}  # under input/
 
 
 def write_competition(folder: Path) -> None:
@@ -39,10 +41,10 @@ def write_competition(folder: Path) -> None:
     (folder / "sample_submission.json").write_text(json.dumps(build({t.task_id: fallback_attempts(t) for t in test})))
 
 
-def build_tree(root: Path, wheels: Path) -> None:
+def build_tree(root: Path, wheels: Path, layout: str) -> None:
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
 
-    write_competition(root / "input" / "arc-prize-2025")
+    write_competition(root / "input" / LAYOUTS[layout])
     os.symlink(wheels.resolve(), root / "input" / "arc-submit-wheels")  # read-only there too, and GBs large
     os.symlink(resolve(EMBEDDED_ALIAS).base_dir, root / "input" / "smollm2-135m")
     (root / "working").mkdir()
@@ -81,25 +83,28 @@ def main() -> int:
     parser.add_argument("--wheels", type=Path, required=True, help="a wheelhouse with wheelhouse.json")
     parser.add_argument("--preset", default="smoke", help="the preset the notebook runs (default smoke)")
     parser.add_argument("--time-budget", type=int, default=1200)
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="2026",
+                        help="where the competition's files are mounted: ARC Prize 2026's place or 2025's")
     parser.add_argument("--keep", action="store_true", help="keep the simulated tree")
     args = parser.parse_args()
     start = time.time()
     root = Path(tempfile.mkdtemp(prefix="kaggle-sim-"))
     try:
-        build_tree(root, args.wheels)
+        build_tree(root, args.wheels, args.layout)
         try:
             execute(root, args.preset, args.time_budget)
         except Exception as error:  # nbclient's CellExecutionError, or the kernel dying
             print(f"kaggle-sim: FAILED: the notebook stopped: {str(error).strip().splitlines()[-1]} ({root})")
             return 1
-        test_file = root / "input" / "arc-prize-2025" / "arc-agi_test_challenges.json"
+        test_file = root / "input" / LAYOUTS[args.layout] / "arc-agi_test_challenges.json"
         check = subprocess.run([sys.executable, "-m", "arc_submit", "validate", "--challenges", str(test_file),
                                 "--submission", str(root / "working" / "submission.json")])
         problems = record_problems(root / "working" / "arc-submit-run")
         for problem in problems:
             print(f"kaggle-sim: {problem}")
         passed = check.returncode == 0 and not problems
-        print(f"kaggle-sim: {'passed' if passed else 'FAILED'} in {time.time() - start:.0f} s ({root})")
+        print(f"kaggle-sim ({args.layout} layout): {'passed' if passed else 'FAILED'} in {time.time() - start:.0f} s "
+              f"({root})")
         return 0 if passed else 1
     finally:
         if not args.keep:

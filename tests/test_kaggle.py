@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -33,7 +36,8 @@ def test_kernel_metadata_has_the_fields_the_kaggle_cli_requires():
     assert (ROOT / "kaggle" / metadata["code_file"]).is_file()
     assert metadata["language"] == "python" and metadata["kernel_type"] == "notebook"
     assert metadata["enable_gpu"] is True and metadata["enable_internet"] is False and metadata["is_private"] is True
-    assert metadata["competition_sources"] == ["arc-prize-2025"]
+    default = re.search(r"^KAGGLE_COMPETITION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert metadata["competition_sources"] == [default] == ["arc-prize-2026-arc-agi-2"]
     slugs = {json.loads(path.read_text())["id"] for path in (ROOT / "datasets-meta").glob("*/dataset-metadata.json")}
     assert set(metadata["dataset_sources"]) == slugs
 
@@ -76,3 +80,62 @@ def test_the_notebook_refuses_a_gpu_too_old_for_the_shipped_torch_before_install
         assert "P100-PCIE-16GB (compute capability 6.0)" in output[0] and "GPU L4 x4" in output[0]
     else:
         assert result.returncode == 0 and output[0].startswith("GPUs: [[")
+
+
+def test_make_kaggle_kernel_attaches_the_competition_given(tmp_path):
+    target = tmp_path / "kernel-metadata.json"
+    target.write_text((ROOT / "kaggle" / "kernel-metadata.json").read_text())
+    subprocess.run(["make", "-s", "kaggle-kernel", "KAGGLE_COMPETITION=arc-prize-2025", f"KERNEL_METADATA={target}"],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    written = json.loads(target.read_text())
+    assert written["competition_sources"] == ["arc-prize-2025"]
+    assert {k: v for k, v in written.items() if k != "competition_sources"} == \
+        {k: v for k, v in json.loads((ROOT / "kaggle" / "kernel-metadata.json").read_text()).items()
+         if k != "competition_sources"}
+
+
+CHALLENGES = {"aaaa0001": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}, {"input": [[4]]}]}}
+
+
+def first_cell(root, **env):
+    """The notebook's first cell (paths and the fallback submission) on a simulated /kaggle tree."""
+    return subprocess.run([sys.executable, "-c", notebook_cell("# Paths, and a valid submission")],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "ARC_SUBMIT_KAGGLE_ROOT": str(root), **env})
+
+
+@pytest.mark.parametrize("where", ["competitions/arc-prize-2026-arc-agi-2", "arc-prize-2025", "some/deeper/copy"])
+def test_the_notebook_finds_the_competition_wherever_kaggle_mounts_it(tmp_path, where):
+    folder = tmp_path / "input" / where
+    folder.mkdir(parents=True)
+    (folder / "arc-agi_test_challenges.json").write_text(json.dumps(CHALLENGES))
+    (tmp_path / "input" / "arc-submit-wheels").mkdir()
+    result = first_cell(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"1 tasks in {folder / 'arc-agi_test_challenges.json'}" in result.stdout
+    submission = json.loads((tmp_path / "working" / "submission.json").read_text())
+    assert submission == {"aaaa0001": [{"attempt_1": [[3]], "attempt_2": []}, {"attempt_1": [[4]], "attempt_2": []}]}
+
+
+def test_without_a_competition_the_notebook_says_in_one_line_what_is_attached(tmp_path):
+    for folder in ("arc-submit-wheels", "my-model/weights", "competitions/some-other-competition"):
+        (tmp_path / "input" / folder).mkdir(parents=True)
+    result = first_cell(tmp_path)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in lines[0]
+    assert "no arc-agi_test_challenges.json under" in lines[0]
+    for folder in ("arc-submit-wheels", "my-model/weights", "competitions/some-other-competition"):
+        assert folder in lines[0]
+
+
+def test_arc_submit_competition_chooses_the_folder_and_a_wrong_one_is_one_line(tmp_path):
+    for name in ("first", "second"):
+        (tmp_path / "input" / name).mkdir(parents=True)
+        (tmp_path / "input" / name / "arc-agi_test_challenges.json").write_text(json.dumps(CHALLENGES))
+    chosen = first_cell(tmp_path, ARC_SUBMIT_COMPETITION=str(tmp_path / "input" / "second"))
+    assert chosen.returncode == 0 and str(tmp_path / "input" / "second") in chosen.stdout
+    both = first_cell(tmp_path)
+    assert both.returncode == 0 and "2 test files" in both.stdout and str(tmp_path / "input" / "first") in both.stdout
+    wrong = first_cell(tmp_path, ARC_SUBMIT_COMPETITION=str(tmp_path / "input"))
+    lines = (wrong.stdout + wrong.stderr).strip().splitlines()
+    assert wrong.returncode == 1 and len(lines) == 1 and "holds no arc-agi_test_challenges.json" in lines[0]
