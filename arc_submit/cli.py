@@ -1,13 +1,15 @@
 """`python -m arc_submit COMMAND ...`: a dispatch table over one module per command in
 `arc_submit/commands/`, imported only when its command runs (so light commands start without torch).
 
-    python -m arc_submit --help
+    python -m arc_submit --help          # (or no arguments at all): the commands
+    python -m arc_submit --seed 0 ...    # a command line that starts with a flag runs the pipeline
     python -m arc_submit validate --challenges challenges.json --submission submission.json
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 
@@ -60,7 +62,15 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+    if not argv:  # a bare command line shows what there is; a run needs at least a flag (--seed N)
+        make_parser("-").print_help()
+        return 0
+    if not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        print(f"error: unknown command {argv[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+              + f"; the commands: {', '.join(name for name in COMMANDS if name != 'worker')}", file=sys.stderr)
+        return 2
+    if argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, DEFAULT_COMMAND)
     only = argv[0] if argv[0] in COMMANDS else "-"
     args = make_parser(only).parse_args(argv)

@@ -19,6 +19,20 @@ def test_help_lists_the_commands():
         assert command in result.stdout
 
 
+def test_a_bare_command_line_prints_the_help_and_runs_nothing(tmp_path):
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("usage: python -m arc_submit")
+    assert "validate" in result.stdout and not list(tmp_path.iterdir())  # no run dir, no submission
+
+
+@pytest.mark.parametrize("typo, hint", [("evalute", "did you mean 'evaluate'?"), ("frobnicate", "")])
+def test_an_unknown_command_is_one_line_naming_the_known_ones(typo, hint):
+    result = run_cli(typo, "--model", "x")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and f"unknown command '{typo}'" in lines[0]
+    assert hint in lines[0] and "validate, score, metrics" in lines[0] and "worker" not in lines[0]
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_each_command_has_help(command):
     result = run_cli(command, "--help")
