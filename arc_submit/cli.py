@@ -13,7 +13,7 @@ import difflib
 import importlib
 import sys
 
-from arc_submit.errors import UserError
+from arc_submit.errors import UserError, summarize
 
 # command -> one line of help; each lives in arc_submit/commands/<command>.py (add_arguments, main)
 COMMANDS: dict[str, str] = {
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as error:
-        for line in error.problems:
+        for line in summarize(error.problems):
             print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,8 +2,35 @@
 EngineBroken, an engine that must not be used again.
 
 Library code raises `UserError` (or a subclass) with a message that names the file, task and problem;
-`arc_submit.cli` prints it without a traceback and exits non-zero.
+`arc_submit.cli` prints it without a traceback and exits non-zero, a few lines at most however many
+problems there are (`summarize`: one line per kind of problem, with its first place and a count).
 """
+
+
+import re
+
+
+def _kind(problem: str) -> str:
+    """A problem without its place: task ids, quoted values and numbers left out."""
+    text = re.sub(r"task \S+?:", "task _:", problem)
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "_", text)
+    return re.sub(r"\d+", "#", text)
+
+
+def summarize(problems: list[str], most: int = 3) -> list[str]:
+    """At most `most` lines for any number of problems: one per kind of problem (its first place, and
+    how many more are like it), the kinds past `most - 1` folded into one last line."""
+    if len(problems) <= most:
+        return list(problems)
+    kinds: dict[str, list] = {}
+    for problem in problems:
+        kinds.setdefault(_kind(problem), [problem, 0])[1] += 1
+    lines = [first + (f" (and {count - 1} more like it)" if count > 1 else "") for first, count in kinds.values()]
+    if len(lines) <= most:
+        return lines
+    rest = list(kinds.values())[most - 1:]
+    return lines[: most - 1] + [f"... and {sum(count for _, count in rest)} more problems of {len(rest)} other "
+                                f"kinds, e.g. {rest[0][0]}"]
 
 
 class UserError(Exception):

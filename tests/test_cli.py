@@ -168,3 +168,51 @@ def test_the_removed_unsloth_backend_is_refused_naming_the_option(tmp_path):
                      "--run-dir", str(tmp_path / "run"), "--quiet")
     assert result.returncode == 2 and "ttft.backend = 'unsloth' was removed" in result.stderr
     assert "set ttft.backend = 'peft'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_summarize_gives_one_line_per_kind_and_folds_the_rest():
+    from arc_submit.errors import summarize
+
+    cells = [f"f.json: task t{i}: [0].attempt_1 row {i % 30}: is int {i % 10}, not a list of cells" for i in range(5000)]
+    keys = [f"f.json: task t{i}: [0]: unknown key 'x{i}'" for i in range(40)]
+    assert summarize(cells[:3]) == cells[:3]
+    assert summarize(cells) == [cells[0] + " (and 4999 more like it)"]
+    assert summarize(cells + keys) == [cells[0] + " (and 4999 more like it)", keys[0] + " (and 39 more like it)"]
+    three = summarize(cells + keys + ["f.json: task t1: missing", "f.json: task t2: missing"], most=2)
+    assert len(three) == 2 and three[1].startswith("... and 42 more problems of 2 other kinds, e.g. f.json: task t0: [0]")
+
+
+def export_eval(tmp_path):
+    result = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "challenges.json", tmp_path / "solutions.json"
+
+
+def test_a_file_in_the_wrong_place_is_named_as_such_in_a_few_lines(tmp_path):
+    """A solutions file given as predictions, as a submission or as challenges; challenges as solutions;
+    the competition's folder as challenges: each a line or two naming what the file looks like."""
+    challenges, solutions = export_eval(tmp_path)
+    (tmp_path / "arc-agi_test_challenges.json").write_text(challenges.read_text())
+    cases = [(("metrics", "--predictions", str(solutions), "--solutions", str(solutions)), 1, "looks like a solutions file"),
+             (("validate", "--challenges", str(challenges), "--submission", str(solutions)), 1, "not a submission file"),
+             (("score", "--submission", str(solutions), "--solutions", str(solutions)), 1, "not a submission file"),
+             (("score", "--submission", str(solutions), "--solutions", str(challenges)), 2, "looks like a challenges file"),
+             (("validate", "--challenges", str(solutions)), 1, "not a challenges file"),
+             (("validate", "--challenges", str(tmp_path)), 1, "is a competition's folder")]
+    for args, code, fragment in cases:
+        result = run_cli(*args)
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode == code and len(lines) <= 3 and fragment in lines[0], (args, lines)
+        assert "Traceback" not in result.stderr
+
+
+def test_thousands_of_problems_are_a_few_lines_with_counts(tmp_path):
+    challenges, _ = export_eval(tmp_path)
+    tasks = json.loads(challenges.read_text())
+    bad = {task_id: [{"attempt_1": [["x"]], "attempt_2": "no"} for _ in task["test"]] for task_id, task in tasks.items()}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    result = run_cli("validate", "--challenges", str(challenges), "--submission", str(tmp_path / "bad.json"))
+    out = result.stdout.strip().splitlines()
+    assert result.returncode == 1 and len(out) == 2 and "more like it" in out[0]
+    inputs = sum(len(task["test"]) for task in tasks.values())
+    assert f"{2 * inputs} problems" in result.stderr

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from arc_submit.errors import summarize
+
 
 def print_json_line(data: dict) -> None:
     """The machine-readable result: the last line of stdout, one JSON object."""
@@ -29,8 +31,9 @@ def some(names: list[str], shown: int = 5) -> str:
 
 
 def report_invalid(problems: list[str], source: str) -> int:
-    """One line per problem on stdout, a count on stderr; exit code 1."""
-    for line in problems:
+    """The problems on stdout, two lines at most (one per kind, with the first place and a count), the
+    total on stderr; exit code 1."""
+    for line in summarize(problems, most=2):
         print(line)
     print(f"invalid: {source}: {len(problems)} problem{'s' * (len(problems) != 1)}", file=sys.stderr)
     return 1

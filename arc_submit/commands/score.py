@@ -19,12 +19,15 @@ def main(args: argparse.Namespace) -> int:
     """Print the official score; the last line of stdout is a JSON object with `score`."""
     from arc_submit.data.metrics import score
     from arc_submit.data.submission import entry_problems
+    from arc_submit.data.tasks import wrong_kind
     from arc_submit.files import read_json
 
     solutions = load_solutions(args.solutions)
     submission = read_json(args.submission)
     if not isinstance(submission, dict):
         return report_invalid([f"{args.submission}: is not an object of task id -> entries"], args.submission)
+    if wrong_kind(submission, "submission", args.submission):
+        return report_invalid(wrong_kind(submission, "submission", args.submission), args.submission)
     problems = [
         f"{args.submission}: task {task_id}: {problem}"
         for task_id, truths in solutions.items() if task_id in submission

@@ -152,12 +152,53 @@ def _task_from_entry(task_id: str, entry: dict) -> Task:
 # ----------------------------------------------------------------------------- reading files
 
 
+# The four files of the ARC world, by the shape of a task's value (see `wrong_kind`).
+SHAPES = {"challenges": "task id -> {train, test}", "solutions": "task id -> one grid per test input",
+          "submission": "task id -> {attempt_1, attempt_2} per test input",
+          "predictions": "task id -> a list of candidate grids per test input"}
+
+
+def _value_kind(value: object) -> str | None:
+    if isinstance(value, dict):
+        return "challenges" if {"train", "test"} & set(value) else None
+    if not isinstance(value, list) or not value:
+        return None
+    first = value[0]
+    if isinstance(first, dict):
+        return "submission" if {"attempt_1", "attempt_2"} & set(first) else None
+    if is_grid(first):
+        return "solutions"
+    if isinstance(first, list) and first and all(is_grid(c) or isinstance(c, dict) and "grid" in c for c in first[:3]):
+        return "predictions"
+    return None
+
+
+def file_kind(data: object) -> str | None:
+    """Which of SHAPES a parsed file has: the kind every task's value has (None: none of them, or the
+    tasks disagree, as in a file of the right kind with a few bad tasks)."""
+    if not isinstance(data, dict) or not data:
+        return None
+    kinds = {_value_kind(value) for value in data.values()}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def wrong_kind(data: object, expected: str, source: str) -> list[str]:
+    """One line when `data` is plainly another kind of ARC file than `expected` (else nothing), so that a
+    file given in the wrong place is named as such instead of listing every cell that does not fit."""
+    kind = file_kind(data)
+    if kind is None or kind == expected:
+        return []
+    return [f"{source}: looks like a {kind} file ({SHAPES[kind]}), not a {expected} file ({SHAPES[expected]})"]
+
+
 def parse_challenges(data: object, source: str) -> list[Task]:
     """Tasks from a parsed Kaggle challenges object; raises TaskFileError listing every problem."""
     if not isinstance(data, dict):
         raise TaskFileError(f"{source}: is {_describe(data)}, not an object of task id -> task")
     if not data:
         raise TaskFileError(f"{source}: holds no tasks")
+    if wrong_kind(data, "challenges", source):
+        raise TaskFileError(wrong_kind(data, "challenges", source))
     problems = [f"{source}: task {tid}: {p}" for tid, entry in data.items() for p in task_problems(tid, entry)]
     if problems:
         raise TaskFileError(problems)
@@ -177,6 +218,10 @@ def _load_folder(folder: Path) -> list[Task]:
     files = sorted(folder.glob("*.json"))
     if not files:
         raise TaskFileError(f"{folder}: holds no .json task files")
+    kaggle = sorted(file.name for file in files if file.name.endswith("_challenges.json"))
+    if kaggle:
+        raise TaskFileError(f"{folder}: is a competition's folder ({', '.join(kaggle)}), not a folder of task files: "
+                            f"give the challenges file itself, e.g. {folder / kaggle[-1]}")
     problems, tasks = [], []
     for file in files:
         try:
@@ -198,6 +243,8 @@ def solutions_problems(data: object, source: str, counts: dict[str, int] | None 
     also tasks that are not in the challenges and wrong numbers of grids."""
     if not isinstance(data, dict):
         return [f"{source}: is {_describe(data)}, not an object of task id -> list of grids"]
+    if wrong_kind(data, "solutions", source):
+        return wrong_kind(data, "solutions", source)
     problems = []
     for task_id, grids in data.items():
         where = f"{source}: task {task_id}"
