@@ -104,7 +104,7 @@ bench-selection: install
 	$(PY) benchmarks/selection.py --tasks 20 --out runs/bench-selection
 
 local-submission: install
-	$(PY) -m arc_submit data export --dataset arc-agi-1-eval --smallest --limit $(LOCAL_TASKS) --out $(LOCAL_DATA)
+	$(PY) -m arc_submit data export --dataset arc-agi-1-eval --smallest $(LOCAL_TASKS) --out $(LOCAL_DATA)
 	$(PY) -m arc_submit --config cpu --seed 0 --challenges $(LOCAL_DATA)/challenges.json \
 		--solutions $(LOCAL_DATA)/solutions.json --run-dir $(LOCAL_RUN)
 	$(PY) -m arc_submit validate --challenges $(LOCAL_DATA)/challenges.json --submission $(LOCAL_RUN)/submission.json

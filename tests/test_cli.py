@@ -216,3 +216,22 @@ def test_thousands_of_problems_are_a_few_lines_with_counts(tmp_path):
     assert result.returncode == 1 and len(out) == 2 and "more like it" in out[0]
     inputs = sum(len(task["test"]) for task in tasks.values())
     assert f"{2 * inputs} problems" in result.stderr
+
+
+def test_smallest_n_means_the_same_in_data_export(tmp_path):
+    new = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--smallest", "2", "--out", str(tmp_path / "new"))
+    old = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--smallest", "--limit", "2", "--out", str(tmp_path / "old"))
+    assert new.returncode == old.returncode == 0
+    assert (tmp_path / "new" / "challenges.json").read_bytes() == (tmp_path / "old" / "challenges.json").read_bytes()
+    assert len(json.loads((tmp_path / "new" / "challenges.json").read_text())) == 2
+
+
+COUNTED = [["data", "export", "--out", "x"], ["run"], ["train", "--out", "x"], ["evaluate", "--model", "x"],
+           ["variability", "--seeds", "0"]]
+
+
+@pytest.mark.parametrize("command, flag", [(c, f) for c in COUNTED for f in ("--smallest", "--limit")]
+                         + [(["plan"], "--smallest")])
+def test_zero_tasks_is_refused_by_every_command(command, flag):
+    result = run_cli(*command, "--dataset", "arc-agi-1-eval", flag, "0")
+    assert result.returncode == 2 and f"argument {flag}: 0 is not positive" in result.stderr

@@ -1,5 +1,8 @@
-"""`python -m arc_submit data export --dataset NAME --out DIR [--limit N] [--smallest]`: an embedded
-dataset as challenges.json and solutions.json in Kaggle layout."""
+"""`python -m arc_submit data export --dataset NAME --out DIR [--smallest N] [--limit N]`: an embedded
+dataset as challenges.json and solutions.json in Kaggle layout.
+
+    python -m arc_submit data export --dataset arc-agi-2-eval --smallest 2 --out data/two
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--dataset", required=True, choices=list(DATASETS), help="embedded dataset")
     export.add_argument("--out", required=True, help="folder for challenges.json and solutions.json")
     export.add_argument("--limit", type=positive_int, help="export at most this many tasks")
-    export.add_argument("--smallest", action="store_true", help="with --limit: the tasks with the fewest cells")
+    export.add_argument("--smallest", type=positive_int, nargs="?", const=0, metavar="N",
+                        help="the N tasks with the fewest cells, as in every command (the older `--smallest --limit "
+                             "N` says the same)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,7 +31,11 @@ def main(args: argparse.Namespace) -> int:
     from arc_submit.files import write_json
 
     tasks = load_dataset(args.dataset)
-    tasks = smallest(tasks, args.limit) if args.smallest else tasks[: args.limit]
+    if args.smallest is not None:
+        counts = [count for count in (args.smallest, args.limit) if count]
+        tasks = smallest(tasks, min(counts) if counts else None)
+    else:
+        tasks = tasks[: args.limit]
     challenges, solutions = kaggle_layout(tasks)
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -7,6 +7,7 @@ import json
 import statistics
 from pathlib import Path
 
+from arc_submit.commands.common import positive_int
 from arc_submit.errors import UserError
 from arc_submit.run.costs import Rates
 from arc_submit.studies.plan import measured_rates, task_estimate
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--challenges", help="Kaggle challenges file")
     source.add_argument("--dataset", choices=list(DATASETS), help="embedded dataset")
-    parser.add_argument("--smallest", type=int, help="with --dataset: the N tasks with fewest cells")
+    parser.add_argument("--smallest", type=positive_int, help="with --dataset: the N tasks with fewest cells")
     parser.add_argument("--model", help="whose tokenizer counts the tokens (default: the config's model)")
     parser.add_argument("--rates-from", help="a run dir on the target machine to take the rates from")
     parser.add_argument("--train-tokens-per-s", type=float, help="TTFT tokens/s on the target machine (serving the weights included)")

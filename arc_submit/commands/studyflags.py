@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from arc_submit.commands.common import positive_int
 from arc_submit.errors import UserError
 
 
@@ -17,8 +18,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--dataset", choices=list(DATASETS), help="an embedded dataset (solutions included)")
     source.add_argument("--challenges", help="Kaggle challenges file (needs --solutions)")
     parser.add_argument("--solutions", help="solutions file for --challenges")
-    parser.add_argument("--smallest", type=int, help="with --dataset: only the N tasks with fewest cells")
-    parser.add_argument("--limit", type=int, help="run only the first N tasks")
+    parser.add_argument("--smallest", type=positive_int, help="with --dataset: only the N tasks with fewest cells")
+    parser.add_argument("--limit", type=positive_int, help="run only the first N tasks")
     parser.add_argument("--no-ttft", action="store_true", help="evaluate the frozen model (ttft.steps = 0)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override any setting (repeatable)")
