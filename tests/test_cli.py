@@ -235,3 +235,13 @@ COUNTED = [["data", "export", "--out", "x"], ["run"], ["train", "--out", "x"], [
 def test_zero_tasks_is_refused_by_every_command(command, flag):
     result = run_cli(*command, "--dataset", "arc-agi-1-eval", flag, "0")
     assert result.returncode == 2 and f"argument {flag}: 0 is not positive" in result.stderr
+
+
+def test_library_warnings_go_to_run_log_not_the_console(tmp_path):
+    script = ("import sys, warnings; from pathlib import Path; from arc_submit.commands.common import log_to; "
+              "log_to(Path(sys.argv[1])); warnings.warn('an odd library default', FutureWarning); "
+              "import logging; logging.getLogger('arc_submit').info('task line')")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "task line" in result.stderr and "odd library default" not in result.stderr
+    log = (tmp_path / "run.log").read_text()
+    assert "FutureWarning: an odd library default" in log and "task line" in log

@@ -60,7 +60,8 @@ class _ConsoleHandler(logging.StreamHandler):
 
 def log_to(run_dir: Path) -> None:
     """The `arc_submit` logger: INFO and above to the console, everything (each task's line and every
-    warning included) to RUN_DIR/run.log, appended run after run."""
+    warning included) to RUN_DIR/run.log, appended run after run; Python warnings (the libraries')
+    to run.log only."""
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("arc_submit")
     logger.setLevel(logging.DEBUG)
@@ -71,3 +72,7 @@ def log_to(run_dir: Path) -> None:
     file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.handlers[:] = [console, file]
     logger.propagate = False
+    logging.captureWarnings(True)  # libraries' warnings go to run.log, not between the progress bars
+    warnings = logging.getLogger("py.warnings")
+    warnings.handlers[:] = [file]
+    warnings.propagate = False
