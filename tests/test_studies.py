@@ -128,6 +128,8 @@ def test_variability_gives_each_seed_and_the_spread(tiny_model_dir, tmp_path):
     assert png_size((tmp_path / "var" / "variability.png").read_bytes()) == (1000, 450)
     assert "mean" in result.stdout and "std" in result.stdout
     task = json.loads((tmp_path / "var" / "seed0" / "challenges.json").read_text()).popitem()[0]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("tasks solved by some seed"))
+    assert (task in line) == bool(data["solved_by_seeds"][task])  # unsolved tasks are not listed
     seeds = [json.loads((tmp_path / "var" / f"seed{s}" / "tasks" / f"{task}.json").read_text()) for s in (0, 1)]
     assert seeds[0]["ttft"]["losses"] != seeds[1]["ttft"]["losses"]  # other seeds, other draws
     assert run_cli("variability", "--seeds", "3", "--config", "smoke", "--dataset", "arc-agi-1-eval").returncode == 2

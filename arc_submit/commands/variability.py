@@ -48,8 +48,9 @@ def main(args: argparse.Namespace) -> int:
     counts = solved_counts([r for r in rows if "error" not in r])
     print(format_table(rows, "label"))
     print(format_table(stats, "statistic"))
-    print("tasks solved by k of", len(args.seeds), "seeds:",
-          ", ".join(f"{task_id} {count}" for task_id, count in sorted(counts.items())) or "none")
+    solved = {task_id: count for task_id, count in sorted(counts.items()) if count}
+    print(f"tasks solved by some seed ({len(solved)} of {len(counts)}), with how many of the {len(args.seeds)} seeds "
+          "solved each: " + (", ".join(f"{task_id} {count}" for task_id, count in solved.items()) or "none"))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "variability.json", {"runs": json_safe(rows), "spread": json_safe(stats),
                                           "solved_by_seeds": counts}, indent=1)
