@@ -37,6 +37,33 @@ COMMANDS: dict[str, str] = {
 }
 DEFAULT_COMMAND = "run"
 
+# command -> real command lines, shown at the end of its --help (a test parses each one)
+EXAMPLES: dict[str, list[str]] = {
+    "run": ["--seed 0 --config smoke --dataset arc-agi-2-eval --smallest 2",
+            "--config kaggle-l4x4 --model /kaggle/input/my-model --challenges arc-agi_test_challenges.json "
+            "--output submission.json --time-budget 41400"],
+    "validate": ["validate --challenges arc-agi_test_challenges.json --submission submission.json"],
+    "score": ["score --submission runs/cpu-seed0/submission.json --solutions data/local/solutions.json"],
+    "metrics": ["metrics --predictions runs/cpu-seed0/predictions.json --solutions data/local/solutions.json"],
+    "data": ["data export --dataset arc-agi-1-eval --smallest 8 --out data/local"],
+    "merge": ["merge runs/shard0 runs/shard1 --run-dir runs/merged --output submission.json"],
+    "train": ["train --dataset arc-agi-1-train --smallest 16 --out runs/train --set train.steps=200"],
+    "study": ['study --vary "train.learning_rate=1e-4;2e-4" --dataset arc-agi-1-train --smallest 16 '
+              "--eval-dataset arc-agi-1-eval --eval-smallest 8 --out runs/study"],
+    "evaluate": ["evaluate --model runs/train/checkpoint-100 --model runs/train/checkpoint-200 "
+                 "--dataset arc-agi-1-eval --smallest 8 --out runs/eval"],
+    "variability": ["variability --seeds 0 1 2 --config smoke --dataset arc-agi-2-eval --smallest 2"],
+    "report": ["report runs/cpu-seed0"],
+    "render": ["render --challenges data/local/challenges.json --solutions data/local/solutions.json "
+               "--submission runs/cpu-seed0/submission.json --out runs/pictures"],
+    "prompt": ["prompt --dataset arc-agi-1-eval --task 00576224 --part prompt"],
+    "tokens": ["tokens --dataset arc-agi-2-eval --max-seq-len 8192"],
+    "bench": ["bench --config cpu --pipeline-tasks 2"],
+    "plan": ["plan --config cpu --dataset arc-agi-1-eval --smallest 8 --rates-from runs/local-submission",
+             "plan --memory --config kaggle-l4x4 --size 4B"],
+    "worker": [],
+}
+
 
 def command_module(name: str):
     return importlib.import_module(f"arc_submit.commands.{name}")
@@ -51,9 +78,12 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         if only is None or name == only:
-            sub = commands.add_parser(name, help=help_text, description=help_text)
+            sub = commands.add_parser(name, help=help_text, description=help_text,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
             module = command_module(name)
             module.add_arguments(sub)
+            examples = "".join(f"\n  python -m arc_submit {line}" for line in EXAMPLES[name])
+            sub.epilog = "\n\n".join(part for part in (sub.epilog, examples and f"examples:{examples}") if part)
             sub.set_defaults(handler=module.main)
         else:
             commands.add_parser(name, help=help_text)

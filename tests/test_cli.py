@@ -245,3 +245,20 @@ def test_library_warnings_go_to_run_log_not_the_console(tmp_path):
     assert result.returncode == 0 and "task line" in result.stderr and "odd library default" not in result.stderr
     log = (tmp_path / "run.log").read_text()
     assert "FutureWarning: an odd library default" in log and "task line" in log
+
+
+@pytest.mark.parametrize("command", [name for name in COMMANDS if name != "worker"])
+def test_each_help_ends_with_real_examples_that_parse(command):
+    import shlex
+
+    from arc_submit.cli import DEFAULT_COMMAND, EXAMPLES, make_parser
+
+    assert EXAMPLES[command]
+    for example in EXAMPLES[command]:
+        argv = shlex.split(example)
+        if argv[0] not in COMMANDS:
+            argv.insert(0, DEFAULT_COMMAND)
+        assert argv[0] == command
+        make_parser(command).parse_args(argv)  # argparse exits (a failure here) if the example is wrong
+    result = run_cli(command, "--help")
+    assert result.stdout.rstrip().splitlines()[-1] == f"  python -m arc_submit {EXAMPLES[command][-1]}"

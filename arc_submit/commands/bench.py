@@ -8,7 +8,8 @@ import json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="cpu", help="preset or TOML whose model and backends are measured")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override one setting of the config (repeatable)")
     parser.add_argument("--new-tokens", type=int, default=96, help="tokens generated per prompt (sampling part)")
     parser.add_argument("--augmentations", type=int, default=4, help="prompts per task (sampling part)")
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps (ttft part, and per pipeline task)")

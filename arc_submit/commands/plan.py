@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from arc_submit.data.tasks import DATASETS
 
     parser.add_argument("--config", default="cpu", help="preset or TOML file")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override one setting of the config (repeatable)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--challenges", help="Kaggle challenges file")
     source.add_argument("--dataset", choices=list(DATASETS), help="embedded dataset")

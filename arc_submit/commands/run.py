@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solutions", help="solutions file: metrics.json and the score are written when given")
     parser.add_argument("--model", help="alias, transformers folder or LoRA adapter folder (default smollm2-135m)")
     parser.add_argument("--output", help="also write the submission here (e.g. /kaggle/working/submission.json)")
-    parser.add_argument("--run-dir", help="where records and outputs go; rerunning it resumes (default runs/...)")
+    parser.add_argument("--run-dir", help="where records and outputs go; rerunning it resumes (default runs/CONFIG-seedN, "
+                        "e.g. runs/cpu-seed0)")
     parser.add_argument("--limit", type=positive_int, help="run only the first N tasks")
     parser.add_argument("--time-budget", type=float, help="seconds for the whole run; work is cut to end in time")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
