@@ -214,3 +214,28 @@ def test_plan_memory_prints_a_table_for_l4_and_t4():
     rows = json.loads(result.stdout.strip().splitlines()[-1])["memory"]
     assert [(row["model"], row["gpu"]) for row in rows] == [("Qwen2.5-0.5B", "L4"), ("Qwen2.5-0.5B", "T4"),
                                                             ("Qwen3-4B", "L4"), ("Qwen3-4B", "T4")]
+
+
+def test_degraded_runs_are_counted_and_named_in_comparisons():
+    from arc_submit.studies.evaluate import degraded_tasks, degraded_warning, format_table
+
+    clean = {"modes": {"full": 8}, "degraded": {}}
+    cut = {"modes": {"full": 5, "cut": 2, "fallback": 1}, "degraded": {"t1": "time budget"}}
+    failed = {"modes": {"full": 8}, "degraded": {"t2": "sampling failed: out of memory"}}
+    assert [degraded_tasks(s) for s in (clean, cut, failed)] == [0, 3, 1]
+    rows = [{"label": "a", "degraded": 0}, {"label": "b", "degraded": 3}]
+    assert degraded_warning(rows[:1]) is None
+    assert degraded_warning(rows).startswith("warning: 1 of 2 runs degraded tasks") and "b (3)" in degraded_warning(rows)
+    assert "degraded" in format_table(rows, "label").splitlines()[0]
+
+
+def test_evaluations_run_without_a_time_budget_unless_given():
+    import argparse
+
+    from arc_submit.commands.studyflags import add_study_arguments, run_flags
+
+    parser = argparse.ArgumentParser()
+    add_study_arguments(parser)
+    default = run_flags(parser.parse_args(["--dataset", "arc-agi-1-eval"]))
+    given = run_flags(parser.parse_args(["--dataset", "arc-agi-1-eval", "--time-budget", "600"]))
+    assert default[default.index("--time-budget") + 1] == "0.0" and given[given.index("--time-budget") + 1] == "600.0"

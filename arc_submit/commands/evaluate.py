@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from arc_submit.commands.studyflags import add_study_arguments, run_flags
@@ -16,6 +17,7 @@ from arc_submit.studies.evaluate import (
     checkpoint_losses,
     checkpoint_step,
     failed_row,
+    degraded_warning,
     format_table,
     json_safe,
     result_row,
@@ -46,6 +48,8 @@ def main(args: argparse.Namespace) -> int:
         row.update(model=model, step=checkpoint_step(model), **checkpoint_losses(model))
         rows.append(row)
     print(format_table(rows, "label"))
+    if degraded_warning(rows):
+        print(degraded_warning(rows), file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", json_safe(rows), indent=1)
     write_csv(out / "metrics.csv", rows)

@@ -23,6 +23,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ttft", action="store_true", help="evaluate the frozen model (ttft.steps = 0)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override any setting (repeatable)")
+    parser.add_argument("--time-budget", type=float, default=0.0,
+                        help="seconds per run (default 0: none, so that no task is cut and rows compare models, "
+                             "not machine load; a preset's own budget is not used)")
     parser.add_argument("--out", help="folder for the runs, the table and the plot")
     add_executor_arguments(parser)
 
@@ -37,7 +40,7 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
 def run_flags(args: argparse.Namespace) -> list[str]:
     if args.challenges and not args.solutions:
         raise UserError("--challenges needs --solutions here: an evaluation scores against them")
-    flags = ["--config", args.config, "--quiet"]
+    flags = ["--config", args.config, "--quiet", "--time-budget", str(args.time_budget)]
     if args.dataset:
         flags += ["--dataset", args.dataset] + (["--smallest", str(args.smallest)] if args.smallest else [])
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from arc_submit.commands.studyflags import add_study_arguments, run_flags
@@ -15,6 +16,7 @@ from arc_submit.errors import UserError
 from arc_submit.files import write_json
 from arc_submit.studies.evaluate import (
     failed_row,
+    degraded_warning,
     format_table,
     json_safe,
     result_row,
@@ -47,6 +49,8 @@ def main(args: argparse.Namespace) -> int:
     stats = spread([r for r in rows if "error" not in r])
     counts = solved_counts([r for r in rows if "error" not in r])
     print(format_table(rows, "label"))
+    if degraded_warning(rows):
+        print(degraded_warning(rows), file=sys.stderr)
     print(format_table(stats, "statistic"))
     solved = {task_id: count for task_id, count in sorted(counts.items()) if count}
     print(f"tasks solved by some seed ({len(solved)} of {len(counts)}), with how many of the {len(args.seeds)} seeds "

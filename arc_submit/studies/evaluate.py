@@ -18,7 +18,7 @@ from pathlib import Path
 from arc_submit.files import read_json
 
 ROW_METRICS = ("score", "vote_1", "vote_2", "pass_n", "accuracy", "correct_pixels", "correct_size", "unanswered",
-               "ttft_loss", "eval_loss")
+               "ttft_loss", "eval_loss", "degraded")
 STEP_PATTERN = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)", re.IGNORECASE)
 
 
@@ -54,8 +54,24 @@ def result_row(label: str, run_dir: Path, summary: dict) -> dict:
     ttft_loss, eval_loss = run_losses(run_dir)
     row = {"label": label, "run_dir": str(run_dir)}
     row.update({name: metrics.get(name, math.nan) for name in ROW_METRICS[:8]})
-    row.update(ttft_loss=ttft_loss, eval_loss=eval_loss, tasks=metrics.get("tasks", 0))
+    row.update(ttft_loss=ttft_loss, eval_loss=eval_loss, degraded=degraded_tasks(summary), tasks=metrics.get("tasks", 0))
     return row
+
+
+def degraded_tasks(summary: dict) -> int:
+    """Tasks of a run that got less than their plan (cut by the time budget, no TTFT, fallback, a stage
+    that failed): a row with any scores less than its model can."""
+    cut = sum(count for mode, count in summary.get("modes", {}).items() if mode != "full")
+    return max(cut, len(summary.get("degraded") or {}))
+
+
+def degraded_warning(rows: list[dict]) -> str | None:
+    """One line naming the rows whose runs degraded tasks (None when none did)."""
+    hit = [f"{row['label']} ({row['degraded']})" for row in rows if row.get("degraded")]
+    if not hit:
+        return None
+    return (f"warning: {len(hit)} of {len(rows)} runs degraded tasks (time budget, out of memory; count in the "
+            f"'degraded' column), so they score less than their model can: {', '.join(hit)}")
 
 
 def failed_row(label: str, run_dir: Path, error: Exception) -> dict:
