@@ -88,7 +88,7 @@ def test_score_refuses_a_malformed_submission(tiny_challenges, tmp_path):
     path = tmp_path / "submission.json"
     path.write_text(json.dumps({"aaaa0001": [{"attempt_1": [[1, 2], [3]], "attempt_2": []}]}))
     result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
-    assert result.returncode == 1 and "task aaaa0001" in result.stdout and "ragged" in result.stdout
+    assert result.returncode == 2 and "task aaaa0001" in result.stderr and "ragged" in result.stderr
     path.write_text("{not json")
     result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
     assert result.returncode == 2 and "submission.json: not valid JSON" in result.stderr
@@ -193,9 +193,9 @@ def test_a_file_in_the_wrong_place_is_named_as_such_in_a_few_lines(tmp_path):
     the competition's folder as challenges: each a line or two naming what the file looks like."""
     challenges, solutions = export_eval(tmp_path)
     (tmp_path / "arc-agi_test_challenges.json").write_text(challenges.read_text())
-    cases = [(("metrics", "--predictions", str(solutions), "--solutions", str(solutions)), 1, "looks like a solutions file"),
+    cases = [(("metrics", "--predictions", str(solutions), "--solutions", str(solutions)), 2, "looks like a solutions file"),
              (("validate", "--challenges", str(challenges), "--submission", str(solutions)), 1, "not a submission file"),
-             (("score", "--submission", str(solutions), "--solutions", str(solutions)), 1, "not a submission file"),
+             (("score", "--submission", str(solutions), "--solutions", str(solutions)), 2, "not a submission file"),
              (("score", "--submission", str(solutions), "--solutions", str(challenges)), 2, "looks like a challenges file"),
              (("validate", "--challenges", str(solutions)), 1, "not a challenges file"),
              (("validate", "--challenges", str(tmp_path)), 1, "is a competition's folder")]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arc_submit.commands.common import load_solutions, print_json_line, report_invalid, some
+from arc_submit.commands.common import load_solutions, print_json_line, some
+from arc_submit.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def main(args: argparse.Namespace) -> int:
     counts = {task_id: len(grids) for task_id, grids in solutions.items()}
     problems = predictions_problems(predictions, counts, args.predictions)
     if problems:
-        return report_invalid(problems, args.predictions)
+        raise UserError(problems)
     missing = [task_id for task_id in solutions if task_id not in predictions]
     if missing:
         print(f"warning: {args.predictions}: {len(missing)} tasks have no predictions, counted unanswered: "

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arc_submit.commands.common import load_solutions, print_json_line, report_invalid, some
+from arc_submit.commands.common import load_solutions, print_json_line, some
+from arc_submit.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,16 +26,16 @@ def main(args: argparse.Namespace) -> int:
     solutions = load_solutions(args.solutions)
     submission = read_json(args.submission)
     if not isinstance(submission, dict):
-        return report_invalid([f"{args.submission}: is not an object of task id -> entries"], args.submission)
+        raise UserError([f"{args.submission}: is not an object of task id -> entries"])
     if wrong_kind(submission, "submission", args.submission):
-        return report_invalid(wrong_kind(submission, "submission", args.submission), args.submission)
+        raise UserError(wrong_kind(submission, "submission", args.submission))
     problems = [
         f"{args.submission}: task {task_id}: {problem}"
         for task_id, truths in solutions.items() if task_id in submission
         for problem in entry_problems(submission[task_id], len(truths))
     ]
     if problems:
-        return report_invalid(problems, args.submission)
+        raise UserError(problems)
     missing = [task_id for task_id in solutions if task_id not in submission]
     extra = [task_id for task_id in submission if task_id not in solutions]
     if missing:
