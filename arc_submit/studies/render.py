@@ -1,5 +1,6 @@
 """Pictures of ARC tasks in the ARC palette: grids and whole tasks as PNG (numpy + zlib, no plotting
-library), with attempts framed green when right and red when wrong.
+library), with attempts framed green when right and red when wrong, and each grid labelled above it
+(TRAIN 1 IN, OUT, TEST 1 IN, ATTEMPT 1, ATTEMPT 2, TRUTH) in a 5x7 pixel font of our own.
 
     python -m arc_submit render --challenges challenges.json --submission submission.json \
         --solutions solutions.json --out pictures/
@@ -26,6 +27,47 @@ RIGHT, WRONG, EMPTY = (0x2E, 0xCC, 0x40), (0xFF, 0x41, 0x36), (0xDD, 0xDD, 0xDD)
 CELL = 12  # pixels per cell, plus a 1-pixel line between cells
 GAP = 10  # pixels between grids and between rows of grids
 FRAME = 3  # width of the right/wrong frame around an attempt
+
+
+# 5x7 glyphs of the characters the labels use, row by row ('#' = ink)
+GLYPHS = {
+    " ": ".....|.....|.....|.....|.....|.....|.....",
+    "A": ".###.|#...#|#...#|#####|#...#|#...#|#...#", "E": "#####|#....|#....|####.|#....|#....|#####",
+    "H": "#...#|#...#|#...#|#####|#...#|#...#|#...#", "I": ".###.|..#..|..#..|..#..|..#..|..#..|.###.",
+    "M": "#...#|##.##|#.#.#|#.#.#|#...#|#...#|#...#", "N": "#...#|##..#|#.#.#|#..##|#...#|#...#|#...#",
+    "O": ".###.|#...#|#...#|#...#|#...#|#...#|.###.", "P": "####.|#...#|#...#|####.|#....|#....|#....",
+    "R": "####.|#...#|#...#|####.|#.#..|#..#.|#...#", "S": ".####|#....|#....|.###.|....#|....#|####.",
+    "T": "#####|..#..|..#..|..#..|..#..|..#..|..#..", "U": "#...#|#...#|#...#|#...#|#...#|#...#|.###.",
+    "0": ".###.|#...#|#..##|#.#.#|##..#|#...#|.###.", "1": "..#..|.##..|..#..|..#..|..#..|..#..|.###.",
+    "2": ".###.|#...#|....#|...#.|..#..|.#...|#####", "3": "####.|....#|....#|.###.|....#|....#|####.",
+    "4": "...#.|..##.|.#.#.|#..#.|#####|...#.|...#.", "5": "#####|#....|####.|....#|....#|#...#|.###.",
+    "6": "..##.|.#...|#....|####.|#...#|#...#|.###.", "7": "#####|....#|...#.|..#..|.#...|.#...|.#...",
+    "8": ".###.|#...#|#...#|.###.|#...#|#...#|.###.", "9": ".###.|#...#|#...#|.####|....#|...#.|.##..",
+}
+GLYPH_HEIGHT, GLYPH_WIDTH, LABEL_GAP = 7, 5, 3  # pixels; a label sits LABEL_GAP pixels above its grid
+
+
+def text_image(text: str) -> np.ndarray:
+    """`text` (the characters of GLYPHS) in LINE on white, one pixel between characters."""
+    width = len(text) * (GLYPH_WIDTH + 1) - 1
+    image = np.empty((GLYPH_HEIGHT, max(1, width), 3), dtype=np.uint8)
+    image[:] = BACKGROUND
+    for index, char in enumerate(text):
+        for row, bits in enumerate(GLYPHS[char].split("|")):
+            for col, bit in enumerate(bits):
+                if bit == "#":
+                    image[row, index * (GLYPH_WIDTH + 1) + col] = LINE
+    return image
+
+
+def labelled(image: np.ndarray, text: str) -> np.ndarray:
+    """`image` with `text` above it, left-aligned, on white."""
+    label = text_image(text)
+    out = np.empty((GLYPH_HEIGHT + LABEL_GAP + image.shape[0], max(label.shape[1], image.shape[1]), 3), dtype=np.uint8)
+    out[:] = BACKGROUND
+    out[:GLYPH_HEIGHT, : label.shape[1]] = label
+    out[GLYPH_HEIGHT + LABEL_GAP:, : image.shape[1]] = image
+    return out
 
 
 def grid_size(grid: Grid, cell: int = CELL) -> tuple[int, int]:
@@ -104,13 +146,15 @@ class OutputView:
 
 def task_image(task: Task, views: list[OutputView] | None = None) -> np.ndarray:
     """A task as one image: a row per train pair (input, output), then a row per test input
-    (input, each attempt framed green/red against the truth, the truth)."""
-    rows = [stack_row([grid_image(pair.input), grid_image(pair.output)]) for pair in task.train]
+    (input, each attempt framed green/red against the truth, the truth), each grid labelled."""
+    rows = [stack_row([labelled(grid_image(pair.input), f"TRAIN {index + 1} IN"), labelled(grid_image(pair.output), "OUT")])
+            for index, pair in enumerate(task.train)]
     for index, pair in enumerate(task.test):
         view = views[index] if views else OutputView([], pair.output)
-        parts = [grid_image(pair.input)] + [attempt_image(a, view.truth) for a in view.attempts]
+        parts = [labelled(grid_image(pair.input), f"TEST {index + 1} IN")]
+        parts += [labelled(attempt_image(a, view.truth), f"ATTEMPT {k + 1}") for k, a in enumerate(view.attempts)]
         if view.truth is not None:
-            parts.append(grid_image(view.truth))
+            parts.append(labelled(grid_image(view.truth), "TRUTH"))
         rows.append(stack_row(parts))
     return stack_column(rows)
 
