@@ -253,3 +253,10 @@ def test_evaluations_run_without_a_time_budget_unless_given():
     default = run_flags(parser.parse_args(["--dataset", "arc-agi-1-eval"]))
     given = run_flags(parser.parse_args(["--dataset", "arc-agi-1-eval", "--time-budget", "600"]))
     assert default[default.index("--time-budget") + 1] == "0.0" and given[given.index("--time-budget") + 1] == "600.0"
+
+
+def test_variability_refuses_several_models_instead_of_running_the_last():
+    result = run_cli("variability", "--seeds", "0", "1", "--model", "a", "--model", "b", "--dataset", "arc-agi-1-eval")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "variability takes one --model (got 2)" in lines[0]
+    assert "evaluate --model A --model B --seeds" in lines[0]

@@ -102,3 +102,52 @@ def test_full_weights_training_writes_a_model_folder(tiny_model_dir, tmp_path):
 
     resolved = resolve(str(tmp_path / "full" / "checkpoint-2"))
     assert resolved.adapter_dir is None and (resolved.base_dir / "model.safetensors").is_file()
+
+
+def test_two_checkpoints_over_two_seeds_in_one_command(trainings, tiny_model_dir, tmp_path):
+    """evaluate as a model x seed grid: every pair in its own run dir (two side by side), the table, the
+    spread per model, the paired per-task table and the plot with both models."""
+    _, root, _ = trainings
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'[model]\nname = "{tiny_model_dir}"\n[ttft]\nsteps = 1\nlora_rank = 4\nlora_alpha = 8.0\n'
+                      '[sampling]\nbackend = "transformers"\naugmentations = 1\nmax_new_tokens = 8\n[run]\nthreads = 1\n')
+    result = run_cli("evaluate", "--config", str(config), "--dataset", "arc-agi-1-eval", "--smallest", "2",
+                     "--model", str(root / "whole" / "checkpoint-3"), "--model", str(root / "whole" / "checkpoint-6"),
+                     "--seeds", "0", "1", "--workers", "2", "--out", str(tmp_path / "grid"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "grid" / "metrics.json").read_text())
+    assert [(row["label"], row["seed"]) for row in rows] == [("checkpoint-3", 0), ("checkpoint-3", 1),
+                                                             ("checkpoint-6", 0), ("checkpoint-6", 1)]
+    assert all(row["tasks"] == 2 and row["degraded"] == 0 for row in rows)
+    assert sorted(p.name for p in (tmp_path / "grid").iterdir() if p.is_dir()) == \
+        ["checkpoint-3-seed0", "checkpoint-3-seed1", "checkpoint-6-seed0", "checkpoint-6-seed1"]
+    grid = json.loads((tmp_path / "grid" / "seeds.json").read_text())
+    assert [row["run"] for row in grid["spread"]] == ["checkpoint-3 mean", "checkpoint-3 std", "checkpoint-6 mean",
+                                                      "checkpoint-6 std"]
+    [pair] = grid["paired"]
+    assert (pair["a"], pair["b"], pair["seeds"]) == ("checkpoint-3", "checkpoint-6", [0, 1])
+    assert sum(pair["totals"].values()) == 2 * 2  # every task under every seed, once
+    assert "paired over seeds 0, 1: checkpoint-3 (A) vs checkpoint-6 (B)" in result.stdout
+    assert (tmp_path / "grid" / "seeds.png").stat().st_size > 0
+
+
+def test_paired_tasks_count_each_seed_once(tmp_path):
+    from arc_submit.studies.evaluate import format_paired, paired_tasks
+
+    def row(label, seed, solved):
+        run_dir = tmp_path / f"{label}-{seed}"
+        run_dir.mkdir()
+        per_task = {task: {"score": 1.0 if task in solved else 0.0} for task in ("t1", "t2", "t3")}
+        (run_dir / "metrics.json").write_text(json.dumps({"per_task": per_task}))
+        return {"label": label, "seed": seed, "run_dir": str(run_dir)}
+
+    a = [row("a", 0, {"t1", "t2"}), row("a", 1, {"t1"}), row("a", 2, {"t1"})]
+    b = [row("b", 0, {"t2"}), row("b", 1, {"t2", "t1"})]  # seed 2 missing for b: not paired
+    pair = paired_tasks(a, b, "a", "b")
+    assert pair["seeds"] == [0, 1]
+    assert pair["tasks"] == {"t1": {"a_only": 1, "b_only": 0, "both": 1, "neither": 0},
+                             "t2": {"a_only": 0, "b_only": 1, "both": 1, "neither": 0},
+                             "t3": {"a_only": 0, "b_only": 0, "both": 0, "neither": 2}}
+    assert pair["totals"] == {"a_only": 1, "b_only": 1, "both": 2, "neither": 2}
+    text = format_paired(pair)
+    assert "t1" in text and "t2" in text and "t3" not in text  # tasks nobody solved are only counted

@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     sets = {setting.name: [x for s in setting.overrides for x in ("--set", s)] for setting in grid}
     trainings = fan_out([["train", *_data_flags(args), *common, *sets[setting.name], "--out",
                           str(out / setting.name / "training"), "--quiet"] for setting in grid],
-                        args.executor, args.ray_address)
+                        args.executor, args.ray_address, workers=args.workers)
     failed = [setting.name for setting, result in zip(grid, trainings) if isinstance(result, RuntimeError)]
     if failed:
         raise UserError(f"the training of {', '.join(failed)} failed: see {out / failed[0] / 'training' / 'run.log'}")
@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
     summaries = fan_out([["run", *_eval_flags(args), *common, *sets[setting.name], "--model", str(checkpoint), "--quiet",
                           *(["--set", "ttft.steps=0"] if args.no_ttft else []), "--run-dir",
                           str(out / setting.name / "evaluation" / checkpoint.name)]
-                         for setting, _, checkpoint in jobs], args.executor, args.ray_address)
+                         for setting, _, checkpoint in jobs], args.executor, args.ray_address, workers=args.workers)
     rows, curves = [], {}
     for setting, training in zip(grid, trainings):
         folder = out / setting.name

@@ -33,7 +33,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
 def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the runs of a study go: one after another here, or side by side on a Ray cluster."""
     parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="local: one run after another (default); ray: the runs side by side on a Ray cluster")
+                        help="local: runs on this machine (default); ray: the runs side by side on a Ray cluster")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="local: this many runs side by side, each on its share of the cores (default 1)")
     parser.add_argument("--ray-address", help="with --executor ray: the cluster (e.g. auto); default: a local Ray")
 
 

@@ -29,7 +29,8 @@ from arc_submit.studies.fanout import fan_out
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="two or more seeds")
-    parser.add_argument("--model", help="model folder or alias (default smollm2-135m)")
+    parser.add_argument("--model", action="append",
+                        help="model folder or alias (default: the config's); for several models: evaluate --seeds")
     add_study_arguments(parser)
 
 
@@ -37,10 +38,14 @@ def main(args: argparse.Namespace) -> int:
     """The same submission once per seed: each seed's metrics, their spread, and per-task solve counts."""
     if len(set(args.seeds)) < 2:
         raise UserError("--seeds: give at least two different seeds to measure a spread")
+    if args.model and len(args.model) > 1:
+        raise UserError(f"variability takes one --model (got {len(args.model)}): to compare models over seeds, "
+                        "`evaluate --model A --model B --seeds 0 1 2`")
+    model = args.model[0] if args.model else None
     out = Path(args.out or "runs/variability")
-    flags = run_flags(args) + (["--model", args.model] if args.model else [])
+    flags = run_flags(args) + (["--model", model] if model else [])
     summaries = fan_out([["run", *flags, "--seed", str(seed), "--run-dir", str(out / f"seed{seed}")]
-                         for seed in args.seeds], args.executor, args.ray_address)
+                         for seed in args.seeds], args.executor, args.ray_address, workers=args.workers)
     rows = []
     for seed, summary in zip(args.seeds, summaries):
         run_dir, label = out / f"seed{seed}", f"seed {seed}"
@@ -61,7 +66,9 @@ def main(args: argparse.Namespace) -> int:
     write_csv(out / "variability.csv", rows + stats)
     from arc_submit.studies.plots import plot_spread
 
-    plot_spread(rows, out / "variability.png")
+    done = [row for row in rows if "error" not in row]
+    plot_spread(done, out / "variability.png",
+                title=f"{model or args.config + ' model'}: spread over {len(done)} seeds (dots: seeds; square: mean +- std)")
     print(f"plot: {out / 'variability.png'}")
     summary = json_safe([{"seeds": args.seeds, "score_mean": stats[0]["score"], "score_std": stats[1]["score"],
                            "out": str(out)}])[0]

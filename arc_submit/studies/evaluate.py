@@ -160,12 +160,49 @@ def spread(rows: list[dict], columns: tuple[str, ...] = ROW_METRICS) -> list[dic
     return result
 
 
+def solved_tasks(row: dict) -> dict[str, bool]:
+    """For each task of a row's run, whether it was solved (every test output right)."""
+    path = Path(row["run_dir"]) / "metrics.json"
+    per_task = read_json(path).get("per_task", {}) if path.is_file() else {}
+    return {task_id: values.get("score") == 1.0 for task_id, values in per_task.items()}
+
+
 def solved_counts(rows: list[dict]) -> dict[str, int]:
     """For each task, how many of the runs solved it (every test output right)."""
     counts: dict[str, int] = {}
     for row in rows:
-        path = Path(row["run_dir"]) / "metrics.json"
-        per_task = read_json(path).get("per_task", {}) if path.is_file() else {}
-        for task_id, values in per_task.items():
-            counts[task_id] = counts.get(task_id, 0) + (values.get("score") == 1.0)
+        for task_id, solved in solved_tasks(row).items():
+            counts[task_id] = counts.get(task_id, 0) + solved
     return counts
+
+
+PAIRED = ("a_only", "b_only", "both", "neither")
+
+
+def paired_tasks(a_rows: list[dict], b_rows: list[dict], a: str, b: str) -> dict:
+    """Two models' runs paired by seed: for each task, over the seeds both ran, how often only A solved
+    it, only B, both, neither; and the totals over tasks."""
+    b_by_seed = {row["seed"]: row for row in b_rows}
+    tasks: dict[str, dict[str, int]] = {}
+    seeds = [row["seed"] for row in a_rows if row["seed"] in b_by_seed]
+    for row in a_rows:
+        if row["seed"] not in b_by_seed:
+            continue
+        solved_a, solved_b = solved_tasks(row), solved_tasks(b_by_seed[row["seed"]])
+        for task_id in sorted(set(solved_a) | set(solved_b)):
+            x, y = solved_a.get(task_id, False), solved_b.get(task_id, False)
+            kind = "both" if x and y else "a_only" if x else "b_only" if y else "neither"
+            counts = tasks.setdefault(task_id, dict.fromkeys(PAIRED, 0))
+            counts[kind] += 1
+    totals = {kind: sum(counts[kind] for counts in tasks.values()) for kind in PAIRED}
+    return {"a": a, "b": b, "seeds": seeds, "tasks": tasks, "totals": totals}
+
+
+def format_paired(pair: dict) -> str:
+    """The paired table as text: the tasks some run solved, one line each, and the totals."""
+    a, b = pair["a"], pair["b"]
+    header = f"paired over seeds {', '.join(map(str, pair['seeds']))}: {a} (A) vs {b} (B), task-seed pairs solved by"
+    rows = [{"task": task_id, **counts} for task_id, counts in pair["tasks"].items() if counts["neither"] < sum(counts.values())]
+    table = format_table(rows, "task", PAIRED) if rows else "no task solved by either"
+    totals = ", ".join(f"{kind} {count}" for kind, count in pair["totals"].items())
+    return f"{header}\n{table}\ntotal: {totals}"

@@ -16,11 +16,13 @@ import sys
 DEGRADED = 3  # the run command's exit status when some tasks degraded: a valid result
 
 
-def call(command: list[str], cwd: str | None = None) -> dict:
-    """`python -m arc_submit COMMAND ...` in a fresh process (its memory given back); its JSON summary.
-    RuntimeError when it fails."""
+def call(command: list[str], cwd: str | None = None, threads: int = 0) -> dict:
+    """`python -m arc_submit COMMAND ...` in a fresh process (its memory given back), on `threads` CPU
+    threads (0: all); its JSON summary. RuntimeError when it fails."""
     print("$", "python -m arc_submit", " ".join(command), file=sys.stderr, flush=True)
-    result = subprocess.run([sys.executable, "-m", "arc_submit", *command], stdout=subprocess.PIPE, text=True, cwd=cwd)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    result = subprocess.run([sys.executable, "-m", "arc_submit", *command], stdout=subprocess.PIPE, text=True, cwd=cwd,
+                            env=env)
     lines = result.stdout.strip().splitlines()
     if result.returncode not in (0, DEGRADED) or not lines:
         where = command[command.index("--out") + 1] if "--out" in command else (
@@ -30,16 +32,22 @@ def call(command: list[str], cwd: str | None = None) -> dict:
 
 
 def fan_out(commands: list[list[str]], executor: str = "local", ray_address: str | None = None,
-            threads: int = 0) -> list[dict | RuntimeError]:
-    """Each command's summary, or the RuntimeError it failed with, in the order given."""
+            threads: int = 0, workers: int = 1) -> list[dict | RuntimeError]:
+    """Each command's summary, or the RuntimeError it failed with, in the order given. Locally, `workers`
+    commands run side by side, each on its share of the CPU cores."""
     if executor != "ray":
-        results = []
-        for command in commands:
+        def one(command: list[str]) -> dict | RuntimeError:
             try:
-                results.append(call(command))
+                return call(command, threads=threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0))
             except RuntimeError as error:
-                results.append(error)
-        return results
+                return error
+
+        if workers <= 1:
+            return [one(command) for command in commands]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, commands))
     from arc_submit.run.executors import actor_resources, connect
 
     ray = connect(ray_address)
