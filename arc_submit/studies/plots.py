@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 CHECKPOINT_METRICS = ("score", "vote_2", "pass_n", "accuracy", "correct_pixels", "correct_size")
-SPREAD_METRICS = ("score", "vote_1", "vote_2", "pass_n", "accuracy", "correct_pixels", "correct_size", "unanswered")
 DPI = 100
 
 
@@ -43,38 +42,47 @@ def plot_checkpoints(rows: list[dict], path: Path, size: tuple[int, int] = (1200
     plt.close(figure)
 
 
+SCORE_METRICS = ("score", "vote_1", "vote_2", "pass_n", "accuracy")  # left panel, its axis fitted to them
+SHARE_METRICS = ("correct_pixels", "correct_size", "unanswered")  # right panel, 0 to 1
+
+
 def plot_spread(rows: list[dict], path: Path, size: tuple[int, int] = (1000, 450), group: str | None = None,
                 title: str = "") -> None:
     """Each run's value of each metric as a dot, with the mean and +-1 standard deviation; with `group`
-    (a row key such as the model's label), each group in its own colour, named in the legend. The value
-    axis fits the values (ARC-AGI-2 scores near 0 are not flattened against a 0-1 axis)."""
+    (a row key such as the model's label), each group in its own colour, named in the legend. The scores
+    (left) get an axis fitted to them, so that ARC-AGI-2 scores near 0 are not flattened against 0-1;
+    the shares (right: correct pixels and sizes, unanswered) keep 0-1."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
+    figure, panels = plt.subplots(1, 2, figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI,
+                                  gridspec_kw={"width_ratios": [len(SCORE_METRICS), len(SHARE_METRICS)]})
     groups = list(dict.fromkeys(row.get(group) for row in rows)) if group else [None]
     colours = ["#0074d9", "#ff851b", "#2ecc40", "#b10dc9", "#ff4136", "#39cccc"]
     width = 0.7 / len(groups)
-    shown = []
-    for g, name in enumerate(groups):
-        members = [row for row in rows if group is None or row.get(group) == name]
-        colour = colours[g % len(colours)]
-        for x, metric in enumerate(SPREAD_METRICS):
-            values = [row[metric] for row in members if _finite(row.get(metric))]
-            if not values:
-                continue
-            shown += values
-            left = x - 0.35 + g * width
-            axes.scatter([left] * len(values), values, color=colour, alpha=0.7, zorder=3,
-                         label=str(name) if group and x == 0 else None)
-            mean = sum(values) / len(values)
-            std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-            axes.errorbar([left + width / 2], [mean], yerr=[std], fmt="s", color=colour, ecolor="#333333",
-                          capsize=3, zorder=4)
-    top = max(shown, default=1.0)
-    axes.set_xticks(range(len(SPREAD_METRICS)), SPREAD_METRICS, rotation=20)
+    for axes, metrics in zip(panels, (SCORE_METRICS, SHARE_METRICS)):
+        shown = []
+        for g, name in enumerate(groups):
+            members = [row for row in rows if group is None or row.get(group) == name]
+            colour = colours[g % len(colours)]
+            for x, metric in enumerate(metrics):
+                values = [row[metric] for row in members if _finite(row.get(metric))]
+                if not values:
+                    continue
+                shown += values
+                left = x - 0.35 + g * width
+                axes.scatter([left] * len(values), values, color=colour, alpha=0.7, zorder=3,
+                             label=str(name) if group and x == 0 and axes is panels[0] else None)
+                mean = sum(values) / len(values)
+                std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+                axes.errorbar([left + width / 2], [mean], yerr=[std], fmt="s", color=colour, ecolor="#333333",
+                              capsize=3, zorder=4)
+        top = max(max(shown, default=1.0), 0.05) if metrics is SCORE_METRICS else 1.0
+        axes.set_xticks(range(len(metrics)), metrics, rotation=20)
+        axes.set(ylim=(-0.02 * top, top * 1.1))
+    panels[0].set(ylabel="value")
     runs = len({row.get("seed") for row in rows})
-    axes.set(ylabel="value", ylim=(-0.02 * max(top, 0.05), max(top, 0.05) * 1.1),
-             title=title or f"spread over {runs} seeds (dots: runs; square: mean +- std)")
+    figure.suptitle(title or f"spread over {runs} seeds (dots: runs; square: mean +- std)")
     if group:
-        axes.legend(fontsize=8, loc="upper right")
+        figure.legend(fontsize=8, loc="upper right")
+    figure.tight_layout()
     figure.savefig(path, dpi=DPI)
     plt.close(figure)
