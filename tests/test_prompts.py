@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,3 +135,46 @@ def test_unparsed_answers_are_counted_by_kind():
               for text, reason in [(ENCODER.encode([[1]]), "stop"), ("prose", "stop"), ("```grid shape: 1x1\n1 1",
                                                                                      "length"), ("also prose", "stop")]]
     assert unparsed_counts([parsed[:2], parsed[2:]]) == {"max_new_tokens": 1, "not_fenced": 2}
+
+
+def sixteen_token_tokenizer():
+    """A tokenizer with NVARC's 16-token kind of vocabulary: digits, newline, the ChatML words and specials."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from tests.tiny_model import CHAT_TEMPLATE
+
+    words = [*"0123456789", "\n", "user", "assistant", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    core = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="<|endoftext|>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("user|assistant|."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<|endoftext|>", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def test_a_format_the_tokenizer_cannot_say_is_refused_in_one_line():
+    from arc_submit.config import PromptConfig
+    from arc_submit.errors import UserError
+    from arc_submit.model.load import prompt_builder
+
+    with pytest.raises(UserError) as refused:
+        prompt_builder(sixteen_token_tokenizer(), PromptConfig())
+    [line] = refused.value.problems
+    assert "prompt format 'arc-submit'" in line and "' ' (its unknown token)" in line and "\n" not in line
+
+
+def test_every_named_format_fits_a_byte_level_tokenizer_and_the_characters_are_named(tiny):
+    from arc_submit.config import PromptConfig
+    from arc_submit.data.prompts import FORMATS
+    from arc_submit.model.load import prompt_builder
+    from tests.tiny_model import build_styled_tokenizer
+
+    code_block = "GridCodeBlockEncoder(MinimalGridEncoder())"  # what arc24's formats need
+    for name in FORMATS:
+        config = PromptConfig(format=name, **({"encoder": code_block} if name.startswith("arc24") else {}))
+        assert prompt_builder(build_styled_tokenizer("qwen3"), config).unencodable() == []
+    _, tokenizer = tiny  # characters only: arc24's instructions use some it lacks
+    builder = PromptBuilder(tokenizer, create(code_block), 8192, FORMATS["arc24-v1"])
+    assert ("-", "its unknown token") in builder.unencodable() and ("0", "its unknown token") not in builder.unencodable()

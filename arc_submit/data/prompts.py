@@ -18,7 +18,8 @@ from functools import cached_property
 from pathlib import Path
 
 from arc_submit.data.encoders import GridEncoder
-from arc_submit.data.tasks import Grid, Pair
+from arc_submit.data.tasks import MAX_SIDE, Grid, Pair
+from arc_submit.errors import UserError
 
 # Used only when a tokenizer has no chat template of its own.
 PLAIN_TEMPLATE = (
@@ -290,6 +291,38 @@ class PromptBuilder:
     def answer_tokens(self, grid: Grid) -> int:
         """Tokens of a grid's answer turn: the encoded grid after the prefix, plus the end of the answer."""
         return len(self.answer_ids(grid))
+
+    # -- what the tokenizer cannot say
+
+    def unencodable(self) -> list[tuple[str, str]]:
+        """Characters the format and encoder can write (every colour, newline, a 30x30 grid, the format's
+        fixed text and the chat template's, special tokens aside) that the tokenizer cannot encode: (the
+        character, what happens to it: dropped, or its unknown token)."""
+        every = [[(r * MAX_SIDE + c) % 10 for c in range(MAX_SIDE)] for r in range(MAX_SIDE)]
+        colours = [list(range(10))]
+        rendered = self.render_text([Pair(colours, every)], colours, every)
+        text = rendered.prompt + rendered.answer
+        for token in sorted(self.tokenizer.all_special_tokens, key=len, reverse=True):
+            text = text.replace(token, "")
+        unknown = getattr(self.tokenizer, "unk_token_id", None)
+        found = []
+        for char in sorted(set(text)):
+            ids = self._ids(char)
+            if not ids:
+                found.append((char, "dropped"))
+            elif unknown is not None and unknown in ids:
+                found.append((char, "its unknown token"))
+        return found
+
+    def check_vocabulary(self, format_name: str = "") -> None:
+        """UserError in one line when the tokenizer cannot encode what this format and encoder write: the
+        model would be fed (and trained on) other text than the format's, and lose its score silently."""
+        found = self.unencodable()
+        if found:
+            shown = ", ".join(f"{char!r} ({how})" for char, how in found[:8]) + (" ..." if len(found) > 8 else "")
+            raise UserError(f"prompt format {format_name or self.format.name!r} with encoder {self.encoder!r}: the "
+                            f"tokenizer cannot encode {len(found)} character(s) they write: {shown}; choose a format "
+                            "and encoder within its vocabulary")
 
     # -- reading answers
 

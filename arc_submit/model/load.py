@@ -50,8 +50,12 @@ def check_context(resolved: ResolvedModel, max_seq_len: int) -> None:
 
 
 def prompt_builder(tokenizer, prompt: PromptConfig) -> PromptBuilder:
-    return PromptBuilder(tokenizer, create_encoder(prompt.encoder), prompt.max_seq_len, load_format(prompt.format),
-                         prompt.system_prompt)
+    """The builder of the configured format and encoder; refused in one line when the tokenizer cannot
+    encode what they write (PromptBuilder.check_vocabulary)."""
+    builder = PromptBuilder(tokenizer, create_encoder(prompt.encoder), prompt.max_seq_len, load_format(prompt.format),
+                            prompt.system_prompt)
+    builder.check_vocabulary(prompt.format)
+    return builder
 
 
 def quiet_transformers() -> None:
