@@ -122,10 +122,11 @@ kaggle-wheels: install
 	$(PY) kaggle/wheelhouse.py $(KAGGLE_WHEELS) --extra gpu --python $(KAGGLE_PYTHON)
 
 # A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
+# A model folder as it is; an adapter with its base beside it (kaggle/model.py). BASE: an adapter's base
+# model folder, when its adapter_config.json names a hub model.
+BASE ?=
 kaggle-model: install
-	$(PY) -c "from arc_submit.model.resolve import resolve; import shutil, sys; \
-		shutil.copytree(resolve(sys.argv[1]).base_dir, sys.argv[2], dirs_exist_ok=True)" "$(MODEL)" $(KAGGLE_MODEL_DIR)
-	@echo "model files copied into $(KAGGLE_MODEL_DIR)"
+	$(PY) kaggle/model.py "$(MODEL)" $(KAGGLE_MODEL_DIR) --base "$(BASE)"
 
 # The notebook's metadata for `kaggle kernels push -p kaggle`, attached to KAGGLE_COMPETITION.
 kaggle-kernel:

@@ -139,3 +139,49 @@ def test_arc_submit_competition_chooses_the_folder_and_a_wrong_one_is_one_line(t
     wrong = first_cell(tmp_path, ARC_SUBMIT_COMPETITION=str(tmp_path / "input"))
     lines = (wrong.stdout + wrong.stderr).strip().splitlines()
     assert wrong.returncode == 1 and len(lines) == 1 and "holds no arc-agi_test_challenges.json" in lines[0]
+
+
+def tiny_adapter(tiny_model_dir, folder, base: str) -> None:
+    import torch  # noqa: F401 - the adapter is saved with torch
+    from transformers import AutoModelForCausalLM
+
+    from arc_submit.config import TTFTConfig
+    from arc_submit.model.training import attach_adapter
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    attach_adapter(model, TTFTConfig(lora_rank=4, lora_alpha=8.0), seed=0).save_pretrained(folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def kaggle_model(*args):
+    return subprocess.run([sys.executable, "kaggle/model.py", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_an_adapter_reaches_the_model_dataset_with_its_base_and_nothing_stale(tiny_model_dir, tmp_path):
+    from arc_submit.model.resolve import resolve
+
+    tiny_adapter(tiny_model_dir, tmp_path / "adapter", str(tiny_model_dir))
+    out = tmp_path / "dataset"
+    (out / "old-model").mkdir(parents=True)
+    (out / "old-model" / "model.safetensors").write_text("stale")
+    (out / "dataset-metadata.json").write_text('{"id": "me/arc-submit-model"}')
+    result = kaggle_model(tmp_path / "adapter", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["adapter", "base", "dataset-metadata.json"]
+    resolved = resolve(str(out / "adapter"))  # offline, from the dataset alone
+    assert resolved.adapter_dir == (out / "adapter").resolve() and resolved.base_dir == (out / "base").resolve()
+    again = kaggle_model(tiny_model_dir, out)  # a plain model folder replaces it, as it is
+    assert again.returncode == 0 and (out / "config.json").is_file() and not (out / "adapter").exists()
+
+
+def test_an_adapter_of_a_hub_model_says_to_give_base(tiny_model_dir, tmp_path):
+    tiny_adapter(tiny_model_dir, tmp_path / "adapter", "Qwen/Qwen3-4B")
+    result = kaggle_model(tmp_path / "adapter", tmp_path / "dataset")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "'Qwen/Qwen3-4B' is not a folder on this machine" in lines[0]
+    assert "BASE=/path/to/base" in lines[0] and "--set" not in lines[0]
+    with_base = kaggle_model(tmp_path / "adapter", tmp_path / "dataset", "--base", tiny_model_dir)
+    assert with_base.returncode == 0, with_base.stderr
