@@ -62,8 +62,8 @@ def main(args: argparse.Namespace) -> int:
                    step=checkpoint_step(model), **checkpoint_losses(model))
         rows.append(row)
     print(format_table(rows, "run"))
-    if degraded_warning(rows):
-        print(degraded_warning(rows), file=sys.stderr)
+    if warning := degraded_warning(rows):
+        print(warning, file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", json_safe(rows), indent=1)
     write_csv(out / "metrics.csv", rows)

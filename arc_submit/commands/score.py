@@ -27,8 +27,8 @@ def main(args: argparse.Namespace) -> int:
     submission = read_json(args.submission)
     if not isinstance(submission, dict):
         raise UserError([f"{args.submission}: is not an object of task id -> entries"])
-    if wrong_kind(submission, "submission", args.submission):
-        raise UserError(wrong_kind(submission, "submission", args.submission))
+    if wrong := wrong_kind(submission, "submission", args.submission):
+        raise UserError(wrong)
     problems = [
         f"{args.submission}: task {task_id}: {problem}"
         for task_id, truths in solutions.items() if task_id in submission

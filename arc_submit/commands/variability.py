@@ -54,8 +54,8 @@ def main(args: argparse.Namespace) -> int:
     stats = spread([r for r in rows if "error" not in r])
     counts = solved_counts([r for r in rows if "error" not in r])
     print(format_table(rows, "label"))
-    if degraded_warning(rows):
-        print(degraded_warning(rows), file=sys.stderr)
+    if warning := degraded_warning(rows):
+        print(warning, file=sys.stderr)
     print(format_table(stats, "statistic"))
     solved = {task_id: count for task_id, count in sorted(counts.items()) if count}
     print(f"tasks solved by some seed ({len(solved)} of {len(counts)}), with how many of the {len(args.seeds)} seeds "

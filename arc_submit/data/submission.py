@@ -72,8 +72,8 @@ def submission_problems(submission: object, counts: dict[str, int], source: str)
     """Every way `submission` is not valid for tasks with these test counts, one line each naming the task."""
     if not isinstance(submission, dict):
         return [f"{source}: is {type(submission).__name__}, not an object of task id -> entries"]
-    if wrong_kind(submission, "submission", source):
-        return wrong_kind(submission, "submission", source)
+    if wrong := wrong_kind(submission, "submission", source):
+        return wrong
     problems = [f"{source}: task {task_id}: missing" for task_id in counts if task_id not in submission]
     problems += [f"{source}: task {task_id}: is not in the challenges" for task_id in submission if task_id not in counts]
     for task_id, value in submission.items():
@@ -86,8 +86,8 @@ def predictions_problems(predictions: object, counts: dict[str, int], source: st
     """Problems of a predictions file {task_id: [[candidate, ...] per test input]} against test counts."""
     if not isinstance(predictions, dict):
         return [f"{source}: is {type(predictions).__name__}, not an object of task id -> candidates"]
-    if wrong_kind(predictions, "predictions", source):
-        return wrong_kind(predictions, "predictions", source)
+    if wrong := wrong_kind(predictions, "predictions", source):
+        return wrong
     problems = []
     for task_id, outputs in predictions.items():
         where = f"{source}: task {task_id}"

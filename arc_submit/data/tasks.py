@@ -197,8 +197,8 @@ def parse_challenges(data: object, source: str) -> list[Task]:
         raise TaskFileError(f"{source}: is {_describe(data)}, not an object of task id -> task")
     if not data:
         raise TaskFileError(f"{source}: holds no tasks")
-    if wrong_kind(data, "challenges", source):
-        raise TaskFileError(wrong_kind(data, "challenges", source))
+    if wrong := wrong_kind(data, "challenges", source):
+        raise TaskFileError(wrong)
     problems = [f"{source}: task {tid}: {p}" for tid, entry in data.items() for p in task_problems(tid, entry)]
     if problems:
         raise TaskFileError(problems)
@@ -243,8 +243,8 @@ def solutions_problems(data: object, source: str, counts: dict[str, int] | None 
     also tasks that are not in the challenges and wrong numbers of grids."""
     if not isinstance(data, dict):
         return [f"{source}: is {_describe(data)}, not an object of task id -> list of grids"]
-    if wrong_kind(data, "solutions", source):
-        return wrong_kind(data, "solutions", source)
+    if wrong := wrong_kind(data, "solutions", source):
+        return wrong
     problems = []
     for task_id, grids in data.items():
         where = f"{source}: task {task_id}"
