@@ -46,16 +46,19 @@ class ModelConfig:
 @dataclass
 class PromptConfig:
     format: str = option("arc-submit", "prompt format: arc-submit | arc24-v0 | arc24-v1 (ironbar/arc24's "
-                                       "output-from-examples-v0/-v1) | a TOML file of Jinja templates "
-                                       "(user, assistant, answer_prefix, system)")
-    encoder: str = option("GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))", "grid encoder spec")
+                                       "output-from-examples-v0/-v1) | nvarc (NVARC's multi-turn ChatML, 2025) | "
+                                       "architects (the ARChitects' 2024 text) | a TOML file of Jinja templates "
+                                       "(user, assistant, answer_prefix, system, turns, chat_template, bos, encoder)")
+    encoder: str = option("GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))",
+                          "grid encoder spec; left at this default, a format trained with its own (nvarc, "
+                          "architects: MinimalGridEncoder()) gets that one")
     system_prompt: str = option("", "system message instead of the format's own; empty keeps the format's (for "
                                     "arc-submit: none, so the chat template's default)")
     max_seq_len: int = option(8192, "longest prompt + answer in tokens; train pairs are dropped to fit; at most "
                                     "the model's context length")
 
     def __post_init__(self):
-        from arc_submit.data.encoders import create
+        from arc_submit.data.encoders import DEFAULT_ENCODER, create
         from arc_submit.data.prompts import load_format
 
         try:
@@ -63,7 +66,11 @@ class PromptConfig:
         except ValueError as error:
             raise ValueError(f"prompt.encoder: {error}") from None
         try:
-            load_format(self.format).check_encoder(encoder)
+            prompt_format = load_format(self.format)
+            if prompt_format.encoder is not None and encoder == create(DEFAULT_ENCODER):
+                self.encoder = prompt_format.encoder  # the run's config.toml shows the encoder used
+                encoder = create(self.encoder)
+            prompt_format.check_encoder(encoder)
         except ValueError as error:
             raise ValueError(f"prompt.format: {error}") from None
         _check(self.max_seq_len >= 64, "prompt.max_seq_len", self.max_seq_len, "at least 64")

@@ -106,12 +106,17 @@ def build_styled_tokenizer(style: str):
 def build_styled_model(folder: Path, style: str, seed: int = 0) -> Path:
     """A tiny random model of a real architecture (Qwen3, Llama, Qwen2) whose tokenizer speaks one
     chat-template style, saved as a transformers folder."""
+    tokenizer = build_styled_tokenizer(style)
+    stops = [tokenizer.eos_token_id] + ([tokenizer.convert_tokens_to_ids("<|eot_id|>")] if style == "llama3" else [])
+    return save_tiny_model(folder, STYLES[style][0], tokenizer, stops, seed)
+
+
+def save_tiny_model(folder: Path, architecture: str, tokenizer, stops: list[int], seed: int = 0) -> Path:
+    """A tiny random model of `architecture` (qwen3, llama, qwen2) over `tokenizer`'s vocabulary, saved
+    with it as a transformers folder."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    architecture = STYLES[style][0]
-    tokenizer = build_styled_tokenizer(style)
-    stops = [tokenizer.eos_token_id] + ([tokenizer.convert_tokens_to_ids("<|eot_id|>")] if style == "llama3" else [])
     config = AutoConfig.for_model(
         architecture, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
@@ -124,3 +129,64 @@ def build_styled_model(folder: Path, style: str, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     save_tokenizer(tokenizer, folder)
     return folder
+
+
+# ----------------------------------------------------------------------------- the 2025 winners' tokenizers
+
+REFERENCE = Path(__file__).parent / "reference"
+# Qwen2's pre-tokenizer split (as in Qwen's tokenizer.json): NVARC's tokenizer keeps it over a 16-word vocabulary.
+QWEN2_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+               r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
+
+
+def build_nvarc_tokenizer():
+    """NVARC's 16-token tokenizer as the reference describes it (ARChitects/qwen3_configs/tokenizer.json in
+    their repo): a WordLevel vocabulary of digits, newline ('Ċ'), `user` and `assistant` over Qwen2's byte-level
+    pre-tokenizer, the three ChatML specials added, their unknown token missing from the vocabulary (so
+    anything else is refused, not mapped), no BOS, and their chat template."""
+    import json
+
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    reference = json.loads((REFERENCE / "nvarc-prompts.json").read_text())["tokenizer"]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    core = Tokenizer(models.WordLevel({w: i for w, i in reference["vocab"].items() if w not in specials},
+                                      unk_token="<|endoftext|>"))
+    core.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in specials])
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(QWEN2_SPLIT), "isolated"),
+                                                  pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    core.decoder = decoders.ByteLevel()
+    assert core.get_vocab() == reference["vocab"], "the built vocabulary must be NVARC's, id for id"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        unk_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"])
+    tokenizer.chat_template = reference["chat_template"]
+    return tokenizer
+
+
+def build_architects_tokenizer():
+    """The ARChitects' shrunk single-character tokenizer as the reference describes it: the 73 kept
+    characters and newline as a byte-level BPE without merges and without an unknown token (a character
+    outside it is silently dropped), <s> and </s> special, <s> prepended by the post-processor."""
+    import json
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    kept = json.loads((REFERENCE / "architects-prompts.json").read_text())["tokenizer"]["kept_tokens_training_code"]
+    core = Tokenizer(models.BPE({token: i for i, token in enumerate(kept)}, []))
+    core.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in ("<s>", "</s>")])
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", core.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="</s>")
+
+
+WINNERS = {"nvarc": build_nvarc_tokenizer, "architects": build_architects_tokenizer}
+
+
+def build_winner_model(folder: Path, kind: str, seed: int = 0) -> Path:
+    """A tiny random Qwen3 with NVARC's 16-token tokenizer ("nvarc") or the ARChitects' single-character
+    one ("architects"), saved as a transformers folder: a model of their kind, built in the test."""
+    tokenizer = WINNERS[kind]()
+    return save_tiny_model(folder, "qwen3", tokenizer, [tokenizer.eos_token_id], seed)

@@ -1,5 +1,7 @@
 """Prompts: a task's train pairs and test input in a prompt format (named, or a user's TOML file), as chat
-messages rendered with the model's own chat template into token ids. The prompt ends where the model
+messages rendered with the model's own chat template (or the format's, where the format fixes its text)
+into token ids. A format puts the task in one user message, or lays each pair as turns (a user turn per
+input, an assistant turn per output, the test input last: NVARC's and the ARChitects' formats). The prompt ends where the model
 starts writing (after the format's answer prefix, e.g. ```` ```grid ```` in arc24's formats); the answer
 turn is the rest of the encoded grid and the template's end of turn, with an end-of-sequence token where
 the template has none. Train pairs are dropped from the end until a prompt fits `max_seq_len`.
@@ -38,10 +40,17 @@ ANSWER_MARK = "\u2045arc-submit-answer\u2046"
 class PromptFormat:
     """What the model reads and writes, around the encoded grids.
 
-    `user` and `assistant` are Jinja templates (rendered like arc24's, with jinja2's defaults): `user`
-    sees `train_samples` (a list of {input, output} texts) and `test_input`; `assistant` sees `output`.
-    `answer_prefix` is the fixed start of every answer: at inference it ends the prompt, and the model
-    writes the rest. `system` is the system message (None: none, the chat template's default).
+    `user` and `assistant` are Jinja templates (rendered like arc24's, with jinja2's defaults). With
+    `turns = "one"` the task is one user message: `user` sees `train_samples` (a list of {input, output}
+    texts) and `test_input`. With `turns = "pairs"` each grid is a turn: `user` sees `input` (the encoded
+    grid), `index` (1-based) and `test` (true for the test input, the last turn). `assistant` sees
+    `output`. `answer_prefix` is the fixed start of every answer: at inference it ends the prompt, and the
+    model writes the rest. `system` is the system message (None: none, the chat template's default).
+    `chat_template` (None: the tokenizer's) is the format's own conversation text, for formats whose
+    bytes are fixed whatever the tokenizer's template says; it sees the tokenizer's `bos_token` and
+    `eos_token`. `bos`: the prompt's token ids start with the tokenizer's BOS token (as the team's
+    `tokenizer(prompt)` added it; the text does not show it). `encoder`: the grid encoder the format was
+    trained with (None: any that fits `answer_prefix`).
     """
 
     name: str
@@ -49,6 +58,10 @@ class PromptFormat:
     assistant: str = "{{ output }}"
     answer_prefix: str = ""
     system: str | None = None
+    turns: str = "one"
+    chat_template: str | None = None
+    bos: bool = False
+    encoder: str | None = None
 
     @cached_property
     def _templates(self):
@@ -56,14 +69,26 @@ class PromptFormat:
 
         return jinja2.Template(self.user), jinja2.Template(self.assistant)
 
+    @property
+    def multi_turn(self) -> bool:
+        return self.turns == "pairs"
+
     def user_text(self, train_texts: list[dict[str, str]], test_text: str) -> str:
         return self._templates[0].render(train_samples=train_texts, test_input=test_text)
+
+    def turn_text(self, grid_text: str, index: int, test: bool) -> str:
+        """A multi-turn format's user turn for one input grid."""
+        return self._templates[0].render(input=grid_text, index=index, test=test)
 
     def assistant_text(self, output: str) -> str:
         return self._templates[1].render(output=output)
 
     def check_encoder(self, encoder: GridEncoder) -> None:
-        """ValueError when the encoder's text does not start with the answer prefix."""
+        """ValueError when the encoder's text does not start with the answer prefix, or is not the one the
+        format was trained with."""
+        if self.encoder is not None and encoder.spec != self.encoder:
+            raise ValueError(f"prompt format {self.name} writes grids as its model was trained, with encoder "
+                             f"{self.encoder}, not {encoder.spec}: leave prompt.encoder at its default or set it to that")
         for grid in ([[0]], [[1, 2, 3], [4, 5, 6]]):
             text = encoder.encode(grid)
             if not text.startswith(self.answer_prefix):
@@ -137,18 +162,45 @@ ARC24_ASSISTANT = """### Output
 
 {{ output }}"""
 
+# NVARC (1ytic/NVARC, ARC Prize 2025 1st): their Qwen3-4B's chat template
+# (ARChitects/qwen3_configs/chat_template.j2), copied as data: ChatML with no system turn and no newline
+# after <|im_end|>. One user turn per input grid, one assistant turn per output grid (rows of digits).
+NVARC_TEMPLATE = (
+    "{%- for message in messages %}\n"
+    "    {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "    {{- '<|im_start|>assistant\\n' }}\n"
+    "{%- endif %}"
+)
+# The ARChitects (da-fr/arc-prize-2024, ARC Prize 2024 1st): the fmt_opts of run_finetuning_Nemo-full.py,
+# as data: preprompt "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjklmnpqrstuvwxyz", query_beg "I", reply_beg
+# "\n+/-=O", reply_end "\n" + eos_token, lines_sep "\n"; their tokenizer prepends <s>.
+ARCHITECTS_PREPROMPT = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjklmnpqrstuvwxyz"
+ARCHITECTS_TEMPLATE = (
+    "{{ '" + ARCHITECTS_PREPROMPT + "' }}{% for message in messages %}"
+    "{% if message.role == 'user' %}{{ 'I' + message.content }}"
+    "{% else %}{{ '\\n+/-=O' + message.content + '\\n' + eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\\n+/-=O' }}{% endif %}"
+)
+
 FORMATS: dict[str, PromptFormat] = {
     "arc-submit": PromptFormat("arc-submit", DEFAULT_USER),
     "arc24-v0": PromptFormat("arc24-v0", ARC24_USER_V0, ARC24_ASSISTANT, "```grid", ARC24_SYSTEM_V0),
     "arc24-v1": PromptFormat("arc24-v1", ARC24_USER_V1, ARC24_ASSISTANT, "```grid", "You are a helpful assistant."),
+    "nvarc": PromptFormat("nvarc", "{{ input }}", turns="pairs", chat_template=NVARC_TEMPLATE,
+                          encoder="MinimalGridEncoder()"),
+    "architects": PromptFormat("architects", "{{ input }}", turns="pairs", chat_template=ARCHITECTS_TEMPLATE,
+                               bos=True, encoder="MinimalGridEncoder()"),
 }
 DEFAULT_FORMAT = "arc-submit"
-FORMAT_KEYS = ("user", "assistant", "answer_prefix", "system")
+FORMAT_KEYS = ("user", "assistant", "answer_prefix", "system", "turns", "chat_template", "bos", "encoder")
+TURNS = ("one", "pairs")
 
 
 def load_format(name_or_path: str) -> PromptFormat:
     """A named format, or one from a TOML file with `user` (and optionally `assistant`, `answer_prefix`,
-    `system`) Jinja templates; ValueError naming the file and the problem."""
+    `system`, `turns`, `chat_template`, `bos`, `encoder`); ValueError naming the file and the problem."""
     if name_or_path in FORMATS:
         return FORMATS[name_or_path]
     path = Path(name_or_path)
@@ -164,10 +216,14 @@ def load_format(name_or_path: str) -> PromptFormat:
     if unknown or "user" not in data:
         raise ValueError(f"prompt format {path}: " + (f"unknown key {unknown[0]!r}" if unknown else "no 'user' template")
                          + f"; keys: {', '.join(FORMAT_KEYS)}")
-    if not all(isinstance(value, str) for value in data.values()):
-        raise ValueError(f"prompt format {path}: every value must be text")
+    wrong = next((key for key, value in data.items() if not isinstance(value, bool if key == "bos" else str)), None)
+    if wrong is not None:
+        raise ValueError(f"prompt format {path}: {wrong} must be " + ("true or false" if wrong == "bos" else "text"))
+    if data.get("turns", "one") not in TURNS:
+        raise ValueError(f"prompt format {path}: turns = {data['turns']!r}: one of {', '.join(map(repr, TURNS))}")
     prompt_format = PromptFormat(path.stem, data["user"], data.get("assistant", "{{ output }}"),
-                                 data.get("answer_prefix", ""), data.get("system"))
+                                 data.get("answer_prefix", ""), data.get("system"), data.get("turns", "one"),
+                                 data.get("chat_template"), data.get("bos", False), data.get("encoder"))
     _check_templates(prompt_format, path)
     return prompt_format
 
@@ -176,12 +232,24 @@ def _check_templates(prompt_format: PromptFormat, path: Path) -> None:
     import jinja2
 
     try:
-        text = prompt_format.user_text([{"input": "IN", "output": "OUT"}], "TEST")
+        if prompt_format.multi_turn:
+            text = prompt_format.turn_text("IN", 1, False) + prompt_format.turn_text("TEST", 2, True)
+        else:
+            text = prompt_format.user_text([{"input": "IN", "output": "OUT"}], "TEST")
         answer = prompt_format.assistant_text("ANSWER")
+        if prompt_format.chat_template is not None:
+            jinja2.Template(prompt_format.chat_template)
+        if prompt_format.encoder is not None:
+            from arc_submit.data.encoders import create
+
+            create(prompt_format.encoder)
     except jinja2.TemplateError as error:
         raise ValueError(f"prompt format {path}: template error: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"prompt format {path}: encoder: {error}") from None
     if "TEST" not in text or "IN" not in text:
-        raise ValueError(f"prompt format {path}: the user template must write {{{{ test_input }}}} and the train samples")
+        what = "{{ input }} (each grid's turn)" if prompt_format.multi_turn else "{{ test_input }} and the train samples"
+        raise ValueError(f"prompt format {path}: the user template must write {what}")
     if "ANSWER" not in answer:
         raise ValueError(f"prompt format {path}: the assistant template must write {{{{ output }}}}")
 
@@ -221,16 +289,29 @@ class PromptBuilder:
         self.format = prompt_format or FORMATS[DEFAULT_FORMAT]
         self.format.check_encoder(encoder)
         self.system = system_prompt or self.format.system
-        self.template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
+        if self.format.chat_template is not None:
+            self.template = self.format.chat_template
+        else:
+            self.template = None if getattr(tokenizer, "chat_template", None) else PLAIN_TEMPLATE
+        bos = getattr(tokenizer, "bos_token_id", None)
+        self.bos_ids = [bos] if self.format.bos and bos is not None else []
         self.end_of_turn = self._split(self.messages([], [[0]]))[1]
         self.end_ids, self.stop_token_ids = self._end_of_answer()
 
     # -- text
 
     def messages(self, train: list[Pair], query: Grid) -> list[dict]:
-        samples = [{"input": self.encoder.encode(p.input), "output": self.encoder.encode(p.output)} for p in train]
         system = [{"role": "system", "content": self.system}] if self.system else []
-        return [*system, {"role": "user", "content": self.format.user_text(samples, self.encoder.encode(query))}]
+        encode = self.encoder.encode
+        if self.format.multi_turn:
+            turns = []
+            for index, pair in enumerate(train, start=1):
+                turns += [{"role": "user", "content": self.format.turn_text(encode(pair.input), index, False)},
+                          {"role": "assistant", "content": self.format.assistant_text(encode(pair.output))}]
+            test = {"role": "user", "content": self.format.turn_text(encode(query), len(train) + 1, True)}
+            return [*system, *turns, test]
+        samples = [{"input": encode(p.input), "output": encode(p.output)} for p in train]
+        return [*system, {"role": "user", "content": self.format.user_text(samples, encode(query))}]
 
     def _split(self, messages: list[dict]) -> tuple[str, str]:
         """(the conversation up to where the answer starts, what the template writes after the answer)."""
@@ -277,7 +358,7 @@ class PromptBuilder:
     def render(self, train: list[Pair], query: Grid, answer: Grid | None = None) -> Example:
         """Token ids of the prompt (ending where the model writes) and of the answer turn."""
         prompt, _ = self._split(self.messages(train, query))
-        return Example(self._ids(prompt), [] if answer is None else self.answer_ids(answer), len(train))
+        return Example(self.bos_ids + self._ids(prompt), [] if answer is None else self.answer_ids(answer), len(train))
 
     def fit(self, train: list[Pair], query: Grid, answer: Grid | None = None, reserve: int = 0) -> Example | None:
         """The prompt with as many train pairs as fit `max_seq_len` (keeping `reserve` tokens for the
@@ -295,24 +376,52 @@ class PromptBuilder:
     # -- what the tokenizer cannot say
 
     def unencodable(self) -> list[tuple[str, str]]:
-        """Characters the format and encoder can write (every colour, newline, a 30x30 grid, the format's
-        fixed text and the chat template's, special tokens aside) that the tokenizer cannot encode: (the
-        character, what happens to it: dropped, or its unknown token)."""
+        """Text the format and encoder can write (every colour, newline, a 30x30 grid, the format's fixed
+        text and the chat template's, added tokens aside) that the tokenizer cannot encode: (the character,
+        or the piece when each of its characters alone can be said, and what happens to it: dropped, its
+        unknown token, or refused). A character the tokenizer only knows inside a word (NVARC's `user`) is
+        not one of them."""
         every = [[(r * MAX_SIDE + c) % 10 for c in range(MAX_SIDE)] for r in range(MAX_SIDE)]
         colours = [list(range(10))]
         rendered = self.render_text([Pair(colours, every)], colours, every)
-        text = rendered.prompt + rendered.answer
-        for token in sorted(self.tokenizer.all_special_tokens, key=len, reverse=True):
-            text = text.replace(token, "")
+        pieces = self._pieces(rendered.prompt + rendered.answer)
+        failing = {piece: how for piece in pieces if (how := self._fails(piece))}
+        found = {}
+        for char in sorted({char for piece in pieces for char in piece}):
+            how = self._fails(char)
+            if how and (how == "dropped" or any(char in piece for piece in failing)):
+                found[char] = how
+        for piece, how in failing.items():
+            if not any(char in found for char in piece):
+                found[piece] = how
+        return sorted(found.items())
+
+    def _pieces(self, text: str) -> set[str]:
+        """The text's pieces as the tokenizer's pre-tokenizer splits it (the text itself when it has none),
+        without the tokenizer's added tokens (<|im_start|>, </s>, ...)."""
+        import re
+
+        added = sorted(self.tokenizer.get_added_vocab(), key=len, reverse=True)
+        parts = re.split("|".join(map(re.escape, added)), text) if added else [text]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        splitter = backend.pre_tokenizer if backend is not None else None
+        if splitter is None:
+            return {part for part in parts if part}
+        return {part[start:end] for part in parts for _, (start, end) in splitter.pre_tokenize_str(part) if end > start}
+
+    def _fails(self, text: str) -> str:
+        """How the tokenizer fails to encode `text` ("" when it does not)."""
+        try:
+            ids = self._ids(text)
+        except Exception as error:  # noqa: BLE001 -- the tokenizers library raises a bare Exception for a
+            # WordLevel vocabulary without its unknown token; it is reported to the user, not hidden
+            return f"refused: {str(error).splitlines()[0][:60]}"
         unknown = getattr(self.tokenizer, "unk_token_id", None)
-        found = []
-        for char in sorted(set(text)):
-            ids = self._ids(char)
-            if not ids:
-                found.append((char, "dropped"))
-            elif unknown is not None and unknown in ids:
-                found.append((char, "its unknown token"))
-        return found
+        if not ids:
+            return "dropped"
+        if unknown is not None and unknown in ids:
+            return "its unknown token"
+        return ""
 
     def check_vocabulary(self, format_name: str = "") -> None:
         """UserError in one line when the tokenizer cannot encode what this format and encoder write: the
