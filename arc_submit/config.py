@@ -126,6 +126,9 @@ class TTFTConfig:
     scope: str = option("task", "task (one adapter per task) | all (one adapter trained on every task)")
     backend: str = option("peft", "peft (unsloth was removed: see README)")
     gradient_checkpointing: bool = option(False, "trade compute for memory in training")
+    loss: str = option("answer", "answer (the held-out pair's output only) | outputs (every output of the "
+                                 "conversation, each demonstration's too, as NVARC and the ARChitects train; "
+                                 "needs a multi-turn prompt format)")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of examples"})
 
     def __post_init__(self):
@@ -139,6 +142,7 @@ class TTFTConfig:
             _check(0 <= getattr(self, name) < 1, f"{self.SECTION}.{name}", getattr(self, name), "in [0, 1)")
         _check(0 < self.cycle_decay <= 1, f"{self.SECTION}.cycle_decay", self.cycle_decay, "in (0, 1]")
         _check(self.scope in ("task", "all"), f"{self.SECTION}.scope", self.scope, "'task' or 'all'")
+        _check(self.loss in ("answer", "outputs"), f"{self.SECTION}.loss", self.loss, "'answer' or 'outputs'")
         if self.backend == "unsloth":
             raise ValueError(f"{self.SECTION}.backend = 'unsloth' was removed: unsloth trains only models loaded by "
                              f"its own loader, which arc-submit does not use; set {self.SECTION}.backend = 'peft'")
@@ -265,6 +269,15 @@ class Config:
     voting: VotingConfig = field(default_factory=VotingConfig)
     run: RunConfig = field(default_factory=RunConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        from arc_submit.data.prompts import load_format
+
+        for section in (self.ttft, self.train):
+            if section.loss == "outputs" and not load_format(self.prompt.format).multi_turn:
+                raise ValueError(f"{section.SECTION}.loss = 'outputs' trains on every output turn, but prompt.format "
+                                 f"{self.prompt.format!r} puts the task in one message: choose a multi-turn format "
+                                 "(nvarc, architects, or a TOML one with turns = \"pairs\")")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -38,7 +38,8 @@ def main() -> None:
         sampler = create_sampler(SamplingConfig(backend=backend, kv_cache_gib=1.0), base, "float32", 2048, 0, "cpu")
         continued = []  # how many sequences each round of the search continued: the shape of the tree it walked
         greedy_paths = sampler.greedy_paths
-        sampler.greedy_paths = lambda sequences, *rest: (continued.append(len(sequences)), greedy_paths(sequences, *rest))[1]
+        sampler.greedy_paths = lambda sequences, *rest, **named: (continued.append(len(sequences)),
+                                                                  greedy_paths(sequences, *rest, **named))[1]
         start = time.perf_counter()
         leaves, cut = search(sampler, prompts, MIN_PROB, 8, [48] * len(prompts), stop)
         result[backend] = {"seconds": time.perf_counter() - start, "cut": cut, "continued": continued,

@@ -172,3 +172,50 @@ def test_every_named_format_is_listed_in_the_config_help():
 
     help_text = next(f.metadata["help"] for f in fields(Config) if f.name == "format")
     assert all(name in help_text for name in FORMATS)
+
+
+@pytest.mark.parametrize("name", ["nvarc", "architects"])
+def test_every_output_is_found_for_the_loss_as_the_teams_label_it(nvarc, architects, name):
+    from arc_submit.model.training import IGNORE_INDEX, collate
+
+    builder = {"nvarc": nvarc, "architects": architects}[name]
+    end = "<|im_end|>" if name == "nvarc" else "\n</s>"
+    task = TASKS["0d3d703e"]
+    example = builder.fit(task.train[:3], task.train[3].input, task.train[3].output, outputs=True)
+    assert len(example.output_spans) == 3
+    decode = lambda ids: builder.tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+    for (start, stop), pair in zip(example.output_spans, task.train[:3]):
+        assert decode(example.prompt_ids[start:stop]) == builder.encoder.encode(pair.output) + end
+    assert builder.fit(task.train[:3], task.train[3].input, task.train[3].output).output_spans == ()
+    batch = collate([example], pad_id=0)
+    labelled = (batch["labels"][0] != IGNORE_INDEX).nonzero().squeeze(1).tolist()
+    spans = [i for start, stop in example.output_spans for i in range(start, stop)]
+    answer = list(range(len(example.prompt_ids), example.length))
+    assert labelled == spans + answer
+    assert batch["labels"][0, labelled].tolist() == batch["input_ids"][0, labelled].tolist()
+
+
+def test_the_loss_on_every_output_needs_a_multi_turn_format(tmp_path):
+    from arc_submit.config import load_config
+    from arc_submit.model.training import Trainer
+    from tests.tiny_model import build_styled_tokenizer
+
+    with pytest.raises(UserError, match="ttft.loss = 'outputs' .* prompt.format 'arc-submit' puts the task in one message"):
+        load_config("cpu", ["ttft.loss='outputs'"])
+    assert load_config("cpu", ["ttft.loss='outputs'", "prompt.format='nvarc'"]).ttft.loss == "outputs"
+    # a template that writes earlier answer turns otherwise than the last is refused before any task
+    path = tmp_path / "qwen3-turns.toml"
+    path.write_text('turns = "pairs"\nuser = "{{ input }}"\nassistant = "{{ output }}\\n"\n')
+    config = load_config("cpu", ["ttft.loss='outputs'", f"prompt.format='{path}'"])
+    builder = prompt_builder(build_styled_tokenizer("qwen3"), config.prompt)
+    task = TASKS["0d3d703e"]
+    example = builder.fit(task.train[:2], task.train[2].input, task.train[2].output, outputs=True)
+    assert len(example.output_spans) == 2  # Qwen3's reasoning block goes to the last turn only: found all the same
+    Trainer(config.ttft, builder, pad_id=0)
+    broken = tmp_path / "broken.toml"  # the assistant text differs by position: turns cannot be found
+    broken.write_text('turns = "pairs"\nuser = "{{ input }}"\nchat_template = """{% for m in messages %}'
+                      '{% if m.role == \'assistant\' and not loop.last %}X{% endif %}{{ m.content }}|{% endfor %}'
+                      '{% if add_generation_prompt %}>{% endif %}"""\n')
+    config = load_config("cpu", ["ttft.loss='outputs'", f"prompt.format='{broken}'"])
+    with pytest.raises(UserError, match="ttft.loss = 'outputs': prompt format broken: the chat template writes"):
+        Trainer(config.ttft, prompt_builder(build_styled_tokenizer("qwen3"), config.prompt), pad_id=0)

@@ -1,10 +1,11 @@
 """Prompts: a task's train pairs and test input in a prompt format (named, or a user's TOML file), as chat
 messages rendered with the model's own chat template (or the format's, where the format fixes its text)
 into token ids. A format puts the task in one user message, or lays each pair as turns (a user turn per
-input, an assistant turn per output, the test input last: NVARC's and the ARChitects' formats). The prompt ends where the model
-starts writing (after the format's answer prefix, e.g. ```` ```grid ```` in arc24's formats); the answer
-turn is the rest of the encoded grid and the template's end of turn, with an end-of-sequence token where
-the template has none. Train pairs are dropped from the end until a prompt fits `max_seq_len`.
+input, an assistant turn per output, the test input last: NVARC's and the ARChitects' formats). The
+prompt ends where the model starts writing (after the format's answer prefix, e.g. ```` ```grid ```` in
+arc24's formats); the answer turn is the rest of the encoded grid and the template's end of turn, with an
+end-of-sequence token where the template has none. Train pairs are dropped (from the end, or from the
+front where the format says) until a prompt fits `max_seq_len`.
 
     builder = PromptBuilder(tokenizer, create(DEFAULT_ENCODER), max_seq_len=8192, prompt_format=load_format("arc24-v0"))
     example = builder.fit(task.train, task.test[0].input, answer=None, reserve=1000)
@@ -50,7 +51,8 @@ class PromptFormat:
     bytes are fixed whatever the tokenizer's template says; it sees the tokenizer's `bos_token` and
     `eos_token`. `bos`: the prompt's token ids start with the tokenizer's BOS token (as the team's
     `tokenizer(prompt)` added it; the text does not show it). `encoder`: the grid encoder the format was
-    trained with (None: any that fits `answer_prefix`).
+    trained with (None: any that fits `answer_prefix`). `drop`: which train pairs go first when a prompt
+    is too long ("last", or "first" as the teams' cut_to_len drops leading pairs).
     """
 
     name: str
@@ -62,6 +64,7 @@ class PromptFormat:
     chat_template: str | None = None
     bos: bool = False
     encoder: str | None = None
+    drop: str = "last"
 
     @cached_property
     def _templates(self):
@@ -189,13 +192,14 @@ FORMATS: dict[str, PromptFormat] = {
     "arc24-v0": PromptFormat("arc24-v0", ARC24_USER_V0, ARC24_ASSISTANT, "```grid", ARC24_SYSTEM_V0),
     "arc24-v1": PromptFormat("arc24-v1", ARC24_USER_V1, ARC24_ASSISTANT, "```grid", "You are a helpful assistant."),
     "nvarc": PromptFormat("nvarc", "{{ input }}", turns="pairs", chat_template=NVARC_TEMPLATE,
-                          encoder="MinimalGridEncoder()"),
+                          encoder="MinimalGridEncoder()", drop="first"),
     "architects": PromptFormat("architects", "{{ input }}", turns="pairs", chat_template=ARCHITECTS_TEMPLATE,
-                               bos=True, encoder="MinimalGridEncoder()"),
+                               bos=True, encoder="MinimalGridEncoder()", drop="first"),
 }
 DEFAULT_FORMAT = "arc-submit"
-FORMAT_KEYS = ("user", "assistant", "answer_prefix", "system", "turns", "chat_template", "bos", "encoder")
+FORMAT_KEYS = ("user", "assistant", "answer_prefix", "system", "turns", "chat_template", "bos", "encoder", "drop")
 TURNS = ("one", "pairs")
+DROPS = ("last", "first")
 
 
 def load_format(name_or_path: str) -> PromptFormat:
@@ -219,11 +223,13 @@ def load_format(name_or_path: str) -> PromptFormat:
     wrong = next((key for key, value in data.items() if not isinstance(value, bool if key == "bos" else str)), None)
     if wrong is not None:
         raise ValueError(f"prompt format {path}: {wrong} must be " + ("true or false" if wrong == "bos" else "text"))
-    if data.get("turns", "one") not in TURNS:
-        raise ValueError(f"prompt format {path}: turns = {data['turns']!r}: one of {', '.join(map(repr, TURNS))}")
+    for key, allowed in (("turns", TURNS), ("drop", DROPS)):
+        if data.get(key, allowed[0]) not in allowed:
+            raise ValueError(f"prompt format {path}: {key} = {data[key]!r}: one of {', '.join(map(repr, allowed))}")
     prompt_format = PromptFormat(path.stem, data["user"], data.get("assistant", "{{ output }}"),
                                  data.get("answer_prefix", ""), data.get("system"), data.get("turns", "one"),
-                                 data.get("chat_template"), data.get("bos", False), data.get("encoder"))
+                                 data.get("chat_template"), data.get("bos", False), data.get("encoder"),
+                                 data.get("drop", "last"))
     _check_templates(prompt_format, path)
     return prompt_format
 
@@ -264,6 +270,7 @@ class Example:
     prompt_ids: list[int]
     answer_ids: list[int]
     n_train: int
+    output_spans: tuple[tuple[int, int], ...] = ()  # [start, end) in prompt_ids of each demonstration's answer
 
     @property
     def length(self) -> int:
@@ -355,23 +362,81 @@ class PromptBuilder:
     def answer_ids(self, grid: Grid) -> list[int]:
         return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):]) + self.end_ids
 
-    def render(self, train: list[Pair], query: Grid, answer: Grid | None = None) -> Example:
-        """Token ids of the prompt (ending where the model writes) and of the answer turn."""
-        prompt, _ = self._split(self.messages(train, query))
-        return Example(self.bos_ids + self._ids(prompt), [] if answer is None else self.answer_ids(answer), len(train))
+    def render(self, train: list[Pair], query: Grid, answer: Grid | None = None, outputs: bool = False) -> Example:
+        """Token ids of the prompt (ending where the model writes) and of the answer turn; with `outputs`
+        (multi-turn formats), where each demonstration's answer lies in the prompt, to train on it too."""
+        messages = self.messages(train, query)
+        prompt, _ = self._split(messages)
+        spans = self._output_spans(messages, prompt, train) if outputs and train else ()
+        return Example(self.bos_ids + self._ids(prompt), [] if answer is None else self.answer_ids(answer), len(train),
+                       spans)
 
-    def fit(self, train: list[Pair], query: Grid, answer: Grid | None = None, reserve: int = 0) -> Example | None:
+    def fit(self, train: list[Pair], query: Grid, answer: Grid | None = None, reserve: int = 0,
+            outputs: bool = False) -> Example | None:
         """The prompt with as many train pairs as fit `max_seq_len` (keeping `reserve` tokens for the
-        answer when it is unknown); None when not even one pair fits."""
+        answer when it is unknown), dropping pairs from the end (from the front in the formats whose
+        teams cut so: `drop = "first"`); None when not even one pair fits."""
         for count in range(len(train), 0, -1):
-            example = self.render(train[:count], query, answer)
+            kept = train[len(train) - count:] if self.format.drop == "first" else train[:count]
+            example = self.render(kept, query, answer, outputs)
             if example.length + reserve <= self.max_seq_len:
                 return example
         return None
 
+    def _output_spans(self, messages: list[dict], prompt: str, train: list[Pair]) -> tuple[tuple[int, int], ...]:
+        """[start, end) in the prompt's token ids (BOS included) of each demonstration's answer: from where
+        the model would start writing it through its end of turn, as NVARC and the ARChitects label them."""
+        if not self.format.multi_turn:
+            raise ValueError(f"prompt format {self.format.name}: the loss on every output needs a multi-turn format "
+                             "(turns = \"pairs\"), where each output is an answer turn")
+        first = 1 if messages[0]["role"] == "system" else 0
+        head = self.format.assistant_text(self.format.answer_prefix + ANSWER_MARK).split(ANSWER_MARK)[0]
+        characters = []
+        for k, pair in enumerate(train):
+            before = self.tokenizer.apply_chat_template(messages[: first + 2 * k + 1], tokenize=False,
+                                                        add_generation_prompt=True, chat_template=self.template) + head
+            expected = self.encoder.encode(pair.output)[len(self.format.answer_prefix):] + self.end_of_turn
+            start = len(before)
+            if not prompt.startswith(before) or prompt[start: start + len(expected)] != expected:
+                raise ValueError(f"prompt format {self.format.name}: the chat template writes an earlier answer turn "
+                                 "otherwise than its generation prompt and end of turn say; the loss on every output "
+                                 "cannot find them (set ttft.loss = 'answer')")
+            characters.append((start, start + len(expected)))
+        encoded = self.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        spans = []
+        for start, end in characters:
+            inside = [i for i, (left, right) in enumerate(offsets) if start <= left and right <= end and right > left]
+            spans.append((inside[0] + len(self.bos_ids), inside[-1] + 1 + len(self.bos_ids)))
+        return tuple(spans)
+
     def answer_tokens(self, grid: Grid) -> int:
         """Tokens of a grid's answer turn: the encoded grid after the prefix, plus the end of the answer."""
         return len(self.answer_ids(grid))
+
+    # -- what an answer can be made of
+
+    SMALL_VOCABULARY = 4096  # a vocabulary this small is scanned token by token (NVARC's has 16, the ARChitects' 76)
+
+    @cached_property
+    def answer_token_ids(self) -> frozenset[int] | None:
+        """Every token id an answer can contain: the tokens made only of characters the encoder writes
+        after the answer prefix, and the end of the answer. None for a large vocabulary, which is not
+        scanned (every token stays possible). A token outside the set cannot be part of an answer that
+        parses, so a search may skip it without losing one (NVARC's DFS: digits, newline, <|im_end|>)."""
+        if len(self.tokenizer) > self.SMALL_VOCABULARY:
+            return None
+        probes = [[[(r * MAX_SIDE + c) % 10 for c in range(MAX_SIDE)] for r in range(MAX_SIDE)]]
+        probes += [[[0] * width for _ in range(height)] for height in range(1, MAX_SIDE + 1)
+                   for width in {height, MAX_SIDE + 1 - height}]
+        alphabet = {char for grid in probes for char in self.encoder.encode(grid)[len(self.format.answer_prefix):]}
+        special = set(self.tokenizer.all_special_ids)
+        made_of_answer = set()
+        for token in range(len(self.tokenizer)):
+            text = self.tokenizer.decode([token], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            if token not in special and text and set(text) <= alphabet:
+                made_of_answer.add(token)
+        return frozenset(made_of_answer | set(self.end_ids) | self.stop_token_ids)
 
     # -- what the tokenizer cannot say
 

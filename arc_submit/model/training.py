@@ -19,7 +19,8 @@ import numpy as np
 from arc_submit.config import TTFTConfig
 from arc_submit.data.augment import draw
 from arc_submit.data.prompts import Example, PromptBuilder
-from arc_submit.data.tasks import Task
+from arc_submit.data.tasks import Pair, Task
+from arc_submit.errors import UserError
 from arc_submit.model.schedules import schedule_factors
 
 log = logging.getLogger(__name__)
@@ -66,26 +67,28 @@ class TrainResult:
 # ----------------------------------------------------------------------------- examples
 
 
-def leave_one_out(task: Task, builder: PromptBuilder, rng: np.random.Generator, options: dict) -> Example | None:
+def leave_one_out(task: Task, builder: PromptBuilder, rng: np.random.Generator, options: dict,
+                  outputs: bool = False) -> Example | None:
     """One training example: a random train pair is the target, the others (augmented, reordered) the
-    demonstrations; None when it does not fit even with one demonstration."""
+    demonstrations (their answers trained on too with `outputs`); None when it does not fit even with one
+    demonstration."""
     target_index = int(rng.integers(len(task.train)))
     augmentation = draw(rng, len(task.train), **options)
     augmented = augmentation.apply_task(task)
     position = augmentation.train_order.index(target_index) if augmentation.train_order else target_index
     target = augmented.train[position]
     demonstrations = [pair for i, pair in enumerate(augmented.train) if i != position] or [target]
-    return builder.fit(demonstrations, target.input, target.output)
+    return builder.fit(demonstrations, target.input, target.output, outputs=outputs)
 
 
 def example_stream(tasks: list[Task], builder: PromptBuilder, rng: np.random.Generator, options: dict,
-                   max_misses: int = 20) -> Iterator[Example]:
+                   max_misses: int = 20, outputs: bool = False) -> Iterator[Example]:
     """Endless leave-one-out examples from the tasks (a random task each time); TaskTooLong when a task
     gives `max_misses` examples in a row that do not fit."""
     misses = 0
     while True:
         task = tasks[int(rng.integers(len(tasks)))] if len(tasks) > 1 else tasks[0]
-        example = leave_one_out(task, builder, rng, options)
+        example = leave_one_out(task, builder, rng, options, outputs)
         if example is not None:
             misses = 0
             yield example
@@ -95,8 +98,16 @@ def example_stream(tasks: list[Task], builder: PromptBuilder, rng: np.random.Gen
             raise TaskTooLong(f"task {task.task_id}: no training example fits max_seq_len {builder.max_seq_len}")
 
 
+def config_stream(tasks: list[Task], builder: PromptBuilder, rng: np.random.Generator, config: TTFTConfig
+                  ) -> Iterator[Example]:
+    """The example stream of a training configuration: its augmentations, and its loss (`loss = "outputs"`:
+    every demonstration's answer as well)."""
+    return example_stream(tasks, builder, rng, config.augment.draw_options(), outputs=config.loss == "outputs")
+
+
 def collate(examples: list[Example], pad_id: int):
-    """Right-padded input ids, attention mask and labels (answer tokens only) as torch tensors."""
+    """Right-padded input ids, attention mask and labels (the answer's tokens, and each demonstration's
+    answer where the example marks them) as torch tensors."""
     import torch
 
     width = max(example.length for example in examples)
@@ -108,6 +119,8 @@ def collate(examples: list[Example], pad_id: int):
         ids[row, : len(tokens)] = torch.tensor(tokens)
         mask[row, : len(tokens)] = 1
         labels[row, len(example.prompt_ids): len(tokens)] = torch.tensor(example.answer_ids)
+        for start, end in example.output_spans:
+            labels[row, start:end] = ids[row, start:end]
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
@@ -185,10 +198,10 @@ class TrainState:
     steps: int
     result: TrainResult
 
-    def restore_stream(self, rng_state: dict, builder: PromptBuilder, options: dict) -> None:
+    def restore_stream(self, rng_state: dict, builder: PromptBuilder, config: TTFTConfig) -> None:
         """Continue the example stream from a saved generator state."""
         self.rng.bit_generator.state = rng_state
-        self.stream = example_stream(self.tasks, builder, self.rng, options)
+        self.stream = config_stream(self.tasks, builder, self.rng, config)
 
 
 @dataclass
@@ -203,6 +216,13 @@ class Trainer:
     clock: Callable[[], float] = time.monotonic
     progress: bool = True
     on_step: Callable[[int], None] = lambda step: None  # called after every optimizer step (heartbeats)
+
+    def __post_init__(self):
+        if self.config.loss == "outputs":  # refused before the first task, not at its first example
+            try:
+                self.builder.render([Pair([[0]], [[1]])], [[0]], [[1]], outputs=True)
+            except ValueError as error:
+                raise UserError(f"{self.config.SECTION}.loss = 'outputs': {error}") from None
 
     def train(self, model, tasks: list[Task], steps: int, seed: int, deadline: float | None = None) -> TrainResult:
         """Run `steps` optimizer steps (fewer when `deadline` on `clock` passes). Raises TaskTooLong."""
@@ -232,7 +252,7 @@ class Trainer:
         import torch
 
         rng = np.random.default_rng(seed)
-        stream = example_stream(tasks, self.builder, rng, self.config.augment.draw_options())
+        stream = config_stream(tasks, self.builder, rng, self.config)
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factors(self.config, steps))
@@ -295,7 +315,7 @@ class Trainer:
     def eval_set(self, tasks: list[Task], seed: int) -> list[Example]:
         """Fixed leave-one-out examples under augmentations drawn apart from the training stream."""
         rng = np.random.default_rng([seed, 1])
-        stream = example_stream(tasks, self.builder, rng, self.config.augment.draw_options())
+        stream = config_stream(tasks, self.builder, rng, self.config)
         return [next(stream) for _ in range(self.config.eval_examples)]
 
     def eval_loss(self, model, examples: list[Example]) -> float:

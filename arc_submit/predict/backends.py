@@ -12,6 +12,7 @@ LoRA adapter from a folder instead.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -83,9 +84,11 @@ class Sampler(ABC):
 
     @abstractmethod
     def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
-                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None) -> list[Path]:
+                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
+                     allowed: frozenset[int] | None = None) -> list[Path]:
         """Greedy continuations of each sequence (see arc_submit.predict.dfs), each stopping at a stop token,
-        at its length, or (where the backend can) where its log-probability falls below its budget."""
+        at its length, or (where the backend can) where its log-probability falls below its budget; with
+        `allowed`, chosen and offered only among those tokens."""
 
     @abstractmethod
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
@@ -214,20 +217,23 @@ class VLLMSampler(Sampler):
         return [entry[token].logprob for token, entry in zip(prompt_ids[1:], output.prompt_logprobs[1:])]
 
     def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
-                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None) -> list[SearchPath]:
+                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
+                     allowed: frozenset[int] | None = None) -> list[SearchPath]:
         """vLLM continues each sequence greedily to its end (it cannot stop at a budget), reporting the top
-        tokens of every step; prefix caching shares the prompt's KV cache between branches."""
+        tokens of every step (log-probabilities of the raw logits, before the `allowed` mask); prefix caching
+        shares the prompt's KV cache between branches."""
         from vllm import SamplingParams
 
-        params = [SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k, stop_token_ids=sorted(stop_ids))
-                  for limit in max_new_tokens]
+        only = {"allowed_token_ids": sorted(allowed)} if allowed is not None else {}
+        params = [SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k, stop_token_ids=sorted(stop_ids),
+                                 **only) for limit in max_new_tokens]
         outputs = self._run(sequences, params, self._lora(adapter))
         paths = []
         for output, budget in zip(outputs, budgets):
             [completion] = output.outputs
             steps = [(token, {t: entry.logprob for t, entry in top.items()})
                      for token, top in zip(completion.token_ids, completion.logprobs)]
-            paths.append(path_from_steps(steps, budget, stop_ids))
+            paths.append(path_from_steps(steps, budget, stop_ids, allowed))
         return paths
 
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
@@ -257,15 +263,17 @@ def free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def path_from_steps(steps: list[tuple[int, dict[int, float]]], budget: float, stop_ids: set[int]) -> SearchPath:
+def path_from_steps(steps: list[tuple[int, dict[int, float]]], budget: float, stop_ids: set[int],
+                    allowed: frozenset[int] | None = None) -> SearchPath:
     """A search path from (chosen token, {token: log-probability} of the step's top tokens) pairs, cut
-    where its log-probability falls below the budget."""
+    where its log-probability falls below the budget; alternatives only among `allowed` tokens."""
     path, spent = SearchPath(), 0.0
     for token, top in steps:
         logprob = top[token]
         if spent + logprob < budget:
             break
-        path.alternatives.append([(t, lp) for t, lp in top.items() if t != token and spent + lp >= budget])
+        path.alternatives.append([(t, lp) for t, lp in top.items() if t != token and spent + lp >= budget
+                                  and (allowed is None or t in allowed)])
         path.tokens.append(token)
         path.logprobs.append(logprob)
         spent += logprob
@@ -384,18 +392,25 @@ class TransformersSampler(Sampler):
         return token_logprobs(self.model, prompt_ids)
 
     def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
-                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None, batch: int = 8) -> list[SearchPath]:
+                     stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
+                     allowed: frozenset[int] | None = None, batch: int = 8) -> list[SearchPath]:
         """Batches of sequences (left-padded) continued token by token with one KV cache, each stopping at
-        a stop token, its length, or where its log-probability falls below its budget."""
+        a stop token, its length, or where its log-probability falls below its budget; other tokens than
+        `allowed` are masked after the log-softmax (their probability is not shared out)."""
         paths = []
         for start in range(0, len(sequences), batch):
             end = start + batch
             paths += self._greedy_batch(sequences[start:end], budgets[start:end], max_new_tokens[start:end], stop_ids,
-                                        top_k)
+                                        top_k, allowed)
         return paths
 
-    def _greedy_batch(self, sequences, budgets, max_new_tokens, stop_ids, top_k) -> list[SearchPath]:
+    def _greedy_batch(self, sequences, budgets, max_new_tokens, stop_ids, top_k, allowed) -> list[SearchPath]:
         import torch
+
+        masked = None
+        if allowed is not None:
+            masked = torch.ones(self.model.get_output_embeddings().weight.shape[0], dtype=torch.bool, device=self.device)
+            masked[sorted(allowed)] = False
 
         rows, width = len(sequences), max(len(s) for s in sequences)
         ids = torch.zeros((rows, width), dtype=torch.long)
@@ -412,6 +427,8 @@ class TransformersSampler(Sampler):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
             while any(active):
                 logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+                if masked is not None:
+                    logprobs[:, masked[: logprobs.shape[-1]]] = -math.inf
                 values, indices = logprobs.topk(min(top_k, logprobs.shape[-1]), dim=-1)
                 values, indices = values.tolist(), indices.tolist()
                 for row in range(rows):

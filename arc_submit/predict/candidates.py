@@ -150,7 +150,8 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
 
     limits = [min(bound, builder.max_seq_len - len(job.prompt_ids)) for job in jobs]
     leaves, cut = search(sampler, [job.prompt_ids for job in jobs], config.min_prob, config.max_candidates, limits,
-                         builder.stop_token_ids, deadline, clock or time.monotonic, adapter)
+                         builder.stop_token_ids, deadline, clock or time.monotonic, adapter,
+                         allowed=builder.answer_token_ids)
     decode = builder.tokenizer.decode
     return [[Completion(decode(list(leaf.tokens[:-1]), skip_special_tokens=True), len(leaf.tokens), leaf.logprob,
                         "stop") for leaf in found] for found in leaves], cut

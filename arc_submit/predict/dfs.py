@@ -53,8 +53,10 @@ def top_k_for(min_prob: float) -> int:
 
 def search(sampler, prompts: list[list[int]], min_prob: float, max_candidates: int, max_new_tokens: list[int],
            stop_ids: set[int], deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
-           adapter=None) -> tuple[list[list[Leaf]], str]:
-    """The leaves of every prompt (most probable first), and why the search ended early ("" if it did not)."""
+           adapter=None, allowed: frozenset[int] | None = None) -> tuple[list[list[Leaf]], str]:
+    """The leaves of every prompt (most probable first), and why the search ended early ("" if it did not).
+    With `allowed`, only those tokens are followed (their log-probabilities still over the whole
+    vocabulary, as NVARC's DFS keeps them)."""
     floor = math.log(min_prob)
     leaves: list[list[Leaf]] = [[] for _ in prompts]
     frontier = [Branch(index, (), 0.0) for index in range(len(prompts))]
@@ -66,7 +68,7 @@ def search(sampler, prompts: list[list[int]], min_prob: float, max_candidates: i
         paths = sampler.greedy_paths([prompts[b.prompt] + list(b.prefix) for b in frontier],
                                      [floor - b.logprob for b in frontier],
                                      [max_new_tokens[b.prompt] - len(b.prefix) for b in frontier],
-                                     stop_ids, top_k_for(min_prob), adapter)
+                                     stop_ids, top_k_for(min_prob), adapter, allowed=allowed)
         opened: list[Branch] = []
         for branch, path in zip(frontier, paths):
             spent = branch.logprob

@@ -102,10 +102,10 @@ def plain_training_loop(model, examples, config, pad_id: int, seed: int) -> tupl
 
 
 def bench_ttft(stack, tasks, steps: int, seed: int = 0) -> dict:
-    from arc_submit.model.training import attach_adapter, detach_adapter, example_stream
+    from arc_submit.model.training import attach_adapter, config_stream, detach_adapter
 
     config = stack.config.ttft
-    stream = example_stream(tasks, stack.builder, np.random.default_rng(seed), config.augment.draw_options())
+    stream = config_stream(tasks, stack.builder, np.random.default_rng(seed), config)
     examples = [next(stream) for _ in range(steps)]
     plain_training_loop(stack.model, examples[:1], config, stack.trainer.pad_id, seed)  # warm-up
     plain_tokens, plain_seconds = plain_training_loop(stack.model, examples, config, stack.trainer.pad_id, seed)

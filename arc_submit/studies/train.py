@@ -144,7 +144,7 @@ class Training:
         self.state.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
         self.state.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
         rng = torch.load(path / "rng_state.pth", weights_only=False)
-        self.state.restore_stream(rng["numpy"], self.builder, self.settings.augment.draw_options())
+        self.state.restore_stream(rng["numpy"], self.builder, self.settings)
         torch.set_rng_state(rng["torch"])
         state = read_json(path / "trainer_state.json")
         self.history = state["log_history"]
