@@ -119,3 +119,29 @@ def test_the_pipeline_runs_ttft_dfs_and_the_nvarc_rule_on_a_model_of_their_kind(
     assert all(len(view["logprobs"]) == 2 for view in views)  # ... and the nvarc rule scored it under 2 views
     assert all(vote["score"] == pytest.approx(vote["count"] + sum(view["logprobs"]) / 2)
                for vote in votes for view in views if view["grid"] == vote["grid"])
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("kind", ["nvarc", "architects"])
+def test_masked_dfs_on_the_vllm_engine_finds_what_transformers_finds(tmp_path, kind):
+    """On vLLM the mask is its allowed_token_ids, and the log-probabilities it reports are over the whole
+    vocabulary as on transformers: the same leaves either way, and a vocabulary smaller than DFS's top-k
+    (NVARC's 16 tokens at min_prob 0.04: 26) does not break the engine."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "dfs_engines.py"), "--out", str(tmp_path / "dfs.json"),
+                             "--winner", kind], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads((tmp_path / "dfs.json").read_text())
+    allowed = set(found["allowed"])
+    for name in ("unmasked", "masked"):
+        for a, b in zip(found[f"vllm {name}"], found[f"transformers {name}"]):
+            assert [tokens for tokens, _ in a] == [tokens for tokens, _ in b]
+            assert [lp for _, lp in a] == pytest.approx([lp for _, lp in b], abs=1e-3)
+    for unmasked, masked in zip(found["transformers unmasked"], found["transformers masked"]):
+        assert [leaf for leaf in unmasked if set(leaf[0]) <= allowed] == masked
+    assert sum(map(len, found["transformers masked"])) >= 2
+    assert any(set(leaf[0]) - allowed for leaves in found["transformers unmasked"] for leaf in leaves)

@@ -111,15 +111,16 @@ def build_styled_model(folder: Path, style: str, seed: int = 0) -> Path:
     return save_tiny_model(folder, STYLES[style][0], tokenizer, stops, seed)
 
 
-def save_tiny_model(folder: Path, architecture: str, tokenizer, stops: list[int], seed: int = 0) -> Path:
+def save_tiny_model(folder: Path, architecture: str, tokenizer, stops: list[int], seed: int = 0,
+                    head_dim: int = 16) -> Path:
     """A tiny random model of `architecture` (qwen3, llama, qwen2) over `tokenizer`'s vocabulary, saved
-    with it as a transformers folder."""
+    with it as a transformers folder (vLLM's CPU attention wants head_dim 32 or more)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
     config = AutoConfig.for_model(
         architecture, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=head_dim, max_position_embeddings=4096,
         eos_token_id=stops, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         tie_word_embeddings=False, initializer_range=0.3,  # large random weights: LoRA can overfit them fast
     )
@@ -187,6 +188,7 @@ WINNERS = {"nvarc": build_nvarc_tokenizer, "architects": build_architects_tokeni
 
 def build_winner_model(folder: Path, kind: str, seed: int = 0) -> Path:
     """A tiny random Qwen3 with NVARC's 16-token tokenizer ("nvarc") or the ARChitects' single-character
-    one ("architects"), saved as a transformers folder: a model of their kind, built in the test."""
+    one ("architects"), saved as a transformers folder: a model of their kind, built in the test, that
+    vLLM's CPU build can serve too."""
     tokenizer = WINNERS[kind]()
-    return save_tiny_model(folder, "qwen3", tokenizer, [tokenizer.eos_token_id], seed)
+    return save_tiny_model(folder, "qwen3", tokenizer, [tokenizer.eos_token_id], seed, head_dim=32)

@@ -225,6 +225,7 @@ class VLLMSampler(Sampler):
         from vllm import SamplingParams
 
         only = {"allowed_token_ids": sorted(allowed)} if allowed is not None else {}
+        top_k = min(top_k, self.llm.llm_engine.model_config.get_vocab_size())  # NVARC's has 16 tokens
         params = [SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k, stop_token_ids=sorted(stop_ids),
                                  **only) for limit in max_new_tokens]
         outputs = self._run(sequences, params, self._lora(adapter))
