@@ -123,10 +123,15 @@ kaggle-wheels: install
 
 # A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
 # A model folder as it is; an adapter with its base beside it (kaggle/model.py). BASE: an adapter's base
-# model folder, when its adapter_config.json names a hub model.
+# model folder, when its adapter_config.json names a hub model. Settings travel with the model into its
+# arc-submit.toml, which the notebook lays over its GPU preset: CONFIG (a recipe preset such as nvarc or
+# architects, or a TOML file) and SET (space-separated section.field=value), e.g.
+#   make kaggle-model MODEL=path/to/nvarc-qwen3-4b CONFIG=nvarc SET="ttft.steps=64 sampling.augmentations=8"
 BASE ?=
+CONFIG ?=
+SET ?=
 kaggle-model: install
-	$(PY) kaggle/model.py "$(MODEL)" $(KAGGLE_MODEL_DIR) --base "$(BASE)"
+	$(PY) kaggle/model.py "$(MODEL)" $(KAGGLE_MODEL_DIR) --base "$(BASE)" --config "$(CONFIG)" $(foreach s,$(SET),--set '$(s)')
 
 # The notebook's metadata for `kaggle kernels push -p kaggle`, attached to KAGGLE_COMPETITION.
 kaggle-kernel:
@@ -145,7 +150,7 @@ kaggle-sim: install
 	$(PIP) download -q -d $(SIM_WHEELS) "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)" -r $(SIM_WHEELS)/requirements.txt
 	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --twin --python $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --layout 2026
-	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --layout 2025
+	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --layout 2025 --adapter
 
 clean:
 	rm -rf .venv .venv-kaggle .venv-gpu build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl

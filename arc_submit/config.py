@@ -95,7 +95,7 @@ class AugmentConfig:
 # The names of the strategies each registry holds (the registries live in the wings that use them, and
 # tests check that these lists match them): config sits below model/ and predict/ and imports neither.
 SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")  # arc_submit.model.schedules
-VOTING_RULES = ("vote", "poe", "nvarc")  # arc_submit.predict.selection.RULES
+VOTING_RULES = ("vote", "poe", "nvarc", "architects")  # arc_submit.predict.selection.RULES
 SAMPLING_METHODS = ("sample", "dfs")
 SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.backends.BACKENDS
 ADAPTER_SERVING = ("merged", "lora")
@@ -118,6 +118,8 @@ class TTFTConfig:
     lora_rank: int = option(32, "LoRA rank")
     lora_alpha: float = option(64.0, "LoRA alpha (scaling = alpha / rank)")
     lora_dropout: float = option(0.0, "LoRA dropout")
+    rslora: bool = option(False, "rank-stabilised LoRA: scaling alpha / sqrt(rank) instead of alpha / rank (NVARC "
+                                 "and the ARChitects train so)")
     target_modules: list = option(["all-linear"], "modules that get LoRA, or ['all-linear']")
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)")
@@ -235,8 +237,9 @@ class SamplingConfig:
 @dataclass
 class VotingConfig:
     rule: str = option("vote", "vote (count, then mean per-token log-probability) | poe (sum of log-likelihoods "
-                               "under `views` augmented views) | nvarc (count minus mean NLL over the views)")
-    views: int = option(8, "poe and nvarc: augmented views each distinct candidate is scored under")
+                               "under `views` augmented views) | nvarc (count minus mean NLL over the views) | "
+                               "architects (their 2024 probmul: sum of each hit's and each view's log-likelihood + 3)")
+    views: int = option(8, "poe, nvarc and architects: augmented views each distinct candidate is scored under")
 
     def __post_init__(self):
         _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")
@@ -359,9 +362,31 @@ def parse_override(text: str) -> tuple[list[str], object]:
     return key.strip().split("."), value
 
 
+def read_layers(name_or_path: str) -> tuple[dict, str]:
+    """A preset or TOML file, or several joined by `+` (`kaggle-l4x4+nvarc`: a GPU preset, then a recipe
+    laid over it, table by table; the last one wins where both set a value)."""
+    if name_or_path in preset_names() or Path(name_or_path).exists() or "+" not in name_or_path:
+        return read_toml(name_or_path)
+    data, sources = {}, []
+    for part in name_or_path.split("+"):
+        layer, source = read_toml(part)
+        _lay(data, layer)
+        sources.append(source)
+    return data, " + ".join(sources)
+
+
+def _lay(data: dict, layer: dict) -> None:
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _lay(data[key], value)
+        else:
+            data[key] = value
+
+
 def load_config(name_or_path: str | None = None, overrides: list[str] = (), **flags) -> Config:
-    """Defaults < preset or TOML file < `--set` overrides < explicit flags (model.name=..., run.seed=...)."""
-    data, source = read_toml(name_or_path) if name_or_path else ({}, "defaults")
+    """Defaults < preset or TOML file (or several, `a+b`) < `--set` overrides < explicit flags (model.name=...,
+    run.seed=...)."""
+    data, source = read_layers(name_or_path) if name_or_path else ({}, "defaults")
     for text in overrides:
         path, value = parse_override(text)
         _set(data, path, value)
@@ -384,9 +409,32 @@ def _set(data: dict, path: list[str], value) -> None:
 
 def to_toml(config: Config) -> str:
     """The resolved config as TOML that `load_config` reads back to an equal Config."""
+    return dict_to_toml(config.to_dict())
+
+
+def dict_to_toml(data: dict) -> str:
+    """Nested tables of plain values as TOML text that tomllib reads back as `data`."""
     lines: list[str] = []
-    _write_table(config.to_dict(), [], lines)
+    _write_table(data, [], lines)
     return "\n".join(lines).strip() + "\n"
+
+
+def layered_settings(name_or_path: str, overrides: list[str] = ()) -> dict:
+    """The raw settings of config layers (`a+b`) and `--set` overrides, before defaults and checks."""
+    data = read_layers(name_or_path)[0] if name_or_path else {}
+    for text in overrides:
+        path, value = parse_override(text)
+        _set(data, path, value)
+    return data
+
+
+def flat_settings(data: dict, prefix: str = "") -> list[str]:
+    """`section.field = value` for every setting of nested tables."""
+    found = []
+    for key, value in data.items():
+        found += (flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict)
+                  else [f"{prefix}{key} = {_toml_value(value)}"])
+    return found
 
 
 def _write_table(table: dict, path: list[str], lines: list[str]) -> None:

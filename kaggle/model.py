@@ -8,6 +8,13 @@ OUT/base/, so the notebook finds the adapter and the run resolves its base offli
 first, keeping only dataset-metadata.json, so no file of an earlier model is left beside the new one.
 An adapter whose base is not a folder here (a hub name) is refused in one line that says to give
 BASE=/path/to/base.
+
+Settings travel with the model: `--config` (a preset such as nvarc, or a TOML file; several joined by +)
+and `--set section.field=value` (repeatable) are written, merged, into OUT/arc-submit.toml, which the
+notebook lays over the preset it picks for the GPUs (and prints). model.name and model.base are left out:
+on Kaggle the notebook names the model it found.
+
+    python kaggle/model.py MODEL OUT --config nvarc --set ttft.steps=64
 """
 
 from __future__ import annotations
@@ -57,6 +64,36 @@ def copy_model(model: str, out: Path, base: str = "") -> str:
     return f"adapter {resolved.adapter_dir} (into adapter/) and its base {resolved.base_dir} (into base/)"
 
 
+SETTINGS = "arc-submit.toml"  # the notebook looks for it beside the model (or one folder up, for adapter/)
+
+
+def settings_text(config: str, overrides: list[str], command: str) -> tuple[str, list[str]]:
+    """The text of arc-submit.toml from the config layers and overrides, checked as the notebook will use
+    it (laid over each Kaggle preset), and the settings in it as `section.field = value` lines."""
+    import tempfile
+
+    from arc_submit.config import dict_to_toml, flat_settings, layered_settings, load_config, preset_names
+    from arc_submit.errors import UserError
+
+    data = layered_settings(config, overrides)
+    dropped = [key for key in ("name", "base") if key in data.get("model", {})]
+    for key in dropped:
+        del data["model"][key]
+    if "model" in data and not data["model"]:
+        del data["model"]
+    text = f"# written by {command}: the notebook lays it over its GPU preset\n" + dict_to_toml(data)
+    with tempfile.TemporaryDirectory() as folder:
+        check = Path(folder) / SETTINGS
+        check.write_text(text)
+        for preset in [name for name in preset_names() if name.startswith("kaggle-")]:
+            try:
+                load_config(f"{preset}+{check}")
+            except UserError as error:
+                given = " ".join([f"CONFIG={config}"] * bool(config) + [f'SET="{" ".join(overrides)}"'] * bool(overrides))
+                raise UserError(error.problems[0].replace(str(check), f"the settings to carry ({given})")) from None
+    return text, flat_settings(data) + [f"(model.{key} left out: the notebook names the model it finds)" for key in dropped]
+
+
 def main() -> int:
     from arc_submit.errors import UserError
 
@@ -64,13 +101,20 @@ def main() -> int:
     parser.add_argument("model", help="alias, transformers folder or LoRA adapter folder")
     parser.add_argument("out", type=Path, help="the model dataset's folder")
     parser.add_argument("--base", default="", help="an adapter's base model folder (when it names a hub model)")
+    parser.add_argument("--config", default="", help="settings to carry: a preset (nvarc, architects, ...) or TOML file")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="a setting to carry (repeatable)")
     args = parser.parse_args()
     try:
+        text, settings = settings_text(args.config, args.set, "make kaggle-model") if args.config or args.set else ("", [])
         what = copy_model(args.model, args.out, args.base)
     except UserError as error:
         print(f"error: {error.problems[0]}", file=sys.stderr)
         return 2
     print(f"{args.out}: {what}")
+    if text:
+        (args.out / SETTINGS).write_text(text)
+        print(f"{args.out / SETTINGS}, laid over the notebook's GPU preset:" + "".join(f"\n  {line}" for line in settings))
     return 0
 
 

@@ -8,6 +8,11 @@ ARC-AGI-2 eval tasks as the test file, the other competition files from the embe
 input/smollm2-135m/ (the embedded model, converted), working/. The notebook fills a fresh virtual
 environment from the wheelhouse with `pip --no-index`, runs the pipeline, and validates; then this
 script validates working/submission.json once more, from outside.
+
+`--adapter`: the model is instead a LoRA adapter trained here by `python -m arc_submit train` in a few
+steps, made into a model dataset by kaggle/model.py (input/arc-submit-model/: adapter/, base/) with
+settings carried in its arc-submit.toml (CARRIED); the run must load the adapter (its summary and run.log
+say so) and its config.toml must hold the carried settings.
 """
 
 from __future__ import annotations
@@ -41,13 +46,32 @@ def write_competition(folder: Path) -> None:
     (folder / "sample_submission.json").write_text(json.dumps(build({t.task_id: fallback_attempts(t) for t in test})))
 
 
-def build_tree(root: Path, wheels: Path, layout: str) -> None:
+# Settings the adapter's model dataset carries (`make kaggle-model SET=...`); the run's config.toml must show them.
+CARRIED = {"sampling.augmentations": "3", "voting.views": "3"}
+
+
+def build_tree(root: Path, wheels: Path, layout: str, adapter: bool) -> None:
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
 
     write_competition(root / "input" / LAYOUTS[layout])
     os.symlink(wheels.resolve(), root / "input" / "arc-submit-wheels")  # read-only there too, and GBs large
-    os.symlink(resolve(EMBEDDED_ALIAS).base_dir, root / "input" / "smollm2-135m")
+    if adapter:
+        build_adapter_dataset(root / "tmp" / "train", root / "input" / "arc-submit-model")
+    else:
+        os.symlink(resolve(EMBEDDED_ALIAS).base_dir, root / "input" / "smollm2-135m")
     (root / "working").mkdir()
+
+
+def build_adapter_dataset(train_dir: Path, out: Path) -> None:
+    """A LoRA adapter of the embedded model trained 2 steps on 2 small tasks, then the model dataset that
+    `make kaggle-model MODEL=<checkpoint> SET=...` makes of it."""
+    run = lambda *command: subprocess.run([sys.executable, *command], check=True, capture_output=True, text=True)  # noqa: E731
+    run("-m", "arc_submit", "train", "--dataset", "arc-agi-1-train", "--smallest", "2", "--out", str(train_dir),
+        "--config", "smoke", "--set", "train.steps=2", "--set", "train.val_tasks=0", "--set", "train.save_every=2",
+        "--quiet")
+    checkpoint = train_dir / "checkpoint-2"
+    settings = [part for key, value in CARRIED.items() for part in ("--set", f"{key}={value}")]
+    print(run(str(Path(__file__).with_name("model.py")), str(checkpoint), str(out), *settings).stdout, end="")
 
 
 def execute(root: Path, preset: str, budget: int) -> None:
@@ -78,6 +102,21 @@ def record_problems(run_dir: Path) -> list[str]:
             if r["mode"] != "full" or not all(r["candidates"])]
 
 
+def adapter_problems(root: Path, run_dir: Path) -> list[str]:
+    """With --adapter: the run loaded the adapter (run.log names it) and used the carried settings."""
+    import tomllib
+
+    adapter = root / "input" / "arc-submit-model" / "adapter"
+    log = (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() else ""
+    problems = [] if f"adapter {adapter}" in log else [f"run.log does not say the adapter {adapter} was loaded"]
+    config = tomllib.loads((run_dir / "config.toml").read_text())
+    for key, value in CARRIED.items():
+        section, field = key.split(".")
+        if str(config[section][field]) != value:
+            problems.append(f"config.toml has {key} = {config[section][field]!r}, not the carried {value}")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the Kaggle notebook in a simulated Kaggle tree.")
     parser.add_argument("--wheels", type=Path, required=True, help="a wheelhouse with wheelhouse.json")
@@ -85,12 +124,14 @@ def main() -> int:
     parser.add_argument("--time-budget", type=int, default=1200)
     parser.add_argument("--layout", choices=list(LAYOUTS), default="2026",
                         help="where the competition's files are mounted: ARC Prize 2026's place or 2025's")
+    parser.add_argument("--adapter", action="store_true",
+                        help="the model dataset is a trained LoRA adapter with its base and carried settings")
     parser.add_argument("--keep", action="store_true", help="keep the simulated tree")
     args = parser.parse_args()
     start = time.time()
     root = Path(tempfile.mkdtemp(prefix="kaggle-sim-"))
     try:
-        build_tree(root, args.wheels, args.layout)
+        build_tree(root, args.wheels, args.layout, args.adapter)
         try:
             execute(root, args.preset, args.time_budget)
         except Exception as error:  # nbclient's CellExecutionError, or the kernel dying
@@ -100,10 +141,13 @@ def main() -> int:
         check = subprocess.run([sys.executable, "-m", "arc_submit", "validate", "--challenges", str(test_file),
                                 "--submission", str(root / "working" / "submission.json")])
         problems = record_problems(root / "working" / "arc-submit-run")
+        if args.adapter:
+            problems += adapter_problems(root, root / "working" / "arc-submit-run")
         for problem in problems:
             print(f"kaggle-sim: {problem}")
         passed = check.returncode == 0 and not problems
-        print(f"kaggle-sim ({args.layout} layout): {'passed' if passed else 'FAILED'} in {time.time() - start:.0f} s "
+        model = "an adapter with carried settings" if args.adapter else "a model folder"
+        print(f"kaggle-sim ({args.layout} layout, {model}): {'passed' if passed else 'FAILED'} in {time.time() - start:.0f} s "
               f"({root})")
         return 0 if passed else 1
     finally:

@@ -185,3 +185,44 @@ def test_an_adapter_of_a_hub_model_says_to_give_base(tiny_model_dir, tmp_path):
     assert "BASE=/path/to/base" in lines[0] and "--set" not in lines[0]
     with_base = kaggle_model(tmp_path / "adapter", tmp_path / "dataset", "--base", tiny_model_dir)
     assert with_base.returncode == 0, with_base.stderr
+
+
+def test_settings_travel_with_the_model_into_arc_submit_toml(tiny_model_dir, tmp_path):
+    import tomllib
+
+    from arc_submit.config import load_config
+
+    tiny_adapter(tiny_model_dir, tmp_path / "adapter", str(tiny_model_dir))
+    out = tmp_path / "dataset"
+    result = kaggle_model(tmp_path / "adapter", out, "--config", "nvarc", "--set", "ttft.steps=64",
+                          "--set", "model.name=/my/local/path")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["adapter", "arc-submit.toml", "base"]
+    carried = tomllib.loads((out / "arc-submit.toml").read_text())
+    assert carried["prompt"]["format"] == "nvarc" and carried["ttft"]["steps"] == 64 and "model" not in carried
+    assert "ttft.steps = 64" in result.stdout and "model.name left out" in result.stdout
+    used = load_config(f"kaggle-l4x4+{out / 'arc-submit.toml'}")  # as the notebook lays it
+    assert (used.prompt.format, used.ttft.steps, used.ttft.rslora) == ("nvarc", 64, True)
+    assert used.sampling.max_batched_tokens == 1024 and used.ttft.gradient_checkpointing  # the GPU preset's stay
+    # a setting that does not exist is refused in one line before anything is copied
+    bad = kaggle_model(tmp_path / "adapter", tmp_path / "other", "--set", "ttft.stepz=64")
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "unknown setting 'stepz'" in lines[0]
+    assert 'SET="ttft.stepz=64"' in lines[0] and not (tmp_path / "other").exists()
+
+
+def test_the_notebook_lays_the_models_settings_over_the_gpu_preset(tmp_path):
+    """Cell 5 on its own: the preset from the GPUs, the model's arc-submit.toml beside the model or one folder
+    up (an adapter's dataset), printed."""
+    model = tmp_path / "input" / "arc-submit-model" / "adapter"
+    model.mkdir(parents=True)
+    (model.parent / "arc-submit.toml").write_text('# carried\n[ttft]\nsteps = 64\n')
+    script = "\n".join([
+        "import json, os, time", f"START = time.time(); MODEL = {str(model)!r}; found = [['NVIDIA L4', '8.9']]",
+        "COMPETITION = '/nowhere'; challenges = {}", notebook_cell("# Preset from the GPUs found"),
+        "print('CONFIG=' + CONFIG)"])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert f"CONFIG=kaggle-l4x4+{model.parent / 'arc-submit.toml'}" in result.stdout
+    assert "  steps = 64" in result.stdout and "# carried" not in result.stdout

@@ -74,7 +74,9 @@ def test_the_pipeline_continues_a_given_adapter(tiny, tiny_model_dir, tmp_path):
 
     save_adapter(tiny, tmp_path / "adapter", tiny_model_dir)
     run(tiny_model_dir, tmp_path / "base", "ttft.steps=0")
-    run(tmp_path / "adapter", tmp_path / "with-adapter", "ttft.steps=0")
+    with_adapter = run(tmp_path / "adapter", tmp_path / "with-adapter", "ttft.steps=0")
+    assert with_adapter.summary["model"] == {"base": str(tiny_model_dir.resolve()),
+                                             "adapter": str((tmp_path / "adapter").resolve())}  # the run says so
     run(tmp_path / "adapter", tmp_path / "trained", "ttft.steps=2")
     task_file = f"tasks/{TASKS[0].task_id}.json"
     logprobs = {name: [c["logprob"] for c in read(tmp_path / name / task_file)["candidates"][0]]

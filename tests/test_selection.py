@@ -58,8 +58,30 @@ def test_poe_and_nvarc_scores():
         rank(candidates, "poe", {grid_key(A): [-1.0]})
 
 
+def their_probmul_3(guesses: list[dict]) -> float:
+    """getter_full_probmul(3) of the ARChitects' 2024 Kaggle notebook (da-fr/arc-prize-2024, selection.py),
+    written from its text: each guess has its DFS score_val and the output's scores under the views."""
+    baseline = 3
+    inf_score = sum(g["score_val"] + baseline for g in guesses)
+    aug_score = np.mean([sum(s + baseline for s in g["score_multi_nl"]) for g in guesses])
+    return inf_score + aug_score
+
+
 @settings(max_examples=100, deadline=None)
-@given(rule=st.sampled_from(["vote", "poe", "nvarc"]), data=st.data())
+@given(data=st.data())
+def test_the_architects_rule_scores_as_their_getter(data):
+    grids = [A, B, C]
+    picks = data.draw(st.lists(st.tuples(st.integers(0, 2), st.floats(-20, -0.01), st.integers(1, 30)), min_size=1,
+                               max_size=10))
+    candidates = [(grids[i], logprob, tokens) for i, logprob, tokens in picks]
+    views = {grid_key(g): data.draw(st.lists(st.floats(-30, 0), min_size=8, max_size=8)) for g in grids}
+    for vote in rank(candidates, "architects", views):
+        guesses = [{"score_val": lp, "score_multi_nl": views[grid_key(g)]} for g, lp, _ in candidates if g == vote.grid]
+        assert vote.score == pytest.approx(their_probmul_3(guesses), rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rule=st.sampled_from(["vote", "poe", "nvarc", "architects"]), data=st.data())
 def test_a_predictions_file_with_scores_ranks_as_the_run_did(rule, data):
     grids = [A, B, C, [[3]]]
     picks = data.draw(st.lists(st.tuples(st.integers(0, 3), st.floats(-20, -0.01), st.integers(1, 30)), max_size=10))

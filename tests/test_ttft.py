@@ -145,3 +145,31 @@ def test_the_answer_loss_equals_transformers_loss_without_whole_prompt_logits(ti
         expected = model(**batch).loss
         ours = answer_loss(model, batch)
     assert torch.allclose(ours, expected, atol=1e-6) and ours.item() > 0
+
+
+def test_rank_stabilised_lora_scales_by_the_square_root_of_the_rank():
+    from arc_submit.config import TTFTConfig
+    from arc_submit.model.training import lora_config
+
+    assert lora_config(TTFTConfig(lora_rank=256, lora_alpha=32.0, rslora=True)).use_rslora
+    assert not lora_config(TTFTConfig()).use_rslora
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_lora_on_tied_embeddings_is_refused_before_any_task(tied):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from arc_submit.config import TTFTConfig
+    from arc_submit.errors import UserError
+    from arc_submit.model.training import check_targets
+
+    config = AutoConfig.for_model("qwen3", vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, num_key_value_heads=1, head_dim=8, tie_word_embeddings=tied)
+    model = AutoModelForCausalLM.from_config(config)
+    check_targets(model, TTFTConfig())  # the default targets never touch the embeddings
+    targets = TTFTConfig(target_modules=["q_proj", "embed_tokens", "lm_head"])
+    if tied:
+        with pytest.raises(UserError, match="ttft.target_modules includes embed_tokens and lm_head, but the model ties"):
+            check_targets(model, targets)
+    else:
+        check_targets(model, targets)

@@ -100,7 +100,7 @@ def test_the_pipeline_runs_ttft_dfs_and_the_nvarc_rule_on_a_model_of_their_kind(
     solutions.write_text(json.dumps({"copy": [grids[0]]}))
     config = tmp_path / "winner.toml"
     config.write_text(f'[model]\nname = "{model}"\n[prompt]\nformat = "{kind}"\nmax_seq_len = 2048\n'
-                      '[ttft]\nsteps = 40\nlearning_rate = 1e-2\nschedule = "constant"\nwarmup_fraction = 0.0\n'
+                      '[ttft]\nsteps = 100\nlearning_rate = 1e-2\nschedule = "constant"\nwarmup_fraction = 0.0\n'
                       'lora_rank = 8\nlora_alpha = 16.0\nloss = "outputs"\n'
                       '[ttft.augment]\ngeometric = false\npermute_colours = false\n'
                       '[sampling]\nbackend = "transformers"\naugmentations = 2\nmethod = "dfs"\nmin_prob = 0.05\n'
@@ -110,10 +110,11 @@ def test_the_pipeline_runs_ttft_dfs_and_the_nvarc_rule_on_a_model_of_their_kind(
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["modes"] == {"full": 1} and summary["metrics"]["pass_n"] == 1.0, summary
+    assert summary["model"] == {"base": str(model.resolve()), "adapter": None}
     run_config = (tmp_path / "run" / "config.toml").read_text()
     assert f'format = "{kind}"' in run_config and 'encoder = "MinimalGridEncoder()"' in run_config
     record = json.loads((tmp_path / "run" / "tasks" / "copy.json").read_text())
-    assert record["ttft"]["steps"] == 40 and record["ttft"]["losses"][-1] < 0.2 and not record["failed_stages"]
+    assert record["ttft"]["steps"] == 100 and record["ttft"]["losses"][-1] < 0.2 and not record["failed_stages"]
     [votes], [views] = record["votes"], record["views"]
     assert grids[0] in [vote["grid"] for vote in votes]  # DFS found the answer ...
     assert all(len(view["logprobs"]) == 2 for view in views)  # ... and the nvarc rule scored it under 2 views

@@ -159,8 +159,23 @@ def lora_config(config: TTFTConfig):
     targets = "all-linear" if config.target_modules == ["all-linear"] else list(config.target_modules)
     return LoraConfig(
         r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=targets, bias="none", task_type="CAUSAL_LM",
+        target_modules=targets, bias="none", task_type="CAUSAL_LM", use_rslora=config.rslora,
     )
+
+
+TIED = ("embed_tokens", "lm_head")
+
+
+def check_targets(model, config: TTFTConfig) -> None:
+    """UserError when LoRA targets the input or output embedding of a model that ties them (Qwen3-4B,
+    SmolLM2): the adapter would give each its own delta, which one shared merged weight cannot hold, so
+    the engine would serve another model than the trained one."""
+    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    tied = [name for name in TIED if name in config.target_modules]
+    if tied and getattr(text_config, "tie_word_embeddings", False):
+        raise UserError(f"{config.SECTION}.target_modules includes {' and '.join(tied)}, but the model ties its input "
+                        "and output embeddings: a merged model cannot hold the adapter's deltas of one shared weight; "
+                        f"leave {' and '.join(tied)} out")
 
 
 def attach_adapter(model, config: TTFTConfig, adapter_dir=None, seed: int = 0):

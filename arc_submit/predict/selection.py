@@ -5,7 +5,9 @@ the attempts. Rules live in RULES, chosen by `voting.rule`:
   tie-break: a cumulative log-probability would favour small grids), then a fixed grid order;
 - `poe`: the ARChitects' product of experts: the sum of the grid's log-likelihood as the answer under
   M augmented views of the task (the same views for every candidate);
-- `nvarc`: NVARC's count minus the mean negative log-likelihood over the same M views.
+- `nvarc`: NVARC's count minus the mean negative log-likelihood over the same M views;
+- `architects`: the ARChitects' 2024 Kaggle selection (score_full_probmul_3): every candidate that gave
+  the grid and every view adds 3 nats to its log-likelihood there, summed.
 
 Every rule gives each grid a `score` (vote: its count); ranking is by score, then count, then the mean
 per-token log-probability, then grid order, so a predictions file that carries the scores reproduces the
@@ -93,11 +95,23 @@ def _nvarc(entry: Tally, views: list[float] | None) -> float:
     return entry.count + math.fsum(views) / len(views)  # count - mean negative log-likelihood
 
 
+ARCHITECTS_BASELINE = 3.0  # getter_full_probmul(3) in the ARChitects' Kaggle notebook (da-fr/arc-prize-2024)
+
+
+def _architects(entry: Tally, views: list[float] | None) -> float:
+    """sum over hits (log-probability + 3) + sum over views (log-likelihood + 3): their candidates' own
+    log-probabilities (a hit without one counts its baseline only) and the views' scores, as probabilities
+    multiplied with a bonus for each."""
+    hits = entry.count * (ARCHITECTS_BASELINE + (entry.mean_logprob or 0.0))
+    return hits + math.fsum(view + ARCHITECTS_BASELINE for view in views)
+
+
 # rule -> (score of a grid from its tally and its log-likelihoods under the views, whether it needs them)
 RULES: dict[str, tuple[Callable[[Tally, list[float] | None], float], bool]] = {
     "vote": (_vote, False),
     "poe": (_poe, True),
     "nvarc": (_nvarc, True),
+    "architects": (_architects, True),
 }
 
 

@@ -80,11 +80,19 @@ class Pipeline:
             "tasks": len(selected), "ran": len(pending), "redone": len(degraded), **outcome(done), **queue,
             "engine_starts": self.stack.sampler.engine_starts if self.stack else queue.get("engine_starts", 0),
             "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
+            "model": self.model_used(),
             **({"versions": imported_versions()} if self.stack else {}),  # at the end: peft is in by then
             "submission": str(self.output or self.run_dir.path / "submission.json"),
             **({"metrics": metrics["summary"]} if metrics else {}),
         }
         return self.summary
+
+    def model_used(self) -> dict:
+        """The base folder and the adapter (None: none) the run loaded, as the model name resolved."""
+        from arc_submit.model.resolve import resolve
+
+        resolved = self.stack.resolved if self.stack else resolve(self.config.model.name, self.config.model.base)
+        return {"base": str(resolved.base_dir), "adapter": str(resolved.adapter_dir) if resolved.adapter_dir else None}
 
     def accept(self, record: TaskRecord) -> None:
         """A finished task: keep its record and rewrite the outputs; a task redone without time left keeps

@@ -26,7 +26,7 @@ from arc_submit.data.tasks import Pair, Task
 from arc_submit.model.load import check_context, load_model, prompt_builder, resolve_dtype
 from arc_submit.model.merge import iter_base_weights, iter_merged_weights
 from arc_submit.model.resolve import ResolvedModel, resolve, set_offline
-from arc_submit.model.training import Trainer, attach_adapter, detach_adapter
+from arc_submit.model.training import Trainer, attach_adapter, check_targets, detach_adapter
 from arc_submit.predict.backends import Adapter, PushReport, Sampler, create_sampler, token_logprobs
 
 log = logging.getLogger("arc_submit")
@@ -188,6 +188,7 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     start = time.perf_counter()
     tokenizer, model = load_model(resolved, dtype, device, config.ttft.gradient_checkpointing)
     timings["model_load_s"] = time.perf_counter() - start
+    check_targets(model, config.ttft)
     builder = prompt_builder(tokenizer, config.prompt)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     autocast = getattr(torch, dtype) if device == "cuda" and dtype != "float32" else None
@@ -201,6 +202,7 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     stack = Stack(config, resolved, model, sampler, trainer, builder, device, dtype, adapters_dir=adapters,
                   engine_holds="start" if resolved.adapter_dir is None else "base", timings=timings)
     log.info("model stack: %s", ", ".join(f"{name} {version}" for name, version in imported_versions().items()))
+    log.info("model: %s%s", resolved.base_dir, f", adapter {resolved.adapter_dir}" if resolved.adapter_dir else "")
     stack.serve_start(stack.probe())  # a given adapter merged into the engine; nothing to do for a plain base
     return stack
 

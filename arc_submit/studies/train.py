@@ -96,7 +96,7 @@ class Training:
 
         from arc_submit.model.load import check_context, load_model, prompt_builder, resolve_dtype
         from arc_submit.model.resolve import resolve, set_offline
-        from arc_submit.model.training import Trainer, attach_adapter
+        from arc_submit.model.training import Trainer, attach_adapter, check_targets
 
         set_offline()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,6 +104,8 @@ class Training:
         check_context(self.resolved, self.config.prompt.max_seq_len)
         dtype = resolve_dtype(self.config.model.dtype, self.device)
         self.tokenizer, model = load_model(self.resolved, dtype, self.device, self.settings.gradient_checkpointing)
+        if self.settings.method == "lora":
+            check_targets(model, self.settings)
         self.builder = prompt_builder(self.tokenizer, self.config.prompt)
         self.split = split_tasks(self.tasks, self.builder, self.settings.val_tasks, self.config.run.seed)
         if not self.split.train:
