@@ -5,10 +5,10 @@ the run (workers included).
     ARC_SUBMIT_FAULTS="ttft:00576224:oom,sampling:66e6c45b:error" python -m arc_submit ...
     ARC_SUBMIT_FAULTS="task:00576224:kill-once" ARC_SUBMIT_FAULTS_MARKS=/tmp/marks python -m arc_submit --workers 2 ...
 
-Stages: task (before anything), ttft, sampling, write (NAME is a file name), train (NAME is a step). Kinds: oom (out of memory:
-degrades the task), error (a code error: stops the run), kill (the process dies with SIGKILL), hang (the
-process stops answering), full (the disk is full), engine (the sampling engine broke: the worker exits and
-is replaced). kill-once, hang-once and engine-once fire only the first time: a mark is left in the folder
+Stages: task (before anything), ttft, sampling, scoring, write (NAME is a file name), train (NAME is a
+step). Kinds: oom (out of memory: degrades the task), error (a code error: stops the run), kill (the
+process dies with SIGKILL), hang (the process stops answering), full (the disk is full), engine (the
+sampling engine broke: the worker exits and is replaced). kill-once, hang-once and engine-once fire only the first time: a mark is left in the folder
 ARC_SUBMIT_FAULTS_MARKS.
 """
 
@@ -24,7 +24,7 @@ from arc_submit.errors import EngineBroken
 
 VARIABLE = "ARC_SUBMIT_FAULTS"
 MARKS = "ARC_SUBMIT_FAULTS_MARKS"
-STAGES = ("task", "ttft", "sampling", "write", "train")
+STAGES = ("task", "ttft", "sampling", "scoring", "write", "train")
 KINDS = ("oom", "error", "kill", "hang", "full", "engine", "kill-once", "hang-once", "engine-once")
 
 

@@ -62,20 +62,56 @@ def test_dfs_finds_exactly_what_brute_force_finds(small_vocabulary_model, min_pr
     assert cut == ""
     for prompt, found in zip(PROMPTS, leaves):
         expected = brute_force(sampler.model, prompt, min_prob)
-        assert {leaf.tokens for leaf in found} == set(expected)
+        assert {leaf.tokens for leaf in found if not leaf.below} == set(expected)
+        assert all(leaf.below for leaf in found) == (not expected)  # the greedy floor only where nothing cleared
         for leaf in found:
-            assert leaf.logprob == pytest.approx(expected[leaf.tokens], abs=1e-5)
+            if not leaf.below:
+                assert leaf.logprob == pytest.approx(expected[leaf.tokens], abs=1e-5)
     assert sum(len(found) for found in leaves) >= len(PROMPTS)  # the search had something to find
 
 
-def test_dfs_keeps_the_most_probable_within_max_candidates(small_vocabulary_model):
+def greedy(model, prompt: list[int]) -> tuple[tuple[int, ...], float]:
+    """Argmax decoding by full forward passes, to the stop token or LONGEST tokens."""
+    answer, total = [], 0.0
+    while len(answer) < LONGEST:
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(input_ids=torch.tensor([prompt + answer])).logits[0, -1].float(), dim=-1)
+        token = int(logprobs.argmax())
+        answer.append(token)
+        total += float(logprobs[token])
+        if token == STOP:
+            break
+    return tuple(answer), total
+
+
+def test_when_nothing_clears_min_prob_the_greedy_completion_is_kept(small_vocabulary_model):
     sampler = TransformersSampler(small_vocabulary_model, "float32", 64, SamplingConfig(), 0, "cpu")
-    every, _ = search(sampler, PROMPTS, 0.05, 1000, [LONGEST] * 3, {STOP})
-    bounded, cut = search(sampler, PROMPTS, 0.05, 2, [LONGEST] * 3, {STOP})
-    for all_leaves, few in zip(every, bounded):
-        assert len(few) <= 2 and set(few) <= set(all_leaves)
-        assert few[:1] == all_leaves[:1]  # the most probable completion is always kept
-    assert any(len(found) > 2 for found in every) and "max_candidates 2" in cut
+    leaves, cut = search(sampler, PROMPTS, 0.95, 8, [LONGEST] * len(PROMPTS), {STOP})
+    assert cut == ""
+    kept = 0
+    for prompt, found in zip(PROMPTS, leaves):
+        assert brute_force(sampler.model, prompt, 0.95) == {}  # nothing clears it
+        tokens, logprob = greedy(sampler.model, prompt)
+        if tokens[-1] == STOP:  # a greedy path that ends within the bound is kept, below the threshold
+            [leaf] = found
+            assert leaf.below and leaf.tokens == tokens and leaf.logprob == pytest.approx(logprob, abs=1e-5)
+            kept += 1
+        else:
+            assert found == []
+    assert kept >= 1
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3])
+def test_max_candidates_keeps_exactly_brute_forces_most_probable_even_when_it_binds(small_vocabulary_model, cap):
+    sampler = TransformersSampler(small_vocabulary_model, "float32", 64, SamplingConfig(), 0, "cpu")
+    bounded, cut = search(sampler, PROMPTS, 0.05, cap, [LONGEST] * 3, {STOP})
+    assert cut == ""  # dropping a branch that cannot beat the kept leaves is exact, not a cut
+    binds = 0
+    for prompt, few in zip(PROMPTS, bounded):
+        expected = sorted(brute_force(sampler.model, prompt, 0.05).items(), key=lambda item: (-item[1], item[0]))
+        assert [leaf.tokens for leaf in few] == [tokens for tokens, _ in expected[:cap]]
+        binds += len(expected) > cap
+    assert binds >= 1
 
 
 def test_a_spent_deadline_stops_the_search(small_vocabulary_model):

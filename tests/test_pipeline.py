@@ -179,3 +179,13 @@ def test_a_budget_that_does_not_bind_gives_the_same_bytes_on_a_slow_machine(tiny
     cut = [read(tmp_path / "binding" / "tasks" / f"{t.task_id}.json") for t in TASKS]
     assert any(r["mode"] != "full" for r in cut) and binding.summary["modes"] != {"full": 2}
     assert all(r["reasons"] for r in cut if r["mode"] != "full")
+
+
+def test_a_failed_scoring_keeps_the_candidates_and_says_which_rule_ranked_them(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"scoring:{TASKS[0].task_id}:oom")
+    run(tiny_model_dir, tmp_path / "run", 'voting.rule="nvarc"', "voting.views=2")
+    first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
+    assert first["mode"] == "full" and first["failed_stages"] == ["scoring"]  # sampled: not a fallback
+    assert any("scoring failed: RuntimeError: CUDA out of memory" in reason for reason in first["reasons"])
+    assert len(first["candidates"][0]) == 2 and not first["views"]
+    assert second["failed_stages"] == [] and len(second["views"]) == len(second["candidates"])

@@ -119,3 +119,19 @@ def test_ranking_does_not_depend_on_candidate_order(candidates, seed):
     shuffled = list(candidates)
     random.Random(seed).shuffle(shuffled)
     assert rank(candidates) == rank(shuffled)
+
+
+def test_a_task_without_its_scores_is_ranked_by_vote_and_says_so():
+    from types import SimpleNamespace
+
+    from arc_submit.data.tasks import Pair, Task
+
+    task = Task("t", [Pair([[1]], [[2]])], [Pair([[1]])])
+    candidates = [[SimpleNamespace(grid=A, logprob=-1.0, tokens=3), SimpleNamespace(grid=B, logprob=-0.5, tokens=3)]]
+    from arc_submit.predict.selection import select_attempts
+
+    votes, attempts, reasons = select_attempts(task, candidates, "nvarc", None)
+    assert reasons == ["voting.rule nvarc needs the candidates scored under the views, which this task has not: "
+                       "ranked by vote"]
+    assert [v.grid for v in votes[0]] == [v.grid for v in rank([(A, -1.0, 3), (B, -0.5, 3)], "vote")]
+    assert select_attempts(task, [[]], "nvarc", None)[2] == []  # nothing to rank: nothing to say

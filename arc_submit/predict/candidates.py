@@ -142,8 +142,9 @@ def requests_for(jobs: list[PromptJob], builder: PromptBuilder, config: Sampling
 
 def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], config: SamplingConfig, bound: int,
                     adapter: Adapter | None = None, deadline: float | None = None, clock=None) -> tuple[list, str]:
-    """Every completion of each prompt with probability >= min_prob (see arc_submit.predict.dfs), as
-    Completions, and why the search stopped early ("" when it did not)."""
+    """Every completion of each prompt with probability >= min_prob (see arc_submit.predict.dfs; the greedy
+    completion where none clears it), as Completions, and what the record should say of the search ("" when
+    it ended and every view found one above min_prob)."""
     import time
 
     from arc_submit.predict.dfs import search
@@ -153,6 +154,11 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
                          builder.stop_token_ids, deadline, clock or time.monotonic, adapter,
                          allowed=builder.answer_token_ids)
     decode = builder.tokenizer.decode
+    floors = sum(1 for found in leaves if found and found[0].below)
+    if floors:
+        kept = (f"{floors} of {len(jobs)} views found nothing above min_prob {config.min_prob}: their greedy "
+                "completions kept")
+        cut = f"{cut}; {kept}" if cut else kept
     return [[Completion(decode(list(leaf.tokens[:-1]), skip_special_tokens=True), len(leaf.tokens), leaf.logprob,
                         "stop") for leaf in found] for found in leaves], cut
 

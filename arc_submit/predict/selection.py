@@ -151,9 +151,12 @@ def select_attempts(task: Task, candidates: list, rule: str,
     (filled when fewer than two grids were found), and what the record should say. A rule that needs
     views falls back to `vote` for the whole task when `views` is None (not scored), and for one test
     input when no view could hold one of its candidates' answers."""
-    if needs_views(rule) and views is None:
-        rule = "vote"
     votes, reasons = [], []
+    if needs_views(rule) and views is None:
+        if any(c.grid for output in candidates for c in output):
+            reasons.append(f"voting.rule {rule} needs the candidates scored under the views, which this task has "
+                           "not: ranked by vote")
+        rule = "vote"
     for index, output in enumerate(candidates):
         entries = [(c.grid, c.logprob, c.tokens) for c in output]
         scores = views[index] if needs_views(rule) else None

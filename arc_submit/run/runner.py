@@ -103,11 +103,20 @@ class TaskRunner:
                 record.reasons.append(str(error))
             except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "ttft", error)
+        jobs = None
         if plan.mode != "fallback" and record.mode != "too_long":
             try:
-                self._sample(task, seed, record, trained, adapter, plan)
+                jobs = self._sample(task, seed, record, trained, adapter, plan)
             except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "sampling", error)
+        if jobs is not None and needs_views(self.config.voting.rule):
+            try:
+                inject("scoring", task.task_id)
+                self.heartbeat(f"scoring {task.task_id}")
+                with timed(record.timings, "score_s", self.clock):
+                    record.views = self._score_views(task, record, jobs, adapter, plan.end)
+            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+                self._failed(record, "scoring", error)
         self._vote(task, record)
         record.timings["total_s"] = round(self.clock() - start, 3)
         return record
@@ -156,7 +165,8 @@ class TaskRunner:
             stack.sampler.wake()
 
     def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None,
-                plan: TaskPlan) -> None:
+                plan: TaskPlan) -> list[PromptJob]:
+        """The trained (or base) weights served, then the candidates of every view's prompt; the jobs."""
         stack = self.stack
         inject("sampling", task.task_id)
         self.heartbeat(f"sampling {task.task_id}")
@@ -164,11 +174,7 @@ class TaskRunner:
             with timed(record.timings, "load_s", self.clock):
                 adapter = stack.serve_start(stack.probe(task))
         with timed(record.timings, "sample_s", self.clock):
-            jobs = self._generate(task, seed, record, adapter, plan)
-        if needs_views(self.config.voting.rule):
-            self.heartbeat(f"scoring {task.task_id}")
-            with timed(record.timings, "score_s", self.clock):
-                record.views = self._score_views(task, record, jobs, adapter, plan.end)
+            return self._generate(task, seed, record, adapter, plan)
 
     def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None,
                   plan: TaskPlan) -> list[PromptJob]:
