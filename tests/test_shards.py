@@ -112,3 +112,30 @@ def test_plan_says_whether_a_run_fits(tiny_model_dir, tmp_path):
     two = run_ok("plan", "--config", config, "--dataset", "arc-agi-1-eval", "--smallest", "3", *rates, "--workers", "2")
     assert two["expected_s"] < small["expected_s"]
     assert run_cli("plan", "--config", config, "--dataset", "arc-agi-1-eval").returncode == 2  # no rates given
+
+
+def test_merge_refuses_shards_of_other_runs_and_keeps_complete_records_over_degraded(tiny_model_dir, tmp_path):
+    import os
+    import shutil
+
+    from arc_submit.run.shards import merge_run_dirs
+    from tests.test_pipeline import TASKS, run
+
+    run(tiny_model_dir, tmp_path / "a")
+    run(tiny_model_dir, tmp_path / "seed1", seed=1)
+    with pytest.raises(UserError, match=r"seed1: ran with other settings than .*run\.seed: 0 -> 1"):
+        merge_run_dirs([tmp_path / "a", tmp_path / "seed1"], tmp_path / "merged")
+    run(tiny_model_dir, tmp_path / "steps", "ttft.steps=3")
+    with pytest.raises(UserError, match=r"ttft\.steps: 2 -> 3"):
+        merge_run_dirs([tmp_path / "a", tmp_path / "steps"], tmp_path / "merged")
+    # a shard that redid a task and degraded it (newer) does not replace the complete record
+    shutil.copytree(tmp_path / "a", tmp_path / "redone")
+    path = tmp_path / "redone" / "tasks" / f"{TASKS[0].task_id}.json"
+    record = json.loads(path.read_text())
+    record.update(mode="fallback", failed_stages=["sampling"], reasons=["sampling failed: RuntimeError: out of memory"])
+    path.write_text(json.dumps(record))
+    os.utime(path, (path.stat().st_atime + 60, path.stat().st_mtime + 60))
+    for order in ([tmp_path / "a", tmp_path / "redone"], [tmp_path / "redone", tmp_path / "a"]):
+        shutil.rmtree(tmp_path / "merged", ignore_errors=True)
+        summary = merge_run_dirs(order, tmp_path / "merged")
+        assert summary["degraded"] == {} and summary["modes"] == {"full": len(TASKS)}

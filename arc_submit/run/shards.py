@@ -16,7 +16,7 @@ from pathlib import Path
 from arc_submit.data.tasks import Task, attach_solutions, parse_challenges
 from arc_submit.errors import UserError
 from arc_submit.files import read_json
-from arc_submit.run.rundir import RunDir, outcome
+from arc_submit.run.rundir import RunDir, config_differences, outcome
 
 SHARD = re.compile(r"(\d+)/(\d+)")
 
@@ -48,16 +48,28 @@ def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
 
 
 def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None) -> dict:
-    """Copy the finished task records of every source run dir into `target` and rebuild its outputs
-    (submission with fallbacks where no shard has finished a task, predictions, metrics)."""
+    """Join the finished task records of every source run dir into `target` and rebuild its outputs
+    (submission with fallbacks where no shard has finished a task, predictions, metrics). The sources must
+    be shards of one run: the same tasks and the same settings (model, seed, every setting but those a
+    resumed run may change); for a task two shards both ran, a complete record wins over a degraded one,
+    then the newer one."""
+    import tomllib
+
     first = sources[0]
-    missing = [source for source in sources if not (source / "challenges.json").is_file()]
+    missing = [source for source in sources if not (source / "challenges.json").is_file()
+               or not (source / "config.toml").is_file()]
     if missing:
-        raise UserError(f"{missing[0]}: not a run dir of arc-submit (challenges.json is missing)")
+        what = "challenges.json" if not (missing[0] / "challenges.json").is_file() else "config.toml"
+        raise UserError(f"{missing[0]}: not a run dir of arc-submit ({what} is missing)")
     challenges = read_json(first / "challenges.json")
+    settings = tomllib.loads((first / "config.toml").read_text(encoding="utf-8"))
     for source in sources[1:]:
         if read_json(source / "challenges.json") != challenges:
             raise UserError(f"{source}: ran other tasks than {first}; only shards of one run merge")
+        differences = config_differences(settings, tomllib.loads((source / "config.toml").read_text(encoding="utf-8")))
+        if differences:
+            raise UserError(f"{source}: ran with other settings than {first} ({'; '.join(differences[:3])}); only "
+                            "shards of one run merge")
     tasks = parse_challenges(challenges, str(first / "challenges.json"))
     if (first / "solutions.json").is_file():
         tasks = attach_solutions(tasks, read_json(first / "solutions.json"), str(first / "solutions.json"))
@@ -67,14 +79,22 @@ def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None
         for name in ("config.toml", "challenges.json", "solutions.json"):
             if (first / name).is_file():
                 shutil.copy2(first / name, target / name)
-    for source in sources:
-        if source.resolve() == target.resolve():
-            continue
-        for record in sorted((source / "tasks").glob("*.json")):
-            copy = run_dir.tasks_dir / record.name
-            if not copy.is_file() or copy.stat().st_mtime < record.stat().st_mtime:  # new or redone only
-                shutil.copy2(record, copy)
+    for task in tasks:
+        best = _best_record(task, [RunDir(source) for source in sources] + [run_dir])
+        if best is not None and best.resolve() != run_dir.record_path(task.task_id).resolve():
+            shutil.copy2(best, run_dir.record_path(task.task_id))
     records = run_dir.finished_records(tasks)
     metrics = run_dir.write_outputs(tasks, records, output)
     return {"tasks": len(tasks), "merged": len(records), **outcome(list(records.values())),
             **({"metrics": metrics["summary"]} if metrics else {})}
+
+
+def _best_record(task: Task, run_dirs: list[RunDir]) -> Path | None:
+    """The record file of the task to keep: one that can be used, complete before degraded, then the newest."""
+    found = []
+    for run_dir in run_dirs:
+        record = run_dir.finished(task)
+        if record is not None:
+            path = run_dir.record_path(task.task_id)
+            found.append((not record.degraded, path.stat().st_mtime, path))
+    return max(found)[2] if found else None
