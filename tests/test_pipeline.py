@@ -126,7 +126,20 @@ def test_too_long_tasks_get_fallback_attempts(tiny_model_dir, tmp_path):
     run(tiny_model_dir, tmp_path / "run", "prompt.max_seq_len=64")
     record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
     assert record["mode"] == "too_long" and "max_seq_len" in record["reasons"][0]
+    assert "prompt does not fit max_seq_len even with one train pair" in record["reasons"][1]
     assert record["attempts"] == [[TASKS[0].test[0].input, []]]
+
+
+def test_a_task_too_long_to_train_on_is_sampled_where_its_prompt_fits(tiny_model_dir, tmp_path):
+    # at 410 tokens no leave-one-out example of either task fits (424 and 412 with one demonstration), but a
+    # test prompt with one demonstration and 24 tokens of answer room does (396 and 402)
+    pipeline = run(tiny_model_dir, tmp_path / "run", "prompt.max_seq_len=410")
+    for task in TASKS:
+        record = read(tmp_path / "run" / "tasks" / f"{task.task_id}.json")
+        assert record["mode"] == "too_long" and record["ttft"] is None
+        assert "sampled without TTFT where a prompt fits" in record["reasons"][0]
+        assert len(record["candidates"][0]) == 2 and record["prompt_tokens"] > 0  # sampled on both views
+    assert pipeline.summary["modes"] == {"too_long": 2}
 
 
 def test_a_spent_time_budget_still_ends_with_a_valid_submission(tiny_model_dir, tmp_path):

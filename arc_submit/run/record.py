@@ -54,8 +54,8 @@ class TaskRecord:
     @property
     def unanswered(self) -> list[int]:
         """The test inputs the model was sampled on and gave no parsed answer for (their attempts are
-        fallbacks); a degraded or too-long task says so elsewhere."""
-        if self.degraded or self.mode == "too_long":
+        fallbacks); a degraded task says so elsewhere."""
+        if self.degraded:
             return []
         return [index for index, output in enumerate(self.candidates) if not any(c.grid for c in output)]
 

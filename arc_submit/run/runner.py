@@ -98,13 +98,13 @@ class TaskRunner:
         if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
             try:
                 trained, adapter = True, self.train_and_serve(task, plan, seed, record)
-            except TaskTooLong as error:
+            except TaskTooLong as error:  # a prompt with fewer demonstrations may still fit: sampled without TTFT
                 record.mode = "too_long"
-                record.reasons.append(str(error))
+                record.reasons.append(f"{error}: sampled without TTFT where a prompt fits")
             except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "ttft", error)
         jobs = None
-        if plan.mode != "fallback" and record.mode != "too_long":
+        if plan.mode != "fallback":
             try:
                 jobs = self._sample(task, seed, record, trained, adapter, plan)
             except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
