@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from arc_submit.data.encoders import GridEncoder
+from arc_submit.data.encoders import GridEncoder, create
 from arc_submit.data.tasks import MAX_SIDE, Grid, Pair
 from arc_submit.errors import UserError
 
@@ -89,7 +89,7 @@ class PromptFormat:
     def check_encoder(self, encoder: GridEncoder) -> None:
         """ValueError when the encoder's text does not start with the answer prefix, or is not the one the
         format was trained with."""
-        if self.encoder is not None and encoder.spec != self.encoder:
+        if self.encoder is not None and encoder.spec != create(self.encoder).spec:
             raise ValueError(f"prompt format {self.name} writes grids as its model was trained, with encoder "
                              f"{self.encoder}, not {encoder.spec}: leave prompt.encoder at its default or set it to that")
         for grid in ([[0]], [[1, 2, 3], [4, 5, 6]]):
@@ -204,7 +204,7 @@ DROPS = ("last", "first")
 
 def load_format(name_or_path: str) -> PromptFormat:
     """A named format, or one from a TOML file with `user` (and optionally `assistant`, `answer_prefix`,
-    `system`, `turns`, `chat_template`, `bos`, `encoder`); ValueError naming the file and the problem."""
+    `system`, `turns`, `chat_template`, `bos`, `encoder`, `drop`); ValueError naming the file and the problem."""
     if name_or_path in FORMATS:
         return FORMATS[name_or_path]
     path = Path(name_or_path)
@@ -246,8 +246,6 @@ def _check_templates(prompt_format: PromptFormat, path: Path) -> None:
         if prompt_format.chat_template is not None:
             jinja2.Template(prompt_format.chat_template)
         if prompt_format.encoder is not None:
-            from arc_submit.data.encoders import create
-
             create(prompt_format.encoder)
     except jinja2.TemplateError as error:
         raise ValueError(f"prompt format {path}: template error: {error}") from None
