@@ -146,3 +146,32 @@ def test_masked_dfs_on_the_vllm_engine_finds_what_transformers_finds(tmp_path, k
         assert [leaf for leaf in unmasked if set(leaf[0]) <= allowed] == masked
     assert sum(map(len, found["transformers masked"])) >= 2
     assert any(set(leaf[0]) - allowed for leaves in found["transformers unmasked"] for leaf in leaves)
+
+
+def test_every_long_stage_beats_the_heart(tmp_path):
+    """A worker is killed after run.worker_timeout without a heartbeat: TTFT beats each step, DFS each
+    round, scoring each view, so a long healthy stage is not taken for a hung one."""
+    from arc_submit.config import load_config
+    from arc_submit.run.budget import TaskPlan
+    from arc_submit.run.runner import TaskRunner
+    from arc_submit.run.stack import open_stack
+
+    model = build_winner_model(tmp_path / "model", "nvarc")
+    config = load_config(None, [f'model.name="{model}"', 'prompt.format="nvarc"', "prompt.max_seq_len=2048",
+                                "ttft.steps=100", "ttft.learning_rate=1e-2", 'ttft.schedule="constant"',
+                                "ttft.warmup_fraction=0.0", "ttft.lora_rank=8", "ttft.lora_alpha=16.0",
+                                "ttft.augment.geometric=false", "ttft.augment.permute_colours=false",
+                                'sampling.backend="transformers"', "sampling.augmentations=2", 'sampling.method="dfs"',
+                                "sampling.min_prob=0.05", 'voting.rule="nvarc"', "voting.views=2", "run.threads=1"])
+    grids = [[[1, 2], [3, 4]], [[5, 0, 5], [0, 5, 0]], [[7, 7], [2, 2], [7, 1]]]
+    task = Task("copy", [Pair(g, g) for g in grids], [Pair(grids[0])])
+    beats = []
+    runner = TaskRunner(config, open_stack(config, progress=False), heartbeat=beats.append)
+    record = runner.run_task(task, TaskPlan("full", 100, None))
+    assert record.mode == "full" and record.views and record.views[0]
+    assert "ttft copy step 100" in beats
+    assert "sampling copy dfs round 1" in beats and sum("dfs round" in b for b in beats) >= 2
+    assert "scoring copy test[0] view 1" in beats and "scoring copy test[0] view 2" in beats
+    beats.clear()
+    runner.train_shared([task])  # ttft.scope = "all": the one long training of the run
+    assert "shared ttft step 1" in beats and "shared ttft step 100" in beats

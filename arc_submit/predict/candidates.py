@@ -141,7 +141,8 @@ def requests_for(jobs: list[PromptJob], builder: PromptBuilder, config: Sampling
 
 
 def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], config: SamplingConfig, bound: int,
-                    adapter: Adapter | None = None, deadline: float | None = None, clock=None) -> tuple[list, str]:
+                    adapter: Adapter | None = None, deadline: float | None = None, clock=None,
+                    beat=lambda what: None) -> tuple[list, str]:
     """Every completion of each prompt with probability >= min_prob (see arc_submit.predict.dfs; the greedy
     completion where none clears it), as Completions, and what the record should say of the search ("" when
     it ended and every view found one above min_prob)."""
@@ -152,7 +153,7 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
     limits = [min(bound, builder.max_seq_len - len(job.prompt_ids)) for job in jobs]
     leaves, cut = search(sampler, [job.prompt_ids for job in jobs], config.min_prob, config.max_candidates, limits,
                          builder.stop_token_ids, deadline, clock or time.monotonic, adapter,
-                         allowed=builder.answer_token_ids)
+                         allowed=builder.answer_token_ids, on_round=lambda n: beat(f"dfs round {n}"))
     decode = builder.tokenizer.decode
     floors = sum(1 for found in leaves if found and found[0].below)
     if floors:
@@ -164,8 +165,8 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
 
 
 def find_candidates(sampler, builder: PromptBuilder, task: Task, jobs: list[PromptJob], config: SamplingConfig,
-                    adapter: Adapter | None = None, end: float | None = None,
-                    clock=None) -> tuple[list[list[Candidate]], list[list[Completion]], str]:
+                    adapter: Adapter | None = None, end: float | None = None, clock=None,
+                    beat=lambda what: None) -> tuple[list[list[Candidate]], list[list[Completion]], str]:
     """Every job's completions by `config.method` (DFS stops at `end`), decoded and mapped back: the
     candidates per test input, the completions per job, and why DFS stopped early ("" when it did not)."""
     bound = answer_bound(builder, config)
@@ -173,7 +174,7 @@ def find_candidates(sampler, builder: PromptBuilder, task: Task, jobs: list[Prom
     if not jobs:
         completions = []
     elif config.method == "dfs":
-        completions, cut = dfs_completions(sampler, builder, jobs, config, bound, adapter, end, clock)
+        completions, cut = dfs_completions(sampler, builder, jobs, config, bound, adapter, end, clock, beat)
     else:
         completions = sampler.generate(requests_for(jobs, builder, config, bound, adapter))
     candidates: list[list[Candidate]] = [[] for _ in task.test]

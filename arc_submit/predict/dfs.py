@@ -61,19 +61,22 @@ def top_k_for(min_prob: float) -> int:
 
 def search(sampler, prompts: list[list[int]], min_prob: float, max_candidates: int, max_new_tokens: list[int],
            stop_ids: set[int], deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
-           adapter=None, allowed: frozenset[int] | None = None) -> tuple[list[list[Leaf]], str]:
+           adapter=None, allowed: frozenset[int] | None = None,
+           on_round: Callable[[int], None] = lambda round_number: None) -> tuple[list[list[Leaf]], str]:
     """The leaves of every prompt (most probable first, at most `max_candidates`), and why the search ended
     early ("" if it did not). With `allowed`, only those tokens are followed (their log-probabilities still
-    over the whole vocabulary, as NVARC's DFS keeps them)."""
+    over the whole vocabulary, as NVARC's DFS keeps them). `on_round(n)` before each round (heartbeats)."""
     floor = math.log(min_prob)
     leaves: list[list[Leaf]] = [[] for _ in prompts]
     greedy: list[Leaf | None] = [None] * len(prompts)  # each root's greedy completion, when it fell below
     frontier = [Branch(index, (), 0.0) for index in range(len(prompts))]
-    cut = ""
+    cut, rounds = "", 0
     while frontier:
         if deadline is not None and clock() >= deadline:
             cut = f"time budget: search stopped with {len(frontier)} branches open"
             break
+        rounds += 1
+        on_round(rounds)
         # a root is followed to its end whatever its probability (its greedy completion is the floor)
         paths = sampler.greedy_paths([prompts[b.prompt] + list(b.prefix) for b in frontier],
                                      [floor - b.logprob if b.prefix else -math.inf for b in frontier],

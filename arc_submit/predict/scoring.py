@@ -21,14 +21,16 @@ from arc_submit.predict.candidates import Candidate, PromptJob
 
 def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
                   grids: list[Grid], adapter: Adapter | None = None, deadline: float | None = None,
-                  clock: Callable[[], float] = time.monotonic) -> dict[tuple, list[float]]:
+                  clock: Callable[[], float] = time.monotonic,
+                  on_view: Callable[[int], None] = lambda view: None) -> dict[tuple, list[float]]:
     """For each grid (in the task's own orientation and colours), its log-likelihood under each view
     (augmentation, prompt ids) whose prompt leaves room for every grid's answer; views after `deadline`
-    are left out for every grid alike."""
+    are left out for every grid alike. `on_view(i)` before each view (heartbeats)."""
     result: dict[tuple, list[float]] = {grid_key(grid): [] for grid in grids}
-    for augmentation, prompt_ids in views:
+    for number, (augmentation, prompt_ids) in enumerate(views):
         if deadline is not None and clock() >= deadline:
             break
+        on_view(number)
         answers = [builder.answer_ids(augmentation.apply_grid(grid)) for grid in grids]
         if len(prompt_ids) + max(len(answer) for answer in answers) > builder.max_seq_len:
             continue  # the same views for every candidate: this one cannot hold the longest answer
@@ -39,15 +41,17 @@ def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Au
 
 def score_candidates(sampler: Sampler, builder: PromptBuilder, candidates: list[list[Candidate]],
                      jobs: list[PromptJob], views: int, adapter: Adapter | None = None, end: float | None = None,
-                     clock: Callable[[], float] = time.monotonic) -> tuple[list[dict[tuple, list[float]]], list[int]]:
+                     clock: Callable[[], float] = time.monotonic,
+                     beat: Callable[[str], None] = lambda what: None) -> tuple[list[dict[tuple, list[float]]], list[int]]:
     """Each test input's distinct candidate grids scored under the first `views` of its jobs' views (fewer,
     the same for every candidate, when `end` comes first); and the test inputs scored under fewer views
-    than asked because of `end`."""
+    than asked because of `end`. `beat` is called before each view (heartbeats)."""
     scored, short = [], []
     for index, output in enumerate(candidates):
         grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
         chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
-        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock) if grids else {}
+        on_view = lambda view, index=index: beat(f"test[{index}] view {view + 1}")  # noqa: E731
+        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock, on_view) if grids else {}
         if grids and len(next(iter(scores.values()))) < min(len(chosen), views):
             short.append(index)
         scored.append(scores)

@@ -187,8 +187,9 @@ class TaskRunner:
         for index in too_long:
             record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
         with timed(record.timings, "generate_s", self.clock):
+            beat = lambda what: self.heartbeat(f"sampling {task.task_id} {what}")  # noqa: E731
             candidates, completions, cut = find_candidates(stack.sampler, stack.builder, task, jobs, config, adapter,
-                                                           plan.end, self.clock)
+                                                           plan.end, self.clock, beat)
         if cut:
             record.reasons.append(f"dfs: {cut}")
         record.candidates = candidates
@@ -202,8 +203,9 @@ class TaskRunner:
                      end: float | None) -> list:
         """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
         (fewer views, the same for every candidate, when the task's end comes first)."""
+        beat = lambda what: self.heartbeat(f"scoring {task.task_id} {what}")  # noqa: E731
         views, short = score_candidates(self.stack.sampler, self.stack.builder, record.candidates, jobs,
-                                        self.config.voting.views, adapter, end, self.clock)
+                                        self.config.voting.views, adapter, end, self.clock, beat)
         record.reasons += [f"test[{index}]: time budget: scored under fewer views" for index in short]
         return views
 
@@ -223,6 +225,7 @@ class TaskRunner:
         seed = derive_seed(self.config.run.seed, "scope=all")
         seed_everything(seed)
         peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        stack.trainer.on_step = lambda step: self.heartbeat(f"shared ttft step {step}")
         try:
             fitting = [task for task in tasks if task.train]
             result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed, deadline)
