@@ -190,3 +190,27 @@ def test_a_broken_engine_in_a_run_of_one_process_stops_it_in_one_line(cli):
     assert result.returncode == 4
     assert "the engine is not used again" in summary["stopped"] and "--workers" in summary["stopped"]
     assert "Traceback" not in result.stderr and valid(root, run_dir)
+
+
+def test_a_worker_that_dies_at_import_leaves_its_words_in_its_log(tmp_path, monkeypatch):
+    """Before its protocol starts a worker's stderr already goes to its log: a crash at import is read
+    there, not lost."""
+    import os
+
+    from arc_submit.run.executors import LocalExecutor
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os, sys\nsys.stderr.write('crashed before arc_submit\\n')\n"
+                                           "sys.stderr.flush()\nos._exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    executor = LocalExecutor(tmp_path / "run", 1, 1, 30.0)
+    executor.start(0)
+    events = []
+    for _ in range(100):
+        events += executor.events(0.2)
+        if events:
+            break
+    executor.close()
+    assert [(event.kind, event.data) for event in events] == [("died", "exit code 3")]
+    assert "crashed before arc_submit" in (tmp_path / "run" / "workers" / "worker-1.log").read_text()

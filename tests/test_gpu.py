@@ -92,6 +92,21 @@ def test_each_worker_is_pinned_to_its_own_gpu(monkeypatch):
     envs = [worker_environment(index, 4, 0, ["0", "1", "2", "3"]) for index in range(4)]
     assert [env["CUDA_VISIBLE_DEVICES"] for env in envs] == ["0", "1", "2", "3"]
     assert "VLLM_CPU_OMP_THREADS_BIND" not in envs[0]
+    import os
+
+    cores = os.cpu_count() or 1  # a GPU worker's own threads (tokenizing, merging) get a share of the cores
+    assert [env["OMP_NUM_THREADS"] for env in envs] == [str(max(1, cores // 4))] * 4
+    assert worker_environment(0, 4, 3, ["0"])["OMP_NUM_THREADS"] == "3"
+
+
+def test_more_workers_than_gpus_are_refused_in_one_line(monkeypatch, tmp_path):
+    from arc_submit.errors import UserError
+    from arc_submit.run.executors import LocalExecutor
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(UserError, match=r"--workers 3: this machine has 2 GPU\(s\) \(0, 1\); a worker takes a whole GPU"):
+        LocalExecutor(tmp_path, 3, 0, 30.0)
+    LocalExecutor(tmp_path, 2, 0, 30.0).close()
 
 
 @pytest.mark.e2e

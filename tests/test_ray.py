@@ -87,3 +87,37 @@ def test_without_ray_installed_the_executor_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(UserError, match=r"pip install 'arc-submit\[ray\]'"):
         connect()
+
+
+def test_heartbeats_are_timed_by_the_drivers_clock(monkeypatch):
+    """The board counts beats; the driver stamps a changed count with its own clock, so an actor machine
+    whose clock is hours off neither looks hung nor hides a hang."""
+    from arc_submit.run import executors
+    from arc_submit.run.executors import RayExecutor, _Board
+
+    board, killed, now = _Board(), [], [100.0]
+
+    class FakeRay:
+        def get(self, value):
+            return value
+
+        def kill(self, actor, no_restart):
+            killed.append(actor)
+
+    class Remote:
+        def remote(self):
+            return board.last()
+
+    executor = object.__new__(RayExecutor)
+    executor.ray, executor.timeout, executor.actors = FakeRay(), 10.0, {0: "actor-0"}
+    executor.board = type("B", (), {"last": Remote()})()
+    executor.busy_since, executor.counted = {0: 100.0}, {}
+    monkeypatch.setattr(executors.time, "monotonic", lambda: now[0])
+    for step in range(5):  # a long healthy stage: a beat every 8 s, 40 s in all
+        now[0] += 8.0
+        board.beat(0)
+        executor._watch([])
+    assert killed == []
+    now[0] += 11.0  # then silence past the timeout
+    executor._watch([])
+    assert killed == ["actor-0"]

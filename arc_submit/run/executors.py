@@ -82,17 +82,26 @@ def gpu_devices() -> list[str]:
 
 
 def worker_environment(index: int, workers: int, threads: int, gpus: list[str]) -> dict[str, str]:
-    """One GPU per worker where there are GPUs; otherwise a share of the CPU cores."""
+    """One GPU per worker where there are GPUs; and a share of the CPU cores for each worker's threads
+    (pinned for vLLM's CPU build when there is no GPU)."""
     env = dict(os.environ)
+    cores = os.cpu_count() or 1
+    per_worker = threads or max(1, cores // workers)
+    env["OMP_NUM_THREADS"] = str(per_worker)
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
     else:
-        cores = os.cpu_count() or 1
-        per_worker = threads or max(1, cores // workers)
         first = (index * per_worker) % cores
-        env["OMP_NUM_THREADS"] = str(per_worker)
         env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str((first + k) % cores) for k in range(per_worker))
     return env
+
+
+def check_gpu_workers(workers: int, gpus: list[str]) -> None:
+    """UserError when there are GPUs but fewer than workers: two engines on one GPU would each take
+    their share of its memory as if alone."""
+    if gpus and workers > len(gpus):
+        raise UserError(f"--workers {workers}: this machine has {len(gpus)} GPU(s) ({', '.join(gpus)}); a worker "
+                        f"takes a whole GPU: use --workers {len(gpus)} or fewer")
 
 
 class LocalExecutor(Executor):
@@ -102,6 +111,7 @@ class LocalExecutor(Executor):
     def __init__(self, run_dir: Path, workers: int, threads: int, timeout: float):
         self.run_dir, self.slots, self.threads, self.timeout = run_dir, workers, threads, timeout
         self.gpus = gpu_devices()
+        check_gpu_workers(workers, self.gpus)
         self.processes: dict[int, subprocess.Popen] = {}
         self.buffers: dict[int, bytes] = {}
         self.last_seen: dict[int, float] = {}
@@ -116,8 +126,11 @@ class LocalExecutor(Executor):
     def start(self, slot: int) -> None:
         self._stop(slot)
         command = [sys.executable, "-m", "arc_submit", "worker", "--run-dir", str(self.run_dir), "--index", str(slot)]
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   env=worker_environment(slot, self.slots, self.threads, self.gpus))
+        log = self.run_dir / "workers" / f"worker-{slot + 1}.log"  # from its first line: a crash at import too
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as stderr:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                       env=worker_environment(slot, self.slots, self.threads, self.gpus))
         self.processes[slot], self.buffers[slot], self.last_seen[slot] = process, b"", time.monotonic()
         self.idle.discard(slot)
         self.selector.register(process.stdout, selectors.EVENT_READ, slot)
@@ -170,7 +183,10 @@ class LocalExecutor(Executor):
             process.kill()
             process.wait()
         for stream in (process.stdin, process.stdout):
-            stream.close()
+            try:
+                stream.close()
+            except BrokenPipeError:  # a stop message still buffered for a worker that is gone
+                pass
 
     def close(self) -> None:
         for slot in list(self.processes):
@@ -209,24 +225,27 @@ def passed_environment() -> dict[str, str]:
 
 
 def actor_resources(ray, workers: int, threads: int) -> dict:
-    """A GPU per actor when the cluster has GPUs, else a share of its CPU cores."""
+    """A GPU per actor when the cluster has GPUs (refused when it has fewer than workers: the extra actors
+    would wait for a GPU forever), else a share of its CPU cores."""
     resources = ray.cluster_resources()
     if resources.get("GPU", 0) >= 1:
+        check_gpu_workers(workers, [str(i) for i in range(int(resources["GPU"]))])
         return {"num_gpus": 1, "num_cpus": 1}
     return {"num_cpus": threads or max(1, int(resources.get("CPU", 1)) // workers)}
 
 
 class _Board:
-    """When each slot's actor last said something (stage or training step)."""
+    """How many times each slot's actor said something (stage or training step): counts, not times, so
+    that the driver stamps them with its own clock (the actors' machines may keep another time)."""
 
     def __init__(self):
-        self.seen: dict[int, float] = {}
+        self.counts: dict[int, int] = {}
 
     def beat(self, slot: int) -> None:
-        self.seen[slot] = time.time()
+        self.counts[slot] = self.counts.get(slot, 0) + 1
 
-    def last(self) -> dict[int, float]:
-        return dict(self.seen)
+    def last(self) -> dict[int, int]:
+        return dict(self.counts)
 
 
 class _TaskActor:
@@ -280,7 +299,8 @@ class RayExecutor(Executor):
         self.actors: dict[int, object] = {}
         self.pending: dict[object, tuple[int, str]] = {}  # object ref -> (slot, "ready" | "run")
         self.pids: dict[int, int] = {}
-        self.busy_since: dict[int, float] = {}
+        self.busy_since: dict[int, float] = {}  # on the driver's clock: since the slot's last call or beat
+        self.counted: dict[int, int] = {}  # the beats of each slot seen so far
         self.starts = 0
 
     @property
@@ -295,12 +315,12 @@ class RayExecutor(Executor):
             str(self.run_dir), slot, self.board)
         self.actors[slot] = actor
         self.pending[actor.ready.remote()] = (slot, "ready")
-        self.busy_since[slot] = time.time()
+        self.busy_since[slot] = time.monotonic()
         self.starts += 1
 
     def submit(self, slot: int, message: dict) -> None:
         self.pending[self.actors[slot].run.remote(message)] = (slot, "run")
-        self.busy_since[slot] = time.time()
+        self.busy_since[slot] = time.monotonic()
 
     def events(self, timeout: float) -> list[Event]:
         found = []
@@ -338,10 +358,13 @@ class RayExecutor(Executor):
     def _watch(self, found: list[Event]) -> None:
         """Kill the actors silent for longer than the timeout while they work: Ray restarts them and
         retries their call."""
-        seen = self.ray.get(self.board.last.remote())
-        now = time.time()
+        counts = self.ray.get(self.board.last.remote())
+        now = time.monotonic()
         for slot, since in list(self.busy_since.items()):
-            if now - max(since, seen.get(slot, 0.0)) > self.timeout and slot in self.actors:
+            if counts.get(slot, 0) != self.counted.get(slot, 0):  # it beat since the last look: stamp it now
+                self.counted[slot] = counts.get(slot, 0)
+                self.busy_since[slot] = now
+            elif now - since > self.timeout and slot in self.actors:
                 self.ray.kill(self.actors[slot], no_restart=False)
                 self.busy_since[slot] = now
 
