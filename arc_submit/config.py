@@ -255,8 +255,12 @@ class RunConfig:
     threads: int = option(0, "CPU threads for torch (0 = all cores)")
     worker_timeout: float = option(1200.0, "--workers: seconds a worker may stay silent (no stage or training step "
                                            "reported) before it is taken for hung, killed and its task retried")
+    on_error: str = option("stop", "stop (a configuration or code error in a task stops the run: local work) | "
+                                   "degrade (it costs only its task: redone with the base model, else fallbacks; "
+                                   "the Kaggle presets, and any run with KAGGLE_IS_COMPETITION_RERUN set)")
 
     def __post_init__(self):
+        _check(self.on_error in ("stop", "degrade"), "run.on_error", self.on_error, "'stop' or 'degrade'")
         _check(self.limit >= 0, "run.limit", self.limit, "0 or more")
         _check(self.time_budget >= 0, "run.time_budget", self.time_budget, "0 (none) or more seconds")
         _check(0 <= self.reserve_fraction < 1, "run.reserve_fraction", self.reserve_fraction, "in [0, 1)")

@@ -6,10 +6,11 @@ the run (workers included).
     ARC_SUBMIT_FAULTS="task:00576224:kill-once" ARC_SUBMIT_FAULTS_MARKS=/tmp/marks python -m arc_submit --workers 2 ...
 
 Stages: task (before anything), ttft, sampling, scoring, write (NAME is a file name), train (NAME is a
-step). Kinds: oom (out of memory: degrades the task), error (a code error: stops the run), kill (the
-process dies with SIGKILL), hang (the process stops answering), full (the disk is full), engine (the
-sampling engine broke: the worker exits and is replaced). kill-once, hang-once and engine-once fire only the first time: a mark is left in the folder
-ARC_SUBMIT_FAULTS_MARKS.
+step). Kinds: oom (out of memory: degrades the task), error (a code error: stops the run, or with
+run.on_error = degrade costs its task), kill (the process dies with SIGKILL), hang (the process stops
+answering), full (the disk is full), engine (the sampling engine broke: the worker exits and is
+replaced). error-once, kill-once, hang-once and engine-once fire only the first time: a mark is left in
+the folder ARC_SUBMIT_FAULTS_MARKS.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from arc_submit.errors import EngineBroken
 VARIABLE = "ARC_SUBMIT_FAULTS"
 MARKS = "ARC_SUBMIT_FAULTS_MARKS"
 STAGES = ("task", "ttft", "sampling", "scoring", "write", "train")
-KINDS = ("oom", "error", "kill", "hang", "full", "engine", "kill-once", "hang-once", "engine-once")
+KINDS = ("oom", "error", "kill", "hang", "full", "engine", "error-once", "kill-once", "hang-once", "engine-once")
 
 
 def planned() -> dict[tuple[str, str], str]:

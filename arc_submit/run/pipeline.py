@@ -71,7 +71,7 @@ class Pipeline:
         if pending and (self.workers > 1 or self.executor == "ray"):
             executor = make_executor(self.executor, self.run_dir.path, self.workers, self.config.run.threads,
                                      self.config.run.worker_timeout, self.ray_address)
-            queue = drive(executor, pending, self.accept, budget, self.config.run.seed)
+            queue = drive(executor, pending, self.accept, budget, self.config.run.seed, self.config.run.on_error)
         elif pending:
             self._run_here(pending, selected, budget)
         metrics = self.run_dir.write_outputs(self.tasks, self.records, self.output)

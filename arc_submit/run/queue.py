@@ -37,8 +37,10 @@ def failed_record(task: Task, seed: int, reason: str) -> TaskRecord:
 
 
 def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], None], budget: Budget,
-          seed: int) -> dict:
-    """Run `tasks` on the executor's workers; `accept` gets each record. Returns what happened."""
+          seed: int, on_error: str = "stop") -> dict:
+    """Run `tasks` on the executor's workers; `accept` gets each record. Returns what happened. A worker's
+    error stops the run, or with `on_error = "degrade"` is handled like its death (restarted, its task
+    retried once, then marked failed)."""
     queue = deque(sorted(tasks, key=lambda task: (-task.cells(), task.task_id)))
     attempts: Counter = Counter()
     busy: dict[int, Task] = {}
@@ -65,7 +67,7 @@ def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], 
                 elif event.kind == "record":
                     task = busy.pop(event.slot)
                     accept(_read_record(event.data, task))
-                elif event.kind == "error":
+                elif event.kind == "error" and on_error != "degrade":
                     raise RunStopped(f"worker {event.slot + 1}: {event.data}")
                 elif event.kind == "retried":
                     retried.append(busy[event.slot].task_id)
@@ -80,7 +82,7 @@ def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], 
                     if task is not None:
                         failed.append(task.task_id)
                         accept(failed_record(task, seed, f"worker lost twice while running it ({event.data})"))
-                elif event.kind in ("died", "hung"):
+                elif event.kind in ("died", "hung", "error"):
                     task = busy.pop(event.slot, None)
                     was_ready = event.slot in ready
                     ready.discard(event.slot)

@@ -27,7 +27,7 @@ log = logging.getLogger("arc_submit")
 
 # Settings that may change between a run and its resumption without invalidating finished tasks.
 RESUMABLE = {("run", "time_budget"), ("run", "limit"), ("run", "threads"), ("run", "reserve_fraction"),
-             ("run", "worker_timeout")}
+             ("run", "worker_timeout"), ("run", "on_error")}
 
 
 def task_hash(task: Task) -> str:

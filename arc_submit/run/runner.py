@@ -109,6 +109,8 @@ class TaskRunner:
                 jobs = self._sample(task, seed, record, trained, adapter, plan)
             except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "sampling", error)
+                if trained and self.config.run.on_error == "degrade":  # once more, with the base model
+                    jobs, adapter = self._sample_base(task, seed, record, plan), None
         if jobs is not None and needs_views(self.config.voting.rule):
             try:
                 inject("scoring", task.task_id)
@@ -121,20 +123,35 @@ class TaskRunner:
         record.timings["total_s"] = round(self.clock() - start, 3)
         return record
 
+    def _sample_base(self, task: Task, seed: int, record: TaskRecord, plan: TaskPlan) -> list[PromptJob] | None:
+        """run.on_error = degrade: sampling failed after TTFT; sample again with the base model (no TTFT)."""
+        try:
+            jobs = self._sample(task, seed, record, False, None, plan)
+        except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+            self._failed(record, "sampling", error)
+            return None
+        record.mode = "no_ttft"
+        record.reasons.append("sampled again with the base model (no TTFT)")
+        return jobs
+
     def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
         """A resource failure degrades the task (and says so); a broken engine ends this process's part of the
-        run (EngineBroken goes up as it is); anything else stops the run."""
+        run (EngineBroken goes up as it is); anything else stops the run, unless run.on_error = degrade,
+        where it degrades the task too (the traceback in run.log)."""
         if isinstance(error, EngineBroken):
             log.warning("task %s: %s: %s", record.task_id, stage, error)
             raise error
+        what = f"{type(error).__name__}: {error}"
         if not is_resource_failure(error):
             log.debug("%s", traceback.format_exc())
-            raise RunStopped(f"task {record.task_id}: {stage} failed: {type(error).__name__}: {error} (a "
-                             "configuration or code error, not a resource failure: the run stops here; the "
-                             "traceback is in run.log)") from error
+            if self.config.run.on_error != "degrade":
+                raise RunStopped(f"task {record.task_id}: {stage} failed: {what} (a configuration or code error, "
+                                 "not a resource failure: the run stops here; the traceback is in run.log)") from error
+            what += " (a configuration or code error; run.on_error = degrade: the task degrades, the run goes on)"
         record.failed_stages.append(stage)
-        record.reasons.append(f"{stage} failed: {type(error).__name__}: {error}")
-        log.warning("task %s: %s failed: %s: %s", record.task_id, stage, type(error).__name__, error)
+        record.reasons.append(f"{stage} failed: {what}")
+        log.log(logging.WARNING if is_resource_failure(error) else logging.ERROR, "task %s: %s failed: %s",
+                record.task_id, stage, what)
         log.debug("%s", traceback.format_exc())
         if stage == "ttft" and record.mode in ("full", "cut"):
             record.mode = "no_ttft"
