@@ -139,3 +139,23 @@ def test_merge_refuses_shards_of_other_runs_and_keeps_complete_records_over_degr
         shutil.rmtree(tmp_path / "merged", ignore_errors=True)
         summary = merge_run_dirs(order, tmp_path / "merged")
         assert summary["degraded"] == {} and summary["modes"] == {"full": len(TASKS)}
+
+
+def test_scope_all_trains_once_for_every_worker_and_a_resume_trains_no_more(tiny_model_dir, tmp_path, export):
+    config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", "--set", 'ttft.scope="all"',
+              "--set", "ttft.steps=3", *export]
+    run_ok(*config, "--run-dir", str(tmp_path / "one"))
+    summary = run_ok(*config, "--workers", "2", "--run-dir", str(tmp_path / "two"))
+    assert summary["modes"] == {"full": 3}
+    assert (tmp_path / "two" / "submission.json").read_bytes() == (tmp_path / "one" / "submission.json").read_bytes()
+    logs = [(tmp_path / "two" / "workers" / f"worker-{n}.log").read_text() for n in (1, 2)]
+    assert "serving the shared adapter trained before" not in logs[0]  # the first worker trained it ...
+    assert "serving the shared adapter trained before" in logs[1]  # ... the second loaded it
+    assert json.loads((tmp_path / "two" / "shared-ttft.json").read_text())["steps"] == 3
+    assert sorted(json.loads((tmp_path / "two" / "shared-tasks.json").read_text())) == sorted(
+        json.loads((tmp_path / "data" / "challenges.json").read_text()))
+    (tmp_path / "one" / "tasks" / sorted(json.loads((tmp_path / "data" / "challenges.json").read_text()))[0]
+     ).with_suffix(".json").unlink()  # one task to redo: the resumed run serves the saved adapter
+    again = run_cli(*config, "--run-dir", str(tmp_path / "one"))
+    assert again.returncode == 0 and "serving the shared adapter trained before" in (tmp_path / "one" / "run.log").read_text()
+    assert (tmp_path / "one" / "submission.json").read_bytes() == (tmp_path / "two" / "submission.json").read_bytes()

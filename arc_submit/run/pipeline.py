@@ -28,6 +28,7 @@ from arc_submit.run.rundir import RunDir, outcome
 from arc_submit.run.runner import RunStopped, TaskRunner, describe
 from arc_submit.run.shards import shard_tasks
 from arc_submit.run.stack import imported_versions, open_stack, set_threads
+from arc_submit.run.worker import SHARED_TASKS, serve_shared
 
 log = logging.getLogger("arc_submit")
 
@@ -69,9 +70,13 @@ class Pipeline:
                  len(fresh), len(degraded), len(selected) - len(fresh) - len(degraded), self.run_dir.path)
         pending, queue = fresh + degraded, {}
         if pending and (self.workers > 1 or self.executor == "ray"):
+            shared = self.config.ttft.scope == "all" and self.config.ttft.steps > 0
+            if shared:  # trained once, by the first worker, on the selected tasks; the others serve it
+                write_json(self.run_dir.path / SHARED_TASKS, [task.task_id for task in selected])
             executor = make_executor(self.executor, self.run_dir.path, self.workers, self.config.run.threads,
                                      self.config.run.worker_timeout, self.ray_address)
-            queue = drive(executor, pending, self.accept, budget, self.config.run.seed, self.config.run.on_error)
+            queue = drive(executor, pending, self.accept, budget, self.config.run.seed, self.config.run.on_error,
+                          first_alone=shared)
         elif pending:
             self._run_here(pending, selected, budget)
         metrics = self.run_dir.write_outputs(self.tasks, self.records, self.output)
@@ -111,8 +116,7 @@ class Pipeline:
         self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
         runner = TaskRunner(self.config, self.stack, self.clock)
         if self.config.ttft.scope == "all" and self.config.ttft.steps:
-            result = runner.train_shared(selected, budget.shared_ttft_deadline())
-            write_json(self.run_dir.path / "shared-ttft.json", result.to_dict())
+            serve_shared(runner, self.run_dir.path, selected, budget.shared_ttft_deadline())
         from tqdm import tqdm
 
         for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):

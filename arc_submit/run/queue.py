@@ -37,18 +37,21 @@ def failed_record(task: Task, seed: int, reason: str) -> TaskRecord:
 
 
 def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], None], budget: Budget,
-          seed: int, on_error: str = "stop") -> dict:
+          seed: int, on_error: str = "stop", first_alone: bool = False) -> dict:
     """Run `tasks` on the executor's workers; `accept` gets each record. Returns what happened. A worker's
     error stops the run, or with `on_error = "degrade"` is handled like its death (restarted, its task
-    retried once, then marked failed)."""
+    retried once, then marked failed). `first_alone`: the other workers start once the first is ready
+    (it trains what they then load: the shared adapter of scope "all")."""
     queue = deque(sorted(tasks, key=lambda task: (-task.cells(), task.task_id)))
     attempts: Counter = Counter()
     busy: dict[int, Task] = {}
     ready: set[int] = set()
     never_ready: Counter = Counter()
     retried, failed = [], []
+    waiting = list(range(1, executor.slots)) if first_alone else []
     for slot in range(executor.slots):
-        executor.start(slot)
+        if slot not in waiting:
+            executor.start(slot)
     try:
         while queue or busy:
             for slot in sorted(ready - busy.keys()):
@@ -64,6 +67,9 @@ def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], 
                 if event.kind == "ready":
                     ready.add(event.slot)
                     never_ready[event.slot] = 0
+                    for slot in waiting:
+                        executor.start(slot)
+                    waiting = []
                 elif event.kind == "record":
                     task = busy.pop(event.slot)
                     accept(_read_record(event.data, task))

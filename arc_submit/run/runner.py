@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -235,9 +236,9 @@ class TaskRunner:
         record.reasons += reasons
         record.reasons += [f"test[{index}]: no answer parsed: fallback attempts" for index in record.unanswered]
 
-    def train_shared(self, tasks: list[Task], deadline: float | None = None) -> TrainResult:
+    def train_shared(self, tasks: list[Task], deadline: float | None = None, save_to: Path | None = None) -> TrainResult:
         """scope = "all": one adapter trained on every task's examples (stopped at `deadline`), served to
-        every task."""
+        every task, and saved to `save_to` (an adapter folder) for the other workers and a resumed run."""
         stack = self.stack
         seed = derive_seed(self.config.run.seed, "scope=all")
         seed_everything(seed)
@@ -246,11 +247,25 @@ class TaskRunner:
         try:
             fitting = [task for task in tasks if task.train]
             result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed, deadline)
+            if save_to is not None:
+                partial = save_to.with_name(save_to.name + ".partial")
+                peft_model.save_pretrained(partial)
+                partial.replace(save_to)  # whole or absent: a worker never loads half an adapter
             stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
         finally:
             stack.model = detach_adapter(peft_model)
         stack.timings["shared_ttft_s"] = result.seconds
         return result
+
+    def load_shared(self, folder: Path, tasks: list[Task]) -> None:
+        """scope = "all": serve the shared adapter another worker (or an earlier run) trained and saved."""
+        stack = self.stack
+        peft_model = attach_adapter(stack.model, self.config.ttft, folder)
+        try:
+            fitting = [task for task in tasks if task.train]
+            stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
+        finally:
+            stack.model = detach_adapter(peft_model)
 
 
 def describe(record: TaskRecord) -> str:

@@ -109,8 +109,8 @@ class Stack:
             return adapter
         self.engine_holds = "loading"
         weights = iter_merged_weights(peft_model, self.torch_dtype)
-        if keep:
-            self.shared_weights = dict(weights)
+        if keep:  # a whole merged model, kept to push again: in host memory, not beside the engine on the GPU
+            self.shared_weights = {name: tensor.to("cpu") for name, tensor in weights}
             weights = self.shared_weights.items()
         self.check(self.sampler.load_weights(weights), probe, expected)
         self.engine_holds = task_id if not keep else "start"

@@ -13,13 +13,29 @@ from pathlib import Path
 
 from arc_submit.config import load_config
 from arc_submit.data.tasks import load_tasks
-from arc_submit.files import write_json
+from arc_submit.files import read_json, write_json
 from arc_submit.run.budget import new_budget, plan_task, record_costs
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.runner import TaskRunner, describe
 from arc_submit.run.stack import open_stack, set_threads
 
 log = logging.getLogger("arc_submit")
+
+
+SHARED_ADAPTER = "shared-adapter"  # scope "all": the adapter trained once for the run, in the run dir
+SHARED_TASKS = "shared-tasks.json"  # the task ids it is trained on (the run's selected tasks)
+
+
+def serve_shared(runner: TaskRunner, run_dir: Path, tasks: list, deadline: float | None) -> None:
+    """scope = "all": train the run's shared adapter once and save it (with shared-ttft.json), or serve the
+    one already saved (by the first worker, or an earlier run of this run dir)."""
+    folder = run_dir / SHARED_ADAPTER
+    if folder.is_dir():
+        runner.load_shared(folder, tasks)
+        log.info("scope all: serving the shared adapter trained before (%s)", folder)
+        return
+    result = runner.train_shared(tasks, deadline, save_to=folder)
+    write_json(run_dir / "shared-ttft.json", result.to_dict())
 
 
 class WorkerState:
@@ -33,9 +49,9 @@ class WorkerState:
         self.runner = TaskRunner(config, open_stack(config, progress=False, run_dir=run_dir), heartbeat=heartbeat)
         self.budget = new_budget(config)
         if config.ttft.scope == "all" and config.ttft.steps:
-            result = self.runner.train_shared(list(self.tasks.values()), self.budget.shared_ttft_deadline())
-            if index == 0:
-                write_json(run_dir / "shared-ttft.json", result.to_dict())
+            listed = run_dir / SHARED_TASKS
+            chosen = [self.tasks[task_id] for task_id in read_json(listed)] if listed.is_file() else list(self.tasks.values())
+            serve_shared(self.runner, run_dir, chosen, self.budget.shared_ttft_deadline())
 
     def run(self, message: dict) -> TaskRecord:
         """The task of a queue message {"task", "elapsed", "remaining"}; RunStopped on a code error."""
