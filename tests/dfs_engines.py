@@ -75,7 +75,8 @@ def winner_search(kind: str, folder: Path) -> dict:
         sampler = create_sampler(SamplingConfig(backend=backend, kv_cache_gib=1.0), model, "float32", 2048, 0, "cpu")
         for name, allowed in (("unmasked", None), ("masked", builder.answer_token_ids)):
             leaves, cut = search(sampler, prompts, MIN_PROB, 1000, [5] * len(prompts), ends, allowed=allowed)
-            result[f"{backend} {name}"] = [[[list(leaf.tokens), leaf.logprob] for leaf in found] for found in leaves]
+            result[f"{backend} {name}"] = [[[list(leaf.tokens), leaf.logprob, leaf.below] for leaf in found]
+                                           for found in leaves]
         sampler.close()
     return result
 
