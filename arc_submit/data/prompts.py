@@ -400,11 +400,17 @@ class PromptBuilder:
                                  "otherwise than its generation prompt and end of turn say; the loss on every output "
                                  "cannot find them (set ttft.loss = 'answer')")
             characters.append((start, start + len(expected)))
-        encoded = self.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ValueError(f"prompt format {self.format.name}: the loss on every output finds the answers' tokens "
+                             "through a fast tokenizer's offsets; this tokenizer is a slow one")
+        offsets = self.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         spans = []
         for start, end in characters:
             inside = [i for i, (left, right) in enumerate(offsets) if start <= left and right <= end and right > left]
+            if not inside or inside != list(range(inside[0], inside[-1] + 1)):
+                raise ValueError(f"prompt format {self.format.name}: the tokenizer merges an earlier answer with the "
+                                 "text around it; the loss on every output cannot find its tokens (set ttft.loss = "
+                                 "'answer')")
             spans.append((inside[0] + len(self.bos_ids), inside[-1] + 1 + len(self.bos_ids)))
         return tuple(spans)
 
