@@ -71,6 +71,9 @@ class PromptConfig:
                 self.encoder = prompt_format.encoder  # the run's config.toml shows the encoder used
                 encoder = create(self.encoder)
             prompt_format.check_encoder(encoder)
+            if self.system_prompt and prompt_format.chat_template is not None:
+                raise ValueError(f"prompt format {prompt_format.name} fixes its own text, with no system message: "
+                                 "leave prompt.system_prompt empty")
         except ValueError as error:
             raise ValueError(f"prompt.format: {error}") from None
         _check(self.max_seq_len >= 64, "prompt.max_seq_len", self.max_seq_len, "at least 64")
@@ -372,11 +375,23 @@ def read_layers(name_or_path: str) -> tuple[dict, str]:
     if name_or_path in preset_names() or Path(name_or_path).exists() or "+" not in name_or_path:
         return read_toml(name_or_path)
     data, sources = {}, []
-    for part in name_or_path.split("+"):
+    for part in _layers(name_or_path):
         layer, source = read_toml(part)
         _lay(data, layer)
         sources.append(source)
     return data, " + ".join(sources)
+
+
+def _layers(joined: str) -> list[str]:
+    """`a+b+c` split into presets and files, a path that holds a `+` itself kept whole (the shortest piece
+    that names a preset or an existing file is taken first; what is left over is read, and refused, as it is)."""
+    layers, piece = [], ""
+    for part in joined.split("+"):
+        piece = f"{piece}+{part}" if piece else part
+        if piece in preset_names() or Path(piece).exists():
+            layers.append(piece)
+            piece = ""
+    return layers + ([piece] if piece else [])
 
 
 def _lay(data: dict, layer: dict) -> None:

@@ -46,3 +46,13 @@ def test_the_winners_recipes_load_and_cite_their_values(name):
     settings = [line for line in text.splitlines() if "=" in line and not line.startswith("#") and "[" not in line[:1]]
     uncited = [line for line in settings if "#" not in line and not line.strip().startswith("target_modules")]
     assert not uncited, f"values without their source: {uncited}"
+
+
+def test_a_layer_whose_path_holds_a_plus_and_a_system_prompt_where_the_format_fixes_its_text(tmp_path):
+    from arc_submit.config import load_config
+
+    odd = tmp_path / "my+recipe.toml"
+    odd.write_text("[ttft]\nsteps = 5\n")
+    assert load_config(f"cpu+{odd}").ttft.steps == 5 and load_config(f"{odd}+cpu").ttft.steps == 48
+    with pytest.raises(UserError, match="prompt format nvarc fixes its own text, with no system message"):
+        load_config("nvarc", ['prompt.system_prompt="Solve it."'])

@@ -228,3 +228,19 @@ def test_under_degrade_a_failed_sampling_is_redone_with_the_base_model(tiny_mode
     record = read(tmp_path / "twice" / "tasks" / f"{TASKS[0].task_id}.json")
     assert record["mode"] == "fallback" and record["failed_stages"] == ["sampling", "sampling"]
     assert record["attempts"] == [[TASKS[0].test[0].input, []]]
+
+
+def test_under_degrade_an_error_outside_the_stages_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"task:{TASKS[0].task_id}:error")
+    pipeline = run(tiny_model_dir, tmp_path / "run", 'run.on_error="degrade"')
+    first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
+    assert first["mode"] == "fallback" and first["failed_stages"] == ["task"] and "ValueError" in first["reasons"][0]
+    assert second["mode"] == "full" and list(pipeline.summary["degraded"]) == [TASKS[0].task_id]
+
+
+def test_a_shared_adapter_trained_on_other_tasks_is_trained_again_on_resume(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run", 'ttft.scope="all"', "ttft.steps=2", "run.limit=1")
+    trained_on = tmp_path / "run" / "shared-adapter" / "arc-submit-tasks.json"
+    assert read(trained_on) == [TASKS[0].task_id]
+    run(tiny_model_dir, tmp_path / "run", 'ttft.scope="all"', "ttft.steps=2")  # the limit lifted: every task
+    assert read(trained_on) == [task.task_id for task in TASKS]

@@ -173,3 +173,14 @@ def test_lora_on_tied_embeddings_is_refused_before_any_task(tied):
             check_targets(model, targets)
     else:
         check_targets(model, targets)
+    import json
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:  # a given adapter is judged by its own targets
+        (Path(folder) / "adapter_config.json").write_text(json.dumps({"target_modules": ["q_proj", "lm_head"]}))
+        if tied:
+            with pytest.raises(UserError, match="the adapter targets lm_head, but its base model ties"):
+                check_targets(model, TTFTConfig(), folder)
+        else:
+            check_targets(model, TTFTConfig(), folder)

@@ -294,6 +294,9 @@ class PromptBuilder:
         self.format = prompt_format or FORMATS[DEFAULT_FORMAT]
         self.format.check_encoder(encoder)
         self.system = system_prompt or self.format.system
+        if system_prompt and self.format.chat_template is not None:
+            raise ValueError(f"prompt format {self.format.name} fixes its own text, with no system message: leave "
+                             "prompt.system_prompt empty")
         if self.format.chat_template is not None:
             self.template = self.format.chat_template
         else:
@@ -407,7 +410,8 @@ class PromptBuilder:
         spans = []
         for start, end in characters:
             inside = [i for i, (left, right) in enumerate(offsets) if start <= left and right <= end and right > left]
-            if not inside or inside != list(range(inside[0], inside[-1] + 1)):
+            if (not inside or inside != list(range(inside[0], inside[-1] + 1)) or offsets[inside[0]][0] != start
+                    or offsets[inside[-1]][1] != end):
                 raise ValueError(f"prompt format {self.format.name}: the tokenizer merges an earlier answer with the "
                                  "text around it; the loss on every output cannot find its tokens (set ttft.loss = "
                                  "'answer')")

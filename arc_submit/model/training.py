@@ -166,13 +166,27 @@ def lora_config(config: TTFTConfig):
 TIED = ("embed_tokens", "lm_head")
 
 
-def check_targets(model, config: TTFTConfig) -> None:
+def check_targets(model, config: TTFTConfig, adapter_dir=None) -> None:
     """UserError when LoRA targets the input or output embedding of a model that ties them (Qwen3-4B,
     SmolLM2): the adapter would give each its own delta, which one shared merged weight cannot hold, so
-    the engine would serve another model than the trained one."""
+    the engine would serve another model than the trained one. A given adapter (`adapter_dir`) is judged
+    by its own adapter_config.json, whose targets it keeps."""
+    import json
+    from pathlib import Path
+
     text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if not getattr(text_config, "tie_word_embeddings", False):
+        return
+    if adapter_dir is not None:
+        given = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("target_modules") or []
+        tied = [name for name in TIED if any(str(target).split(".")[-1] == name for target in given)]
+        if tied:
+            raise UserError(f"--model {adapter_dir}: the adapter targets {' and '.join(tied)}, but its base model ties "
+                            "its input and output embeddings: a merged model cannot hold the adapter's deltas of one "
+                            "shared weight")
+        return
     tied = [name for name in TIED if name in config.target_modules]
-    if tied and getattr(text_config, "tie_word_embeddings", False):
+    if tied:
         raise UserError(f"{config.SECTION}.target_modules includes {' and '.join(tied)}, but the model ties its input "
                         "and output embeddings: a merged model cannot hold the adapter's deltas of one shared weight; "
                         f"leave {' and '.join(tied)} out")

@@ -100,7 +100,8 @@ ARCHITECTS_BASELINE = 3.0  # getter_full_probmul(3) in the ARChitects' Kaggle no
 
 def _architects(entry: Tally, views: list[float] | None) -> float:
     """sum over hits (log-probability + 3) + sum over views (log-likelihood + 3): their candidates' own
-    log-probabilities (a hit without one counts its baseline only) and the views' scores, as probabilities
+    log-probabilities (as count x (3 + their mean); hits whose log-probability is unknown, which DFS never
+    gives, count at that mean, or at 3 when none is known) and the views' scores, as probabilities
     multiplied with a bonus for each."""
     hits = entry.count * (ARCHITECTS_BASELINE + (entry.mean_logprob or 0.0))
     return hits + math.fsum(view + ARCHITECTS_BASELINE for view in views)

@@ -122,5 +122,7 @@ def plan_task(budget: Budget, remaining_tasks: int, task, builder, config: Confi
 
 
 def record_costs(budget: Budget, record) -> None:
-    """What a finished task (its TaskRecord) cost, for the planning of the next ones."""
-    budget.meter.add_record(record)
+    """What a finished task (its TaskRecord) cost, for the planning of the next ones; a task that did not
+    run its stages (a failed record, without timings) tells nothing of the machine."""
+    if "total_s" in record.timings:
+        budget.meter.add_record(record)

@@ -25,7 +25,7 @@ from arc_submit.run.executors import make_executor
 from arc_submit.run.queue import drive
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome
-from arc_submit.run.runner import RunStopped, TaskRunner, describe
+from arc_submit.run.runner import RunStopped, TaskRunner, describe, task_error_record
 from arc_submit.run.shards import shard_tasks
 from arc_submit.run.stack import imported_versions, open_stack, set_threads
 from arc_submit.run.worker import SHARED_TASKS, serve_shared
@@ -126,6 +126,8 @@ class Pipeline:
             except EngineBroken as error:
                 raise RunStopped(f"task {task.task_id}: {error}; a run in one process cannot start a fresh engine "
                                  "(with --workers, a fresh worker takes the task over)") from error
+            except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
+                record = task_error_record(task, self.config, error)
             record_costs(budget, record)
             self.accept(record)
 

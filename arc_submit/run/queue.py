@@ -17,23 +17,14 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable
 
-from arc_submit.data.submission import fallback_attempts
 from arc_submit.data.tasks import Task
 from arc_submit.run.budget import Budget
 from arc_submit.run.executors import Executor
 from arc_submit.run.record import RecordError, TaskRecord
-from arc_submit.run.rundir import task_hash
-from arc_submit.run.runner import RunStopped, derive_seed
+from arc_submit.run.runner import RunStopped, failed_record
 
 log = logging.getLogger("arc_submit")
 RETRIES = 1  # a task whose worker died is handed out once more, then marked failed
-
-
-def failed_record(task: Task, seed: int, reason: str) -> TaskRecord:
-    """The record of a task that no worker could finish: fallback attempts, and why."""
-    return TaskRecord(task.task_id, task_hash(task), derive_seed(seed, task.task_id), "fallback", [reason],
-                      candidates=[[] for _ in task.test], votes=[[] for _ in task.test],
-                      attempts=fallback_attempts(task), failed_stages=["worker"])
 
 
 def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], None], budget: Budget,

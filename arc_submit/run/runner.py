@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from arc_submit.config import Config
+from arc_submit.data.submission import fallback_attempts
 from arc_submit.data.tasks import Task
 from arc_submit.faults import inject
 from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter
@@ -107,11 +108,11 @@ class TaskRunner:
         jobs = None
         if plan.mode != "fallback":
             try:
-                jobs = self._sample(task, seed, record, trained, adapter, plan)
+                jobs, adapter = self._sample(task, seed, record, trained, adapter, plan)
             except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                 self._failed(record, "sampling", error)
                 if trained and self.config.run.on_error == "degrade":  # once more, with the base model
-                    jobs, adapter = self._sample_base(task, seed, record, plan), None
+                    jobs, adapter = self._sample_base(task, seed, record, plan)
         if jobs is not None and needs_views(self.config.voting.rule):
             try:
                 inject("scoring", task.task_id)
@@ -124,16 +125,17 @@ class TaskRunner:
         record.timings["total_s"] = round(self.clock() - start, 3)
         return record
 
-    def _sample_base(self, task: Task, seed: int, record: TaskRecord, plan: TaskPlan) -> list[PromptJob] | None:
+    def _sample_base(self, task: Task, seed: int, record: TaskRecord,
+                     plan: TaskPlan) -> tuple[list[PromptJob] | None, Adapter | None]:
         """run.on_error = degrade: sampling failed after TTFT; sample again with the base model (no TTFT)."""
         try:
-            jobs = self._sample(task, seed, record, False, None, plan)
+            jobs, adapter = self._sample(task, seed, record, False, None, plan)
         except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
             self._failed(record, "sampling", error)
-            return None
+            return None, None
         record.mode = "no_ttft"
         record.reasons.append("sampled again with the base model (no TTFT)")
-        return jobs
+        return jobs, adapter
 
     def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
         """A resource failure degrades the task (and says so); a broken engine ends this process's part of the
@@ -183,8 +185,9 @@ class TaskRunner:
             stack.sampler.wake()
 
     def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None,
-                plan: TaskPlan) -> list[PromptJob]:
-        """The trained (or base) weights served, then the candidates of every view's prompt; the jobs."""
+                plan: TaskPlan) -> tuple[list[PromptJob], Adapter | None]:
+        """The trained (or base) weights served, then the candidates of every view's prompt; the jobs, and the
+        adapter they were sampled with (scoring must use the same)."""
         stack = self.stack
         inject("sampling", task.task_id)
         self.heartbeat(f"sampling {task.task_id}")
@@ -192,7 +195,7 @@ class TaskRunner:
             with timed(record.timings, "load_s", self.clock):
                 adapter = stack.serve_start(stack.probe(task))
         with timed(record.timings, "sample_s", self.clock):
-            return self._generate(task, seed, record, adapter, plan)
+            return self._generate(task, seed, record, adapter, plan), adapter
 
     def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None,
                   plan: TaskPlan) -> list[PromptJob]:
@@ -266,6 +269,25 @@ class TaskRunner:
             stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
         finally:
             stack.model = detach_adapter(peft_model)
+
+
+def failed_record(task: Task, seed: int, reason: str, stage: str = "worker") -> TaskRecord:
+    """The record of a task nothing could finish: fallback attempts, and why (`seed`: the run's)."""
+    return TaskRecord(task.task_id, task_hash(task), derive_seed(seed, task.task_id), "fallback", [reason],
+                      candidates=[[] for _ in task.test], votes=[[] for _ in task.test],
+                      attempts=fallback_attempts(task), failed_stages=[stage])
+
+
+def task_error_record(task: Task, config: Config, error: Exception) -> TaskRecord:
+    """run.on_error = degrade: an error outside the task's guarded stages (planning, selection) costs the
+    task only: fallbacks, said in the record and run.log."""
+    if isinstance(error, (EngineBroken, RunStopped)) or config.run.on_error != "degrade":
+        raise error
+    log.error("task %s failed: %s: %s (run.on_error = degrade: fallback attempts)", task.task_id,
+              type(error).__name__, error)
+    log.debug("%s", traceback.format_exc())
+    return failed_record(task, config.run.seed, f"task failed: {type(error).__name__}: {error} (a configuration or "
+                         "code error; run.on_error = degrade: fallback attempts, the run goes on)", "task")
 
 
 def describe(record: TaskRecord) -> str:

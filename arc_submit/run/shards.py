@@ -53,8 +53,6 @@ def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None
     be shards of one run: the same tasks and the same settings (model, seed, every setting but those a
     resumed run may change); for a task two shards both ran, a complete record wins over a degraded one,
     then the newer one."""
-    import tomllib
-
     first = sources[0]
     missing = [source for source in sources if not (source / "challenges.json").is_file()
                or not (source / "config.toml").is_file()]
@@ -62,11 +60,12 @@ def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None
         what = "challenges.json" if not (missing[0] / "challenges.json").is_file() else "config.toml"
         raise UserError(f"{missing[0]}: not a run dir of arc-submit ({what} is missing)")
     challenges = read_json(first / "challenges.json")
-    settings = tomllib.loads((first / "config.toml").read_text(encoding="utf-8"))
-    for source in sources[1:]:
+    settings = _settings(first)
+    others = [*sources[1:], *([target] if (target / "challenges.json").is_file() else [])]  # a target's records count too
+    for source in others:
         if read_json(source / "challenges.json") != challenges:
             raise UserError(f"{source}: ran other tasks than {first}; only shards of one run merge")
-        differences = config_differences(settings, tomllib.loads((source / "config.toml").read_text(encoding="utf-8")))
+        differences = config_differences(settings, _settings(source))
         if differences:
             raise UserError(f"{source}: ran with other settings than {first} ({'; '.join(differences[:3])}); only "
                             "shards of one run merge")
@@ -87,6 +86,15 @@ def merge_run_dirs(sources: list[Path], target: Path, output: Path | None = None
     metrics = run_dir.write_outputs(tasks, records, output)
     return {"tasks": len(tasks), "merged": len(records), **outcome(list(records.values())),
             **({"metrics": metrics["summary"]} if metrics else {})}
+
+
+def _settings(run_dir: Path) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{run_dir / 'config.toml'}: not valid TOML: {error}") from None
 
 
 def _best_record(task: Task, run_dirs: list[RunDir]) -> Path | None:

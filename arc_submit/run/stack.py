@@ -188,7 +188,7 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     start = time.perf_counter()
     tokenizer, model = load_model(resolved, dtype, device, config.ttft.gradient_checkpointing)
     timings["model_load_s"] = time.perf_counter() - start
-    check_targets(model, config.ttft)
+    check_targets(model, config.ttft, resolved.adapter_dir)
     builder = prompt_builder(tokenizer, config.prompt)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     autocast = getattr(torch, dtype) if device == "cuda" and dtype != "float32" else None

@@ -8,6 +8,7 @@ Imports, inside run/: budget, record, runner, stack (never the queue, the execut
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from arc_submit.data.tasks import load_tasks
 from arc_submit.files import read_json, write_json
 from arc_submit.run.budget import new_budget, plan_task, record_costs
 from arc_submit.run.record import TaskRecord
-from arc_submit.run.runner import TaskRunner, describe
+from arc_submit.run.runner import TaskRunner, describe, task_error_record
 from arc_submit.run.stack import open_stack, set_threads
 
 log = logging.getLogger("arc_submit")
@@ -30,11 +31,17 @@ def serve_shared(runner: TaskRunner, run_dir: Path, tasks: list, deadline: float
     """scope = "all": train the run's shared adapter once and save it (with shared-ttft.json), or serve the
     one already saved (by the first worker, or an earlier run of this run dir)."""
     folder = run_dir / SHARED_ADAPTER
-    if folder.is_dir():
+    ids = [task.task_id for task in tasks]
+    trained_on = folder / "arc-submit-tasks.json"
+    if folder.is_dir() and trained_on.is_file() and read_json(trained_on) == ids:
         runner.load_shared(folder, tasks)
         log.info("scope all: serving the shared adapter trained before (%s)", folder)
         return
+    if folder.is_dir():  # trained on other tasks (a resume with another limit or shard): trained again
+        log.info("scope all: the shared adapter in %s was trained on other tasks; training it again", folder)
+        shutil.rmtree(folder)
     result = runner.train_shared(tasks, deadline, save_to=folder)
+    write_json(trained_on, ids)
     write_json(run_dir / "shared-ttft.json", result.to_dict())
 
 
@@ -57,8 +64,11 @@ class WorkerState:
         """The task of a queue message {"task", "elapsed", "remaining"}; RunStopped on a code error."""
         self.budget.start = self.budget.clock() - message["elapsed"]
         task = self.tasks[message["task"]]
-        plan = plan_task(self.budget, message["remaining"], task, self.runner.stack.builder, self.runner.config)
-        record = self.runner.run_task(task, plan)
+        try:
+            plan = plan_task(self.budget, message["remaining"], task, self.runner.stack.builder, self.runner.config)
+            record = self.runner.run_task(task, plan)
+        except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
+            record = task_error_record(task, self.runner.config, error)
         record_costs(self.budget, record)
         log.info("%s", describe(record))
         return record

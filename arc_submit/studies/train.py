@@ -105,7 +105,7 @@ class Training:
         dtype = resolve_dtype(self.config.model.dtype, self.device)
         self.tokenizer, model = load_model(self.resolved, dtype, self.device, self.settings.gradient_checkpointing)
         if self.settings.method == "lora":
-            check_targets(model, self.settings)
+            check_targets(model, self.settings, self.resolved.adapter_dir)
         self.builder = prompt_builder(self.tokenizer, self.config.prompt)
         self.split = split_tasks(self.tasks, self.builder, self.settings.val_tasks, self.config.run.seed)
         if not self.split.train:
