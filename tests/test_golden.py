@@ -100,17 +100,22 @@ def two_runs(tiny_model_dir, tmp_path_factory):
 
 
 def test_a_seeded_tiny_run_gives_the_recorded_outputs(two_runs):
-    view = golden_view(two_runs[0])
+    assert_recorded(golden_view(two_runs[0]), GOLDEN, FLOAT_TOLERANCE)
+
+
+def assert_recorded(view: dict, path: Path, tolerance: float) -> None:
+    """The run's view equals the recording at `path` (written first with ARC_SUBMIT_UPDATE_GOLDEN): its
+    digests exactly, its numbers within `tolerance` (absolute and relative)."""
     if os.environ.get("ARC_SUBMIT_UPDATE_GOLDEN"):
-        GOLDEN.write_text(json.dumps(view, indent=1) + "\n")
-    golden = json.loads(GOLDEN.read_text())
+        path.write_text(json.dumps(view, indent=1) + "\n")
+    golden = json.loads(path.read_text())
     assert {k: view[k] for k in ("submission.json", "predictions", "records")} == \
         {k: golden[k] for k in ("submission.json", "predictions", "records")}
     for name, floats in view["floats"].items():
         assert len(floats) == len(golden["floats"][name])
         far = [(i, a, b) for i, (a, b) in enumerate(zip(floats, golden["floats"][name]))
-               if not math.isclose(a, b, rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE)]
-        assert not far, f"{name}: {len(far)} numbers differ beyond {FLOAT_TOLERANCE}, first (index, now, golden): {far[0]}"
+               if not math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)]
+        assert not far, f"{name}: {len(far)} numbers differ beyond {tolerance}, first (index, now, golden): {far[0]}"
 
 
 def test_the_same_seed_on_one_machine_gives_the_same_bytes(two_runs):
@@ -169,14 +174,4 @@ def test_a_seeded_run_whose_answers_parse_gives_the_recorded_outputs(tmp_path):
     outputs = run_answering(tmp_path / "run")
     assert all(vote["grid"] for record in outputs["records"].values() for votes in record["votes"] for vote in votes)
     assert all(record["votes"][0] for record in outputs["records"].values())  # every test input answered
-    view = golden_view(outputs)
-    if os.environ.get("ARC_SUBMIT_UPDATE_GOLDEN"):
-        GOLDEN_ANSWERS.write_text(json.dumps(view, indent=1) + "\n")
-    golden = json.loads(GOLDEN_ANSWERS.read_text())
-    assert {k: view[k] for k in ("submission.json", "predictions", "records")} == \
-        {k: golden[k] for k in ("submission.json", "predictions", "records")}
-    for name, floats in view["floats"].items():
-        assert len(floats) == len(golden["floats"][name])
-        far = [(i, a, b) for i, (a, b) in enumerate(zip(floats, golden["floats"][name]))
-               if not math.isclose(a, b, rel_tol=ANSWERS_TOLERANCE, abs_tol=ANSWERS_TOLERANCE)]
-        assert not far, f"{name}: {len(far)} numbers differ beyond {ANSWERS_TOLERANCE}, first: {far[0]}"
+    assert_recorded(golden_view(outputs), GOLDEN_ANSWERS, ANSWERS_TOLERANCE)
