@@ -114,6 +114,13 @@ def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, star
                   reserve_fraction=config.run.reserve_fraction, views=config.sampling.augmentations)
 
 
+def plan_message(budget: Budget, message: dict, task, builder, config: Config) -> TaskPlan:
+    """A worker's plan for the task of a queue message {"task", "elapsed", "remaining"}: its budget's clock
+    set to the driver's (`elapsed` since the run started), then planned as `plan_task`."""
+    budget.start = budget.clock() - message["elapsed"]
+    return plan_task(budget, message["remaining"], task, builder, config)
+
+
 def plan_task(budget: Budget, remaining_tasks: int, task, builder, config: Config) -> TaskPlan:
     """The plan for `task` (counting its tokens only when a budget is set and a finished task measured the
     machine)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from arc_submit.config import load_config
 from arc_submit.data.tasks import load_tasks
 from arc_submit.files import read_json, write_json
-from arc_submit.run.budget import new_budget, plan_task, record_costs
+from arc_submit.run.budget import new_budget, plan_message, record_costs
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.runner import TaskRunner, describe, task_error_record
 from arc_submit.run.stack import open_stack, set_threads
@@ -62,10 +62,9 @@ class WorkerState:
 
     def run(self, message: dict) -> TaskRecord:
         """The task of a queue message {"task", "elapsed", "remaining"}; RunStopped on a code error."""
-        self.budget.start = self.budget.clock() - message["elapsed"]
         task = self.tasks[message["task"]]
         try:
-            plan = plan_task(self.budget, message["remaining"], task, self.runner.stack.builder, self.runner.config)
+            plan = plan_message(self.budget, message, task, self.runner.stack.builder, self.runner.config)
             record = self.runner.run_task(task, plan)
         except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
             record = task_error_record(task, self.runner.config, error)
