@@ -40,7 +40,7 @@ KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platfor
 	--platform manylinux2014_x86_64 --platform linux_x86_64
 KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
 
-.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection study-encoders local-submission kaggle-wheels kaggle-model kaggle-kernel kaggle-sim clean
+.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection bench-schedule study-encoders local-submission kaggle-wheels kaggle-model kaggle-kernel kaggle-sim clean
 
 install: $(STAMP)
 
@@ -100,6 +100,10 @@ study-encoders: install
 		--set train.learning_rate=2e-4 --out runs/study-encoders
 
 # The selection rules compared on the same candidates (about 2 hours on 2 cores; resumes where it stopped).
+# The time budget on a fake clock: 240 ARC-AGI-2 tasks, 4 simulated L4 workers, 12 hours (seconds to run).
+bench-schedule: install
+	$(PY) benchmarks/schedule.py
+
 bench-selection: install
 	$(PY) benchmarks/selection.py --tasks 20 --out runs/bench-selection
 

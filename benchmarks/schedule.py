@@ -30,7 +30,7 @@ from dataclasses import dataclass
 TRAIN_TOKENS_PER_S, GEN_TOKENS_PER_S, PREFILL_TOKENS_PER_S = 1300.0, 150.0, 5000.0
 LOAD_S, OVERHEAD_S, SETUP_S = 20.0, 5.0, 600.0
 KAGGLE_LIMIT_S = 12 * 3600
-HELD = 0.95  # a load at most this: the budget would have held every task's full work
+HELD = 0.9  # a load at most this: the budget would have held every task's full work
 
 
 class FakeClock:
@@ -48,6 +48,8 @@ class Truth:
     step_s: float  # one TTFT optimizer step
     view_s: float  # one sampled view of every test input (prefill and decoding)
     gen_tokens_per_view: float
+    load_s: float  # merging and pushing the weights after TTFT
+    overhead_s: float  # the rest of the task
 
 
 def truths(tasks, works, prompt_tokens, speed: float, seed: int) -> dict[str, Truth]:
@@ -60,7 +62,7 @@ def truths(tasks, works, prompt_tokens, speed: float, seed: int) -> dict[str, Tr
         gen = work.gen_tokens_per_view * rng.uniform(0.6, 1.4)
         result[task.task_id] = Truth(work.train_tokens_per_step / TRAIN_TOKENS_PER_S / speed * noise[0],
                                      (gen / GEN_TOKENS_PER_S + prompt_tokens[task.task_id] / PREFILL_TOKENS_PER_S)
-                                     / speed * noise[1], gen)
+                                     / speed * noise[1], gen, LOAD_S / speed, OVERHEAD_S / speed)
     return result
 
 
@@ -68,12 +70,14 @@ class SimExecutor:
     """The queue's executor, with workers that plan each task as a real worker does (arc_submit.run.budget)
     and take the simulated machine's time for it."""
 
-    def __init__(self, slots, clock, config, tasks, builder, truth):
+    def __init__(self, slots, clock, config, tasks, builder, truth, works):
         from arc_submit.run.budget import new_budget
 
         self.slots, self.clock, self.config, self.builder, self.truth = slots, clock, config, builder, truth
-        self.tasks = {task.task_id: task for task in tasks}
+        self.tasks, self.works = {task.task_id: task for task in tasks}, works
         self.budgets = [new_budget(config, clock) for _ in range(slots)]
+        for budget in self.budgets:  # the tasks' tokens, as each worker counts them once (Budget.work_of)
+            budget.works.update(works)
         self.pending: list = []  # (time, order, event)
         self.order = 0
         self.plans: dict[str, object] = {}
@@ -92,7 +96,7 @@ class SimExecutor:
         from arc_submit.run.executors import Event
 
         budget, task = self.budgets[slot], self.tasks[message["task"]]
-        plan = plan_message(budget, message, task, self.builder, self.config)
+        plan = plan_message(budget, message, task, self.builder, self.config, self.tasks)
         self.plans[task.task_id] = plan
         record = self._run(task, plan)
         record_costs(budget, record)
@@ -107,6 +111,8 @@ class SimExecutor:
 
         truth, now = self.truth[task.task_id], self.clock()
         record = TaskRecord(task.task_id, task_hash(task), 0, plan.mode, [plan.reason] if plan.reason else [])
+        record.candidates, record.votes = [[] for _ in task.test], [[] for _ in task.test]
+        record.attempts = [[[[0]], [[0]]] for _ in task.test]
         if plan.mode == "fallback":
             record.timings = {"total_s": 0.1}
             return record
@@ -114,20 +120,15 @@ class SimExecutor:
         if plan.deadline is not None and steps:
             steps = min(steps, max(0, math.ceil((plan.deadline - now) / truth.step_s)))
         views = plan.views or self.config.sampling.augmentations
-        ttft_s, load_s = steps * truth.step_s, LOAD_S if steps else 0.0
+        ttft_s, load_s = steps * truth.step_s, truth.load_s if steps else 0.0
         sample_s = views * truth.view_s
-        tokens = round(steps * self.works_per_step(task))
+        tokens = round(steps * self.works[task.task_id].train_tokens_per_step)
         record.ttft = TrainResult(steps=steps, tokens=tokens, seconds=ttft_s) if plan.steps else None
         record.prompts_per_input = views
         record.generated_tokens = round(views * truth.gen_tokens_per_view)
         record.timings = {"ttft_s": ttft_s, "load_s": load_s, "sample_s": sample_s,
-                          "total_s": ttft_s + load_s + sample_s + OVERHEAD_S}
+                          "total_s": ttft_s + load_s + sample_s + truth.overhead_s}
         return record
-
-    def works_per_step(self, task):
-        from arc_submit.run.costs import task_work
-
-        return task_work(task, self.builder, self.config).train_tokens_per_step
 
     def events(self, timeout):
         when, _, event = heapq.heappop(self.pending)
@@ -142,7 +143,7 @@ class SimExecutor:
         return 0
 
 
-def simulate(tasks, builder, config, truth, workers: int) -> dict:
+def simulate(tasks, builder, config, truth, workers: int, works: dict) -> dict:
     """One simulated run: the notebook's time budget, the queue, the workers; unused time and cuts."""
     from arc_submit.run.budget import new_budget
     from arc_submit.run.queue import drive
@@ -151,7 +152,7 @@ def simulate(tasks, builder, config, truth, workers: int) -> dict:
     clock.now = SETUP_S
     budget = new_budget(config, clock)
     records = []
-    executor = SimExecutor(workers, clock, config, tasks, builder, truth)
+    executor = SimExecutor(workers, clock, config, tasks, builder, truth, works)
     drive(executor, tasks, records.append, budget, 0)
     end = clock.now
     modes = [record.mode for record in records]
@@ -162,19 +163,43 @@ def simulate(tasks, builder, config, truth, workers: int) -> dict:
 
 
 def notebook_budget() -> float:
-    """What the notebook passes as --time-budget after SETUP_S of setup (kaggle/arc-submit.ipynb)."""
-    return KAGGLE_LIMIT_S - SETUP_S - 1800
+    """What the notebook passes as --time-budget after SETUP_S of setup (kaggle/arc-submit.ipynb): all of
+    the time left; the preset's run.reserve_fraction is the margin."""
+    return KAGGLE_LIMIT_S - SETUP_S
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=240)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--loads", default="0.8,0.95,1.2,1.5,2.0",
-                        help="the tasks' full work over the workers' time (1 = exactly the 12 hours less setup)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+@dataclass
+class Workload:
+    """The simulated run's tasks, as the planner sees them (config, builder) and as the machine runs them
+    (their true costs at the L4 estimates); `full_s`: their full work per worker at those estimates."""
 
+    tasks: list
+    config: object
+    builder: object
+    works: dict
+    prompt_tokens: dict
+    workers: int
+    seed: int
+    full_s: float = 0.0
+
+    def truth(self, load: float) -> dict[str, Truth]:
+        """The true costs on a machine where the full work is `load` x the workers' time."""
+        return truths(self.tasks, self.works, self.prompt_tokens, self.full_s / available() / load, self.seed)
+
+    def run(self, load: float) -> dict:
+        result = simulate(self.tasks, self.builder, self.config, self.truth(load), self.workers, self.works)
+        result.update(load=load, unused_share=result["unused_s"] / available(),
+                      cut_although_fitted=result["not_full"] if load <= HELD else 0)
+        return result
+
+
+def available() -> float:
+    return KAGGLE_LIMIT_S - SETUP_S
+
+
+def workload(n_tasks: int = 240, workers: int = 4, seed: int = 0) -> Workload:
+    """`n_tasks` ARC-AGI-2 tasks (a seeded sample of eval and train) under the `kaggle-l4x4` preset, with
+    the embedded model's tokenizer counting their tokens."""
     from transformers import AutoTokenizer
 
     from arc_submit.config import load_config
@@ -189,38 +214,47 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(resolve(config.model.name, config.model.base).base_dir)
     builder = prompt_builder(tokenizer, config.prompt)
     pool = load_dataset("arc-agi-2-eval") + load_dataset("arc-agi-2-train")
-    works, prompt_tokens, tasks = {}, {}, []
-    for task in random.Random(args.seed).sample(pool, len(pool)):
+    result = Workload([], config, builder, {}, {}, workers, seed)
+    for task in random.Random(seed).sample(pool, len(pool)):
         work = task_work(task, builder, config)
         if work is None:
             continue
-        works[task.task_id] = work
         example = builder.fit(task.train, task.test[0].input)
-        prompt_tokens[task.task_id] = (len(example.prompt_ids) if example else config.prompt.max_seq_len) * len(task.test)
-        tasks.append(task)
-        if len(tasks) == args.tasks:
+        result.works[task.task_id] = work
+        result.prompt_tokens[task.task_id] = (len(example.prompt_ids) if example else config.prompt.max_seq_len) * len(task.test)
+        result.tasks.append(task)
+        if len(result.tasks) == n_tasks:
             break
     steps, views = config.ttft.steps, config.sampling.augmentations
-    unit = truths(tasks, works, prompt_tokens, 1.0, args.seed)
-    full = sum(steps * t.step_s + LOAD_S + views * t.view_s + OVERHEAD_S for t in unit.values()) / args.workers
-    available = KAGGLE_LIMIT_S - SETUP_S
-    print(f"{len(tasks)} tasks, {args.workers} workers; full work at the L4 estimates: {full / 3600:.1f} h per worker "
-          f"against {available / 3600:.1f} h")
+    unit = truths(result.tasks, result.works, result.prompt_tokens, 1.0, seed)
+    result.full_s = sum(steps * t.step_s + t.load_s + views * t.view_s + t.overhead_s for t in unit.values()) / workers
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=240)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--loads", default="0.8,0.9,0.95,1.2,1.5,2.0",
+                        help="the tasks' full work over the workers' time (1 = exactly the 12 hours less setup)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    load = workload(args.tasks, args.workers, args.seed)
+    steps = load.config.ttft.steps
+    print(f"{len(load.tasks)} tasks, {args.workers} workers; full work at the L4 estimates: {load.full_s / 3600:.1f} h "
+          f"per worker against {available() / 3600:.1f} h")
     print("| load | unused at the end | over the limit | tasks below full (cut / no TTFT / fallback) | "
           "cut although it fitted | steps trained |")
     print("|---|---|---|---|---|---|")
     rows = []
-    for load in [float(x) for x in args.loads.split(",")]:
-        truth = truths(tasks, works, prompt_tokens, full / available / load, args.seed)
-        result = simulate(tasks, builder, config, truth, args.workers)
-        fitted = load <= HELD  # the full work fits with room to spare
-        result.update(load=load, unused_share=result["unused_s"] / available,
-                      cut_although_fitted=result["not_full"] if fitted else 0)
+    for factor in [float(x) for x in args.loads.split(",")]:
+        result = load.run(factor)
         rows.append(result)
-        print(f"| {load:.2f} | {result['unused_s']:.0f} s ({100 * result['unused_share']:.1f}%) | {result['over_s']:.0f} s | "
+        print(f"| {factor:.2f} | {result['unused_s']:.0f} s ({100 * result['unused_share']:.1f}%) | {result['over_s']:.0f} s | "
               f"{result['not_full']} ({result['cut']} / {result['no_ttft']} / {result['fallback']}) | "
-              f"{result['cut_although_fitted']} | {result['steps']} of {steps * len(tasks)} |")
-    print(json.dumps({"tasks": len(tasks), "workers": args.workers, "rows": rows}))
+              f"{result['cut_although_fitted']} | {result['steps']} of {steps * len(load.tasks)} |")
+    print(json.dumps({"tasks": len(load.tasks), "workers": args.workers, "rows": rows}))
     return 0
 
 

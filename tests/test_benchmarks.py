@@ -20,3 +20,19 @@ def test_selection_benchmark_prints_readme_tables_from_committed_results(tmp_pat
     assert len(tables) == 2
     for table in tables:
         assert table.count("\n") == 6 and table in readme
+
+
+def test_the_schedule_simulation_spends_the_12_hours_and_cuts_nothing_that_fits():
+    """benchmarks/schedule.py: 240 ARC-AGI-2 tasks on 4 simulated L4 workers, planned by the run's own queue
+    and budgets on a fake clock. When the full work fits, no task is cut; when it does not, at most 5% of
+    the time is left unused at the end, and the run never goes over."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import schedule
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    load = schedule.workload(240, 4)
+    fits, binds = load.run(0.9), load.run(1.5)
+    assert fits["not_full"] == 0 and fits["steps"] == 200 * 240
+    assert binds["over_s"] == 0 and 0 < binds["unused_share"] <= 0.05
+    assert binds["fallback"] == 0 and binds["steps"] < 200 * 240

@@ -125,3 +125,40 @@ def test_measured_rates_turn_a_tasks_tokens_back_into_its_seconds():
     assert rates.seconds(TaskWork(300, 40), 8, 4) == pytest.approx(8 * 300 * 0.002 + 4 * 40 * 0.05 + 3.0)
     assert meter.mean_work() == TaskWork(300, 40)
     assert Rates.per_second(500, 20, 3.0) == Rates(0.002, 0.05, 3.0)
+
+
+def test_queued_tasks_are_counted_at_their_own_size_not_at_the_largest_first_ones():
+    """The queue hands out the largest tasks first, so the finished tasks' mean is larger than the tasks
+    still queued: counted at their own size they fit, where counted at the mean they would be cut."""
+    clock = FakeClock()
+    budget = Budget(1000, 10, clock, views=1)
+    budget.meter.add(10, 10 * 1000, 10.0, 1, 100, 10.0, 21.0)  # a large task: 1 s a step, 10 s to sample
+    clock.now += 400  # 550 s left before the reserve
+    small = [TaskWork(100, 10)] * 40  # 0.1 s a step, 1 s to sample, 1 s more: 3 s each, 120 s in all
+    assert budget.plan(41, TaskWork(100, 10), small).mode == "full"
+    assert budget.plan(41, TaskWork(100, 10)).mode != "full"  # at the mean: 40 x 21 s do not fit 550 s
+
+
+def test_the_others_are_shared_by_the_workers_and_running_tasks_count_half():
+    clock = FakeClock()
+    budget = Budget(1000, 10, clock, views=1)
+    budget.meter.add(10, 10 * 100, 1.0, 1, 10, 1.0, 3.0)  # 3 s a task
+    clock.now += 950 - 100  # 100 s left
+    work, others = TaskWork(100, 10), [TaskWork(100, 10)] * 40  # 120 s of others
+    assert budget.plan(41, work, others, workers=1).mode == "cut"
+    assert budget.plan(41, work, others, workers=2).mode == "full"  # 60 s each
+    assert budget.plan(41, work, others[:20], others[:20]).mode == "full"  # 60 s queued + 20 x 3 s half done
+    assert budget.plan(41, work, others[:40]).mode == "cut"  # the same 40 tasks all queued: 120 s
+
+
+def test_the_driver_measures_every_finished_task_for_every_worker():
+    """A worker plans from the driver's meter (all finished tasks), not only from the tasks it ran."""
+    from arc_submit.run.budget import plan_message
+
+    meter = Meter().add(10, 1000, 10.0, 1, 100, 10.0, 21.0)
+    assert Meter.from_dict(meter.to_dict()) == meter
+    clock = FakeClock()
+    budget = Budget(0, 10, clock)
+    plan = plan_message(budget, {"task": "t", "elapsed": 0.0, "remaining": 1, "meter": meter.to_dict()},
+                        None, None, None, {})
+    assert budget.meter == meter and plan.mode == "full"

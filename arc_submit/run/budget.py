@@ -48,6 +48,7 @@ class Budget:
     min_steps_fraction: float = 0.1  # fewer steps than this share of the configured ones: skip TTFT
     views: int = 1  # views per test input as configured
     meter: Meter = field(default_factory=Meter)
+    works: dict[str, TaskWork | None] = field(default_factory=dict)  # task id -> its tokens, counted once
 
     def __post_init__(self):
         if self.start is None:
@@ -57,13 +58,23 @@ class Budget:
         """Seconds left before the reserve is reached."""
         return self.start + self.seconds * (1 - self.reserve_fraction) - self.clock()
 
+    def work_of(self, task, builder, config: Config) -> TaskWork | None:
+        """The task's tokens (arc_submit.run.costs.task_work), counted once per run."""
+        if task.task_id not in self.works:
+            self.works[task.task_id] = task_work(task, builder, config)
+        return self.works[task.task_id]
+
     def shared_ttft_deadline(self) -> float | None:
         """scope "all": when the shared adapter's training must stop (None: no budget)."""
         return self.clock() + self.left() * SHARED_TTFT_SHARE if self.seconds else None
 
-    def plan(self, remaining_tasks: int, work: TaskWork | None = None) -> TaskPlan:
-        """The plan for the next task, given how many tasks (this one included) are still to do and this
-        task's work in tokens (None: as the finished tasks' mean). The others are planned at the mean."""
+    def plan(self, remaining_tasks: int, work: TaskWork | None = None, others: list[TaskWork | None] | None = None,
+             running: list[TaskWork | None] = (), workers: int = 1) -> TaskPlan:
+        """The plan for the next task, given how many tasks (this one included) are still to do per worker and
+        this task's work in tokens (None: as the finished tasks' mean). `others`, when known: the work of
+        every task still queued after it (None for a task of unknown work), and `running` that of the tasks
+        other workers are running (counted half done), shared by `workers`; else the others are
+        `remaining_tasks - 1` tasks of the mean work."""
         if not self.seconds:
             return TaskPlan("full", self.steps, None)
         now, left = self.clock(), self.left()
@@ -74,12 +85,19 @@ class Budget:
             return TaskPlan("full", self.steps, end, end=end)
         rates, typical = self.meter.rates(), self.meter.mean_work()
         work = work or typical
-        this = rates.seconds(work, self.steps, self.views)
-        others = max(0, remaining_tasks - 1) * rates.seconds(typical, self.steps, self.views)
-        if this + others <= left:
-            end = now + left - max(0, remaining_tasks - 1) * rates.seconds(typical, 0, 1)  # only when it binds
+
+        def total(steps: int, views: int) -> float:
+            """The other tasks' seconds at `steps` and `views`, per worker."""
+            if others is None:
+                return max(0, remaining_tasks - 1) * rates.seconds(typical, steps, views)
+            seconds = sum(rates.seconds(w or typical, steps, views) for w in others)
+            return (seconds + 0.5 * sum(rates.seconds(w or typical, steps, views) for w in running)) / workers
+
+        this, rest = rates.seconds(work, self.steps, self.views), total(self.steps, self.views)
+        if this + rest <= left:
+            end = now + left - total(0, 1)  # only when it binds
             return TaskPlan("full", self.steps, end - rates.seconds(work, 0, self.views), end=end)
-        share = left * this / (this + others) if this + others else left / max(1, remaining_tasks)
+        share = left * this / (this + rest) if this + rest else left / max(1, remaining_tasks)
         return self._cut(now, share, left, rates, work)
 
     def _cut(self, now: float, share: float, left: float, rates: Rates, work: TaskWork) -> TaskPlan:
@@ -114,18 +132,32 @@ def new_budget(config: Config, clock: Callable[[], float] = time.monotonic, star
                   reserve_fraction=config.run.reserve_fraction, views=config.sampling.augmentations)
 
 
-def plan_message(budget: Budget, message: dict, task, builder, config: Config) -> TaskPlan:
-    """A worker's plan for the task of a queue message {"task", "elapsed", "remaining"}: its budget's clock
-    set to the driver's (`elapsed` since the run started), then planned as `plan_task`."""
+def plan_message(budget: Budget, message: dict, task, builder, config: Config, tasks: dict) -> TaskPlan:
+    """A worker's plan for the task of a queue message {"task", "elapsed", "remaining", "queued",
+    "running", "workers", "meter"} (`tasks`: the run's tasks by id): its budget's clock set to the
+    driver's (`elapsed` since the run started) and its costs to the driver's (measured on every finished
+    task), then planned as `plan_task` against the tasks still queued and those other workers run."""
     budget.start = budget.clock() - message["elapsed"]
-    return plan_task(budget, message["remaining"], task, builder, config)
+    if "meter" in message:  # the costs of every finished task, whichever worker ran it
+        budget.meter = Meter.from_dict(message["meter"])
+    queued = [tasks[task_id] for task_id in message.get("queued", ())]
+    running = [tasks[task_id] for task_id in message.get("running", ())]
+    return plan_task(budget, message["remaining"], task, builder, config, queued if "queued" in message else None,
+                     running, message.get("workers", 1))
 
 
-def plan_task(budget: Budget, remaining_tasks: int, task, builder, config: Config) -> TaskPlan:
-    """The plan for `task` (counting its tokens only when a budget is set and a finished task measured the
-    machine)."""
-    binds = budget.seconds and budget.meter.sampled
-    return budget.plan(remaining_tasks, task_work(task, builder, config) if binds else None)
+def plan_task(budget: Budget, remaining_tasks: int, task, builder, config: Config, others: list | None = None,
+              running: list = (), workers: int = 1) -> TaskPlan:
+    """The plan for `task`, against the tasks `others` still to do after it and those `running` on the
+    other `workers` (None: `remaining_tasks - 1` typical ones); each task's tokens are counted (once per
+    task: `Budget.works`) only when a budget is set and a finished task measured the machine."""
+    if not (budget.seconds and budget.meter.sampled):
+        return budget.plan(remaining_tasks)
+    work = budget.work_of(task, builder, config)
+    if others is None:
+        return budget.plan(remaining_tasks, work)
+    return budget.plan(remaining_tasks, work, [budget.work_of(t, builder, config) for t in others],
+                       [budget.work_of(t, builder, config) for t in running], workers)
 
 
 def record_costs(budget: Budget, record) -> None:

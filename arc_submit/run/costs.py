@@ -110,6 +110,17 @@ class Meter:
                         record.generated_tokens, timings.get("sample_s", 0) + timings.get("score_s", 0),
                         timings["total_s"])
 
+    def to_dict(self) -> dict:
+        return {"train_tokens": self.train_tokens, "train_seconds": self.train_seconds, "gen_tokens": self.gen_tokens,
+                "gen_seconds": self.gen_seconds, "overheads": list(self.overheads),
+                "works": [[w.train_tokens_per_step, w.gen_tokens_per_view] for w in self.works]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Meter:
+        """The meter of `to_dict` (the driver's, sent to its workers with each task)."""
+        return cls(data["train_tokens"], data["train_seconds"], data["gen_tokens"], data["gen_seconds"],
+                   list(data["overheads"]), [TaskWork(*w) for w in data["works"]])
+
     @property
     def sampled(self) -> bool:
         """Whether a finished task sampled (before that, nothing is known of the machine)."""

@@ -52,7 +52,8 @@ class Executor(ABC):
 
     @abstractmethod
     def submit(self, slot: int, message: dict) -> None:
-        """Hand a task to a ready worker: {"task": id, "elapsed": s, "remaining": n}."""
+        """Hand a task to a ready worker: {"task": id, "elapsed": s, "remaining": n, "queued": [ids],
+        "running": [ids], "workers": n, "meter": the driver's costs} (arc_submit.run.budget.plan_message)."""
 
     @abstractmethod
     def events(self, timeout: float) -> list[Event]:

@@ -121,7 +121,7 @@ class Pipeline:
 
         for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):
             try:
-                plan = plan_task(budget, len(pending) - index, task, self.stack.builder, self.config)
+                plan = plan_task(budget, len(pending) - index, task, self.stack.builder, self.config, pending[index + 1:])
                 record = runner.run_task(task, plan)
             except EngineBroken as error:
                 raise RunStopped(f"task {task.task_id}: {error}; a run in one process cannot start a fresh engine "

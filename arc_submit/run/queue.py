@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from arc_submit.data.tasks import Task
-from arc_submit.run.budget import Budget
+from arc_submit.run.budget import Budget, record_costs
 from arc_submit.run.executors import Executor
 from arc_submit.run.record import RecordError, TaskRecord
 from arc_submit.run.runner import RunStopped, failed_record
@@ -53,7 +53,10 @@ def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], 
                 busy[slot] = task
                 remaining = math.ceil((len(queue) + len(busy)) / executor.slots)
                 executor.submit(slot, {"task": task.task_id, "elapsed": budget.clock() - budget.start,
-                                       "remaining": remaining})
+                                       "remaining": remaining, "workers": executor.slots,
+                                       "queued": [t.task_id for t in queue],
+                                       "running": [t.task_id for s, t in busy.items() if s != slot],
+                                       "meter": budget.meter.to_dict()})
             for event in executor.events(timeout=1.0):
                 if event.kind == "ready":
                     ready.add(event.slot)
@@ -63,7 +66,9 @@ def drive(executor: Executor, tasks: list[Task], accept: Callable[[TaskRecord], 
                     waiting = []
                 elif event.kind == "record":
                     task = busy.pop(event.slot)
-                    accept(_read_record(event.data, task))
+                    record = _read_record(event.data, task)
+                    accept(record)
+                    record_costs(budget, record)
                 elif event.kind == "error" and on_error != "degrade":
                     raise RunStopped(f"worker {event.slot + 1}: {event.data}")
                 elif event.kind == "retried":

@@ -61,10 +61,10 @@ class WorkerState:
             serve_shared(self.runner, run_dir, chosen, self.budget.shared_ttft_deadline())
 
     def run(self, message: dict) -> TaskRecord:
-        """The task of a queue message {"task", "elapsed", "remaining"}; RunStopped on a code error."""
+        """The task of a queue message (arc_submit.run.budget.plan_message); RunStopped on a code error."""
         task = self.tasks[message["task"]]
         try:
-            plan = plan_message(self.budget, message, task, self.runner.stack.builder, self.runner.config)
+            plan = plan_message(self.budget, message, task, self.runner.stack.builder, self.runner.config, self.tasks)
             record = self.runner.run_task(task, plan)
         except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
             record = task_error_record(task, self.runner.config, error)
