@@ -33,7 +33,7 @@ def answer_logprobs(model, prompt_ids: list[int], answers: list[list[int]],
 
     device = next(model.parameters()).device
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+        out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
         prompt_cache, last = out.past_key_values, out.logits[0, -1].float()
         scores = []
         for chunk in answer_chunks([len(answer) for answer in answers], last.shape[-1], budget):
