@@ -1,6 +1,7 @@
 """Scoring under views equals a direct computation with the model: each candidate's log-likelihood as
-the answer to each view's prompt (full forward passes, no cache), summed for poe; and a run's
-predictions file makes `metrics` rank exactly as the run did."""
+the answer to each view's prompt (full forward passes, no cache), summed for poe, whether the answers
+share the prompt's cache in one batch, in chunks or one by one; and a run's predictions file makes
+`metrics` rank exactly as the run did."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Pair, Task, grid_key
 from arc_submit.predict.backends import TransformersSampler, token_logprobs
+from arc_submit.predict.prefix_scoring import answer_chunks, answer_logprobs
 from arc_submit.predict.scoring import view_logprobs
 from tests.conftest import run_cli
 from tests.test_pipeline import read, run
+from tests.tiny_model import build_styled_model
 
 TASK = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5]], [[5, 4]])], [Pair([[7, 8, 9]], [[9, 8, 7]])])
 ONE = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]])], [Pair([[1, 2, 3]], [[3, 2, 1]])])  # learnable in seconds
@@ -43,6 +46,44 @@ def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
             answer = builder.answer_ids(augmentation.apply_grid(grid))
             direct.append(sum(token_logprobs(model, prompt + answer)[len(prompt) - 1:]))
         assert scores[grid_key(grid)] == pytest.approx(direct, abs=1e-4)
+
+
+def full_forward_logprob(model, prompt: list[int], answer: list[int]) -> float:
+    return sum(token_logprobs(model, prompt + answer)[len(prompt) - 1:])
+
+
+@pytest.mark.parametrize("style", ["llama", "qwen3"])
+def test_shared_prefix_scores_equal_full_forward_passes(tiny_model_dir, tmp_path, style):
+    """Random prompts and answers of varied lengths: batched on one prompt cache (all at once, in chunks,
+    one by one) the scores equal full forward passes of prompt + answer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = tiny_model_dir if style == "llama" else build_styled_model(tmp_path / style, "qwen3")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    vocabulary = model.config.vocab_size
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        prompt = rng.integers(0, vocabulary, int(rng.integers(1, 60))).tolist()
+        answers = [rng.integers(0, vocabulary, int(rng.integers(1, 25))).tolist() for _ in range(int(rng.integers(1, 7)))]
+        direct = [full_forward_logprob(model, prompt, answer) for answer in answers]
+        longest = max(len(answer) for answer in answers)
+        for budget in (1 << 30, 3 * longest * vocabulary, 1):  # one batch, chunks of about three, one by one
+            assert answer_logprobs(model, prompt, answers, budget) == pytest.approx(direct, abs=1e-4)
+
+
+def test_answer_chunks_keep_order_and_the_budget():
+    assert answer_chunks([2, 3, 1, 5], 10, 60) == [range(0, 2), range(2, 3), range(3, 4)]  # 2x3x10 fits, 3x3x10 does not
+    assert answer_chunks([7], 10, 1) == [range(0, 1)]  # one answer over the budget still goes alone
+    assert answer_chunks([1] * 5, 10, 10**6) == [range(0, 5)]
+
+
+def test_the_transformers_backend_refuses_an_adapter_to_score_with(tiny_model_dir):
+    from arc_submit.predict.backends import Adapter
+
+    sampler = TransformersSampler(tiny_model_dir, "float32", 4096, SamplingConfig(), 0, "cpu")
+    with pytest.raises(ValueError, match="no LoRA adapters"):
+        sampler.score([1, 2, 3], [[4]], Adapter("task", 1, tiny_model_dir))
 
 
 @pytest.mark.parametrize("rule", ["poe", "nvarc"])

@@ -22,6 +22,7 @@ from pathlib import Path
 from arc_submit.config import SamplingConfig
 from arc_submit.errors import EngineBroken
 from arc_submit.predict.dfs import Path as SearchPath
+from arc_submit.predict.prefix_scoring import answer_logprobs
 
 log = logging.getLogger(__name__)
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's engine can be sized for
@@ -448,21 +449,10 @@ class TransformersSampler(Sampler):
         return [path_from_steps(row_steps, budget, stop_ids) for row_steps, budget in zip(steps, budgets)]
 
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
-        """The prompt's KV cache computed once; each answer is one forward over its own tokens, then the
-        cache is cut back to the prompt."""
-        import torch
-
-        with torch.no_grad():
-            out = self.model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True)
-            cache, first = out.past_key_values, out.logits[0, -1:].float()
-            scores = []
-            for answer in answers:
-                logits = self.model(input_ids=torch.tensor([answer], device=self.device), past_key_values=cache,
-                                    use_cache=True).logits[0, :-1].float()
-                cache.crop(len(prompt_ids))
-                logprobs = torch.log_softmax(torch.cat([first, logits]), dim=-1)
-                scores.append(float(logprobs.gather(1, torch.tensor(answer, device=self.device)[:, None]).sum()))
-        return scores
+        """The prompt prefilled once and its KV cache shared by the answers, batched (see prefix_scoring)."""
+        if adapter is not None:
+            raise ValueError("the transformers backend serves no LoRA adapters; use sampling.adapter = 'merged'")
+        return answer_logprobs(self.model, prompt_ids, answers)
 
 
 def token_logprobs(model, ids: list[int]) -> list[float]:

@@ -1,7 +1,8 @@
 """Scoring candidates under augmented views, for the selection rules that need it (`poe`, `nvarc`): the
 log-likelihood of each distinct candidate grid as the answer to M views of the task, the same M views for
-every candidate of one test input. A view's prompt is computed once and shared by its candidates (the
-transformers backend keeps its KV cache; vLLM prefills each pair).
+every candidate of one test input. The transformers backend prefills a view's prompt once and scores all its
+candidates in one batched forward on that cache (arc_submit.predict.prefix_scoring); vLLM prefills each
+(prompt + candidate) pair, since its prompt log-probabilities never read the prefix cache in 0.11.
 
     logprobs = view_logprobs(sampler, builder, views, grids, adapter)   # {grid_key: [logprob per view]}
     views, short = score_candidates(sampler, builder, candidates, jobs, 8, adapter, end)  # per test input
