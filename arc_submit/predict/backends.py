@@ -355,8 +355,7 @@ class TransformersSampler(Sampler):
         return report
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
-        if any(r.adapter is not None for r in requests):
-            raise ValueError("the transformers backend serves no LoRA adapters; use sampling.adapter = 'merged'")
+        _refuse_adapters(r.adapter for r in requests)
         return [self._generate_one(request) for request in requests]
 
     def _stop_ids(self, request: Request) -> list[int]:
@@ -450,9 +449,14 @@ class TransformersSampler(Sampler):
 
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
         """The prompt prefilled once and its KV cache shared by the answers, batched (see prefix_scoring)."""
-        if adapter is not None:
-            raise ValueError("the transformers backend serves no LoRA adapters; use sampling.adapter = 'merged'")
+        _refuse_adapters([adapter])
         return answer_logprobs(self.model, prompt_ids, answers)
+
+
+def _refuse_adapters(adapters: Iterable) -> None:
+    """The transformers backend serves the weights it holds; a request for a LoRA adapter is refused."""
+    if any(adapter is not None for adapter in adapters):
+        raise ValueError("the transformers backend serves no LoRA adapters; use sampling.adapter = 'merged'")
 
 
 def token_logprobs(model, ids: list[int]) -> list[float]:
