@@ -80,7 +80,6 @@ class SimExecutor:
             budget.works.update(works)
         self.pending: list = []  # (time, order, event)
         self.order = 0
-        self.plans: dict[str, object] = {}
 
     def _at(self, when, event):
         heapq.heappush(self.pending, (when, self.order, event))
@@ -97,7 +96,6 @@ class SimExecutor:
 
         budget, task = self.budgets[slot], self.tasks[message["task"]]
         plan = plan_message(budget, message, task, self.builder, self.config, self.tasks)
-        self.plans[task.task_id] = plan
         record = self._run(task, plan)
         record_costs(budget, record)
         self._at(self.clock() + record.timings["total_s"], Event(slot, "record", record.to_dict()))
