@@ -46,10 +46,17 @@ def main() -> None:
         greedy_paths = sampler.greedy_paths
         sampler.greedy_paths = lambda sequences, *rest, **named: (continued.append(len(sequences)),
                                                                   greedy_paths(sequences, *rest, **named))[1]
-        start = time.perf_counter()
-        leaves, cut = search(sampler, prompts, MIN_PROB, 8, [48] * len(prompts), stop)
-        result[backend] = {"seconds": time.perf_counter() - start, "cut": cut, "continued": continued,
-                           "leaves": [[[list(leaf.tokens), leaf.logprob] for leaf in found] for found in leaves]}
+        # vLLM twice: branches ended at their budget (the default), then every branch decoded to its end
+        for name, cuts in ((backend, True), ("vllm uncut", False))[:2 if backend == "vllm" else 1]:
+            continued.clear()
+            if backend == "vllm":
+                sampler.cuts_branches, sampler.branch_tokens = cuts, 0
+                sampler.llm.reset_prefix_cache()
+            start = time.perf_counter()
+            leaves, cut = search(sampler, prompts, MIN_PROB, 8, [48] * len(prompts), stop)
+            result[name] = {"seconds": time.perf_counter() - start, "cut": cut, "continued": list(continued),
+                            "branch_tokens": getattr(sampler, "branch_tokens", None),
+                            "leaves": [[[list(leaf.tokens), leaf.logprob] for leaf in found] for found in leaves]}
         sampler.close()
     Path(args.out).write_text(json.dumps(result))
 

@@ -126,3 +126,57 @@ def test_a_path_stops_where_it_falls_below_its_budget():
     assert path.tokens == [1, 3] and not path.finished
     assert path.alternatives == [[], [(4, -0.9)]]
     assert path_from_steps(steps, budget=-10.0, stop_ids={5}).finished
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_budget_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_budget(masked):
+    """vLLM's logits processor for DFS, stepped by hand as the engine steps it: rows added, moved and
+    removed; each branch's token is forced to its stop token exactly at the first step where the sum of
+    its greedy tokens' raw log-probabilities (the answer-token mask applied only to the choice) falls
+    below its budget by more than the margin, and never before; other rows are left alone."""
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
+
+    from arc_submit.predict.budget_stop import ALLOWED, BUDGET, MARGIN, STOP, BudgetStop
+
+    width, stop, steps = 12, 11, 10
+    allowed = [0, 2, 3, 5, 7, 11] if masked else None
+    generator = torch.Generator().manual_seed(3)
+    logits = [torch.randn(3, width, generator=generator) * 2 for _ in range(steps)]
+    budgets = [-4.0, -6.0]
+    processor = BudgetStop(None, torch.device("cpu"), False)
+    outputs: list[list[int]] = [[], [], []]
+    params = [SamplingParams(extra_args={BUDGET: budget, STOP: stop, ALLOWED: allowed}) for budget in budgets]
+    processor.update_state(BatchUpdate(3, [], [(0, params[0], [1], outputs[0]), (1, params[1], [1], outputs[1]),
+                                               (2, SamplingParams(), [1], outputs[2])], []))
+    rows = {0: 0, 1: 1}  # branch -> row in the batch
+    sums, forced = [0.0, 0.0], [None, None]
+    for step in range(steps):
+        if step == 3:  # the engine swaps two rows of its batch
+            processor.update_state(BatchUpdate(3, [], [], [(0, 1, MoveDirectionality.SWAP)]))
+            rows = {0: 1, 1: 0}
+        batch = torch.stack([logits[step][rows_to_branch] for rows_to_branch in
+                             [next(b for b, r in rows.items() if r == 0), next(b for b, r in rows.items() if r == 1), 2]])
+        out = processor.apply(batch.clone())
+        assert torch.equal(out[2], batch[2])  # a request without a budget is untouched
+        for branch, row in rows.items():
+            if forced[branch] is not None:
+                continue
+            logprobs = torch.log_softmax(batch[row], dim=-1)
+            choice = logprobs.clone()
+            if allowed is not None:
+                choice[[t for t in range(width) if t not in allowed]] = float("-inf")
+            token = int(choice.argmax())
+            sums[branch] += float(logprobs[token])
+            if sums[branch] < budgets[branch] - MARGIN:
+                forced[branch] = step
+                assert int(out[row].argmax()) == stop and torch.isinf(out[row]).sum() == width - 1
+            else:
+                assert int(out[row].argmax()) == token  # the greedy choice is the engine's own
+                if allowed is not None:
+                    assert torch.isinf(out[row][[t for t in range(width) if t not in allowed]]).all()
+            outputs[branch].append(token)  # the engine appends the sampled token
+        outputs[2].append(0)
+    assert all(step is not None and step > 0 for step in forced)  # both branches cut, not at the first step
+    processor.update_state(BatchUpdate(1, [0, 1], [], []))  # finished branches leave the batch
+    assert processor.branches == {}

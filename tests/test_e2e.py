@@ -184,8 +184,9 @@ def test_lora_serving_runs_a_task_with_a_checked_adapter(tmp_path):
 
 @pytest.mark.engine
 def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
-    """The same search on vLLM (greedy continuations with top log-probabilities, prefix caching) and on
-    transformers (token by token with a KV cache): the same completions, the same probabilities."""
+    """The same search on vLLM (greedy continuations with top log-probabilities, prefix caching, each
+    branch ended at its budget) and on transformers (token by token with a KV cache): the same completions,
+    the same probabilities."""
     import subprocess
     import sys
 
@@ -202,3 +203,10 @@ def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
     for a, b in zip(vllm, transformers):
         assert [tokens for tokens, _ in a] == [tokens for tokens, _ in b]
         assert [lp for _, lp in a] == pytest.approx([lp for _, lp in b], abs=1e-3)
+    # ending each branch the step it falls below min_prob (BudgetStop) finds exactly what decoding every
+    # branch to its end finds, and decodes fewer tokens
+    uncut = found["vllm uncut"]
+    assert uncut["continued"] == found["vllm"]["continued"]
+    assert [[tokens for tokens, _ in a] for a in uncut["leaves"]] == [[tokens for tokens, _ in a] for a in vllm]
+    assert [lp for a in uncut["leaves"] for _, lp in a] == pytest.approx([lp for a in vllm for _, lp in a], abs=1e-4)
+    assert found["vllm"]["branch_tokens"] < uncut["branch_tokens"], (found["vllm"]["branch_tokens"], uncut["branch_tokens"])

@@ -21,6 +21,7 @@ def main(args: argparse.Namespace) -> int:
     from arc_submit.config import load_config
     from arc_submit.studies.bench import (
         bench_adapter_serving,
+        bench_dfs,
         bench_pipeline,
         bench_push_memory,
         bench_sampling,
@@ -36,6 +37,8 @@ def main(args: argparse.Namespace) -> int:
     prompts = sample_prompts(stack, tasks, args.augmentations)
     results["sampling"] = bench_sampling(stack, prompts, args.new_tokens)
     print("sampling:", json.dumps(results["sampling"]), flush=True)
+    results["dfs"] = bench_dfs(stack, tasks, args.augmentations)
+    print("dfs:", json.dumps(results["dfs"]), flush=True)
     results["ttft"] = bench_ttft(stack, tasks, args.steps)
     print("ttft:", json.dumps(results["ttft"]), flush=True)
     results["push_memory"] = bench_push_memory(stack)

@@ -116,6 +116,8 @@ class VLLMSampler(Sampler):
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(config.kv_cache_gib)))
         from vllm import LLM
 
+        from arc_submit.predict.budget_stop import BudgetStop
+
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
         if config.max_batched_tokens:
             options["max_num_batched_tokens"] = config.max_batched_tokens
@@ -127,11 +129,13 @@ class VLLMSampler(Sampler):
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_seq_len, seed=seed,
             enable_prefix_caching=True, enforce_eager=config.enforce_eager, trust_remote_code=False,
-            max_logprobs=MAX_LOGPROBS, **options,
+            max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], **options,
         )
         self.engine_starts = 1
 
     broken: str | None = None  # why the engine is not used again
+    cuts_branches = True  # DFS branches end at their budget (BudgetStop); `bench` turns it off to compare
+    branch_tokens = 0  # tokens decoded by greedy_paths so far (what ending branches early saves)
 
     def _engine(self, what: str, call):
         """`call()` on the engine; after any error the engine is broken for good (see EngineBroken)."""
@@ -220,19 +224,31 @@ class VLLMSampler(Sampler):
     def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
                      stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
                      allowed: frozenset[int] | None = None) -> list[SearchPath]:
-        """vLLM continues each sequence greedily to its end (it cannot stop at a budget), reporting the top
-        tokens of every step (log-probabilities of the raw logits, before the `allowed` mask); prefix caching
-        shares the prompt's KV cache between branches."""
+        """vLLM continues each sequence greedily, reporting the top tokens of every step (log-probabilities of
+        the raw logits, before the `allowed` mask); a sequence with a finite budget is ended by `BudgetStop`
+        the step it falls below it (when a stop token is allowed to end it), so a branch costs only the
+        tokens it is worth. Prefix caching shares the prompt's KV cache between branches."""
         from vllm import SamplingParams
 
-        only = {"allowed_token_ids": sorted(allowed)} if allowed is not None else {}
+        from arc_submit.predict.budget_stop import ALLOWED, BUDGET, STOP
+
         top_k = min(top_k, self.llm.llm_engine.model_config.get_vocab_size())  # NVARC's has 16 tokens
-        params = [SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k, stop_token_ids=sorted(stop_ids),
-                                 **only) for limit in max_new_tokens]
+        stop = min((t for t in stop_ids if allowed is None or t in allowed), default=None)
+        answer_ids = sorted(allowed) if allowed is not None else None
+        only = {"allowed_token_ids": answer_ids} if allowed is not None else {}
+        params = []
+        for budget, limit in zip(budgets, max_new_tokens):
+            if self.cuts_branches and stop is not None and budget > -math.inf:  # the cut masks the answer tokens itself
+                extra = {"extra_args": {BUDGET: budget, STOP: stop, ALLOWED: answer_ids}}
+            else:
+                extra = only
+            params.append(SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k,
+                                         stop_token_ids=sorted(stop_ids), **extra))
         outputs = self._run(sequences, params, self._lora(adapter))
         paths = []
         for output, budget in zip(outputs, budgets):
             [completion] = output.outputs
+            self.branch_tokens += len(completion.token_ids)
             steps = [(token, {t: entry.logprob for t, entry in top.items()})
                      for token, top in zip(completion.token_ids, completion.logprobs)]
             paths.append(path_from_steps(steps, budget, stop_ids, allowed))

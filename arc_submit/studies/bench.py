@@ -4,6 +4,9 @@
 
 - sampling: our sampler (the config's backend, vLLM by default) against plain transformers `generate`
   on the same model, prompts and number of new tokens (prefill included), as new tokens per second;
+- dfs: DFS (the config's min_prob and max_candidates) against greedy sampling of the same views, as
+  seconds and candidates found; on vLLM also DFS with every branch decoded to its end (as before
+  BudgetStop), to show what ending a branch at its budget saves;
 - ttft: our trainer against a plain PyTorch + peft loop on the same examples, as trained tokens/s;
 - push memory: peak resident memory of one push of merged weights, held whole (as before) against
   streamed tensor by tensor (as now);
@@ -78,6 +81,42 @@ def bench_sampling(stack, prompts: list[list[int]], new_tokens: int) -> dict:
             "prompt_tokens_mean": float(np.mean([len(p) for p in prompts])),
             "ours_tokens_per_s": tokens / ours, "transformers_tokens_per_s": tokens / baseline,
             "ratio": baseline / ours}
+
+
+def bench_dfs(stack, tasks, augmentations: int) -> dict:
+    """DFS against greedy sampling of the same augmented prompts (each task's views), on the config's
+    backend and weights: seconds and candidates found by each."""
+    from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
+
+    sampling = dataclasses.replace(stack.config.sampling, augmentations=augmentations)
+    dfs = dataclasses.replace(sampling, method="dfs", temperature=0.0, samples=1)
+    settings = {"greedy": dataclasses.replace(sampling, method="sample", temperature=0.0, samples=1), "dfs": dfs}
+    if hasattr(stack.sampler, "cuts_branches"):  # vLLM: also DFS with every branch decoded to its end (as before)
+        settings["dfs_uncut"] = dfs
+    work = [(task, prompt_jobs(task, stack.builder, sampling, 0, answer_reserve(task, stack.builder, sampling))[0])
+            for task in tasks]
+    find_candidates(stack.sampler, stack.builder, tasks[0], work[0][1][:1], settings["greedy"])  # warm-up
+    result: dict = {"tasks": len(tasks), "prompts": sum(len(jobs) for _, jobs in work),
+                    "min_prob": sampling.min_prob, "max_candidates": sampling.max_candidates}
+    grids = {}
+    for name, config in settings.items():
+        if name == "dfs_uncut":
+            stack.sampler.cuts_branches = False
+        if hasattr(stack.sampler, "llm"):
+            stack.sampler.llm.reset_prefix_cache()  # each setting prefills its prompts itself
+        seconds, grids[name] = 0.0, []
+        for task, jobs in work:
+            start = time.perf_counter()
+            found, _, _ = find_candidates(stack.sampler, stack.builder, task, jobs, config)
+            seconds += time.perf_counter() - start
+            grids[name] += [[c.grid for c in output] for output in found]
+        result[f"{name}_s"], result[f"{name}_candidates"] = seconds, sum(len(g) for g in grids[name])
+    if "dfs_uncut" in settings:
+        stack.sampler.cuts_branches = True
+        result["uncut_ratio"] = result["dfs_uncut_s"] / result["greedy_s"]
+        result["uncut_same_candidates"] = grids["dfs"] == grids["dfs_uncut"]
+    result["ratio"] = result["dfs_s"] / result["greedy_s"]
+    return result
 
 
 def plain_training_loop(model, examples, config, pad_id: int, seed: int) -> tuple[int, float]:
