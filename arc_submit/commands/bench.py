@@ -23,6 +23,7 @@ def main(args: argparse.Namespace) -> int:
         bench_adapter_serving,
         bench_dfs,
         bench_pipeline,
+        bench_scoring,
         bench_push_memory,
         bench_sampling,
         bench_ttft,
@@ -39,6 +40,8 @@ def main(args: argparse.Namespace) -> int:
     print("sampling:", json.dumps(results["sampling"]), flush=True)
     results["dfs"] = bench_dfs(stack, tasks, args.augmentations)
     print("dfs:", json.dumps(results["dfs"]), flush=True)
+    results["scoring"] = bench_scoring(stack, tasks, args.augmentations, config.voting.views)
+    print("scoring:", json.dumps(results["scoring"]), flush=True)
     results["ttft"] = bench_ttft(stack, tasks, args.steps)
     print("ttft:", json.dumps(results["ttft"]), flush=True)
     results["push_memory"] = bench_push_memory(stack)

@@ -7,6 +7,10 @@
 - dfs: DFS (the config's min_prob and max_candidates) against greedy sampling of the same views, as
   seconds and candidates found; on vLLM also DFS with every branch decoded to its end (as before
   BudgetStop), to show what ending a branch at its budget saves;
+- scoring: every distinct candidate (greedy's, and each test output under the 8 rotations/reflections as
+  stand-ins for a trained model's) scored under `voting.views` views (the poe and
+  nvarc rules' cost), on the sampling engine and on the transformers model in memory (prompt prefilled
+  once per view), against the sampling that found them;
 - ttft: our trainer against a plain PyTorch + peft loop on the same examples, as trained tokens/s;
 - push memory: peak resident memory of one push of merged weights, held whole (as before) against
   streamed tensor by tensor (as now);
@@ -117,6 +121,49 @@ def bench_dfs(stack, tasks, augmentations: int) -> dict:
         result["uncut_same_candidates"] = grids["dfs"] == grids["dfs_uncut"]
     result["ratio"] = result["dfs_s"] / result["greedy_s"]
     return result
+
+
+def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
+    """Seconds to score each task's distinct candidates under `views` views of its test inputs, on the
+    sampler and on the transformers model in memory (the same base weights), against the seconds greedy
+    sampling of `augmentations` views took; the two scorers' largest difference. The candidates are the
+    greedy ones that parse and, as stand-ins for a trained model's (the cost is in their lengths), each
+    test output under the 8 rotations and reflections."""
+    from arc_submit.data.augment import TRANSFORMS, Augmentation
+    from arc_submit.data.tasks import grid_key
+    from arc_submit.predict.candidates import Candidate, answer_reserve, find_candidates, prompt_jobs
+    from arc_submit.predict.prefix_scoring import answer_logprobs
+    from arc_submit.predict.scoring import score_candidates
+
+    class ModelScorer:
+        def score(self, prompt_ids, answers, adapter=None):
+            return answer_logprobs(stack.model, prompt_ids, answers)
+
+    greedy = dataclasses.replace(stack.config.sampling, augmentations=augmentations, method="sample",
+                                 temperature=0.0, samples=1)
+    scoring = dataclasses.replace(greedy, augmentations=views)
+    seconds = {"sample_s": 0.0, "engine_score_s": 0.0, "model_score_s": 0.0}
+    scores: dict[str, list] = {"engine": [], "model": []}
+    grids = 0
+    for task in tasks:
+        jobs = prompt_jobs(task, stack.builder, greedy, 0, answer_reserve(task, stack.builder, greedy))[0]
+        start = time.perf_counter()
+        candidates = find_candidates(stack.sampler, stack.builder, task, jobs, greedy)[0]
+        seconds["sample_s"] += time.perf_counter() - start
+        for output, pair in zip(candidates, task.test):  # an untrained model's answers rarely parse: stand-ins
+            output += [Candidate(Augmentation(transform).apply_grid(pair.output), None, Augmentation())
+                       for transform in TRANSFORMS]
+        grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
+        views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
+        for name, scorer in (("engine", stack.sampler), ("model", ModelScorer())):
+            start = time.perf_counter()
+            scored, _ = score_candidates(scorer, stack.builder, candidates, views_jobs, views)
+            seconds[f"{name}_score_s"] += time.perf_counter() - start
+            scores[name] += [value for output in scored for key in sorted(output) for value in output[key]]
+    difference = max((abs(a - b) for a, b in zip(scores["engine"], scores["model"])), default=0.0)
+    return {"tasks": len(tasks), "views": views, "candidate_grids": grids, "scores": len(scores["model"]), **seconds,
+            "largest_difference": difference, "engine_ratio": seconds["engine_score_s"] / seconds["sample_s"],
+            "model_ratio": seconds["model_score_s"] / seconds["sample_s"]}
 
 
 def plain_training_loop(model, examples, config, pad_id: int, seed: int) -> tuple[int, float]:
