@@ -76,8 +76,9 @@ test: install
 	$(VENV)/bin/lint-imports --no-cache
 	$(PYTEST)
 
-# Everything but the end-to-end runs of the real model.
-FAST_MARKS ?= not e2e
+# The inner loop (about 2 minutes): everything but the end-to-end runs of the real model and the tests
+# marked slow (processes, engines, Ray, training: 4 s or more each). `make test` runs them all.
+FAST_MARKS ?= not e2e and not slow
 test-fast: install
 	$(VENV)/bin/lint-imports --no-cache
 	$(PYTEST) -m "$(FAST_MARKS)"

@@ -53,6 +53,7 @@ def valid(root, run_dir) -> bool:
     return check.returncode == 0
 
 
+@pytest.mark.slow
 def test_an_out_of_memory_degrades_only_its_task_and_the_exit_status_says_so(cli):
     run, root = cli
     result, summary, run_dir = run("oom", faults=f"ttft:{TASK_IDS[0]}:oom,sampling:{TASK_IDS[2]}:oom")
@@ -68,6 +69,7 @@ def test_an_out_of_memory_degrades_only_its_task_and_the_exit_status_says_so(cli
     assert valid(root, run_dir)
 
 
+@pytest.mark.slow
 def test_a_code_error_stops_the_run_in_one_line_with_a_valid_submission(cli):
     run, root = cli
     result, summary, run_dir = run("error", faults=f"ttft:{TASK_IDS[1]}:error")
@@ -87,6 +89,7 @@ def test_a_malformed_fault_plan_is_named(monkeypatch):
         planned()
 
 
+@pytest.mark.slow
 def test_a_run_killed_in_the_middle_of_a_task_resumes_to_the_same_bytes(cli):
     run, root = cli
     killed, _, run_dir = run("killed", faults=f"ttft:{TASK_IDS[2]}:kill")
@@ -99,6 +102,7 @@ def test_a_run_killed_in_the_middle_of_a_task_resumes_to_the_same_bytes(cli):
     assert not list(run_dir.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_degraded_tasks_are_redone_on_resume(cli):
     run, root = cli
     first, summary, run_dir = run("redo", faults=f"sampling:{TASK_IDS[1]}:oom")
@@ -109,6 +113,7 @@ def test_degraded_tasks_are_redone_on_resume(cli):
     assert same_bytes(root, "redo")
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_task_and_the_bytes_stay_the_same(cli):
     run, root = cli
     result, summary, run_dir = run("worker-killed", "--workers", "2", faults=f"task:{TASK_IDS[1]}:kill-once")
@@ -119,6 +124,7 @@ def test_a_killed_worker_loses_no_task_and_the_bytes_stay_the_same(cli):
     assert "worker" in (run_dir / "run.log").read_text() and "restarting it" in (run_dir / "run.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_hung_worker_is_killed_and_its_task_retried(cli):
     run, root = cli
     result, summary, _ = run("worker-hung", "--workers", "2", faults=f"sampling:{TASK_IDS[0]}:hang-once")
@@ -127,6 +133,7 @@ def test_a_hung_worker_is_killed_and_its_task_retried(cli):
     assert same_bytes(root, "worker-hung")
 
 
+@pytest.mark.slow
 def test_a_task_whose_worker_dies_twice_is_marked_failed(cli):
     run, _ = cli
     result, summary, run_dir = run("worker-dies", "--workers", "2", faults=f"task:{TASK_IDS[3]}:kill")
@@ -136,6 +143,7 @@ def test_a_task_whose_worker_dies_twice_is_marked_failed(cli):
     assert record["mode"] == "fallback" and record["failed_stages"] == ["worker"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_last_valid_submission_and_says_so(cli):
     run, root = cli
     first, _, run_dir = run("disk", "--limit", "1")
@@ -148,6 +156,7 @@ def test_a_full_disk_keeps_the_last_valid_submission_and_says_so(cli):
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_run_dir_in_use_is_refused(cli, tmp_path):
     run, root = cli
     holder = RunDir(root / "locked")
@@ -174,6 +183,7 @@ def test_run_log_keeps_every_task_line_and_files_get_the_umask_permissions(cli, 
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
 
 
+@pytest.mark.slow
 def test_a_broken_engine_ends_its_worker_and_the_task_is_retried_on_a_fresh_one(cli):
     run, root = cli
     result, summary, run_dir = run("engine-broken", "--workers", "2", faults=f"sampling:{TASK_IDS[2]}:engine-once")
@@ -184,6 +194,7 @@ def test_a_broken_engine_ends_its_worker_and_the_task_is_retried_on_a_fresh_one(
     assert f"task {TASK_IDS[2]}: the engine is not used again" in logs and "this worker exits" in logs
 
 
+@pytest.mark.slow
 def test_a_broken_engine_in_a_run_of_one_process_stops_it_in_one_line(cli):
     run, root = cli
     result, summary, run_dir = run("engine-broken-here", faults=f"sampling:{TASK_IDS[1]}:engine")
@@ -216,6 +227,7 @@ def test_a_worker_that_dies_at_import_leaves_its_words_in_its_log(tmp_path, monk
     assert "crashed before arc_submit" in (tmp_path / "run" / "workers" / "worker-1.log").read_text()
 
 
+@pytest.mark.slow
 def test_in_the_scoring_rerun_a_code_error_costs_its_task_and_the_exit_status_says_so(tiny_model_dir, tmp_path):
     """KAGGLE_IS_COMPETITION_RERUN makes run.on_error = degrade whatever the config says: nobody watches."""
     export = run_cli("data", "export", "--dataset", "arc-agi-1-eval", "--smallest", "--limit", "2", "--out",

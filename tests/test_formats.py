@@ -40,6 +40,7 @@ def test_arc24_formats_render_byte_for_byte(smollm_tokenizer, rendering):
     assert builder.parse(training.answer.split("<|im_end|>")[0]) == SOLUTIONS[task.task_id][index]
 
 
+@pytest.mark.slow
 def test_the_prompt_command_prints_exactly_the_reference(tmp_path):
     rendering = REFERENCE["renderings"][0]
     challenges = tmp_path / "challenges.json"

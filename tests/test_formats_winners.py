@@ -96,6 +96,7 @@ def test_their_views_render_as_their_inference_renders_them(nvarc, architects, n
         assert (text.prompt, text.answer) == (view["prompt"], view["answer"]), view["key"]
 
 
+@pytest.mark.slow
 def test_the_prompt_command_prints_their_prompt_through_a_model_of_their_kind(tmp_path):
     challenges = tmp_path / "challenges.json"
     challenges.write_text(json.dumps(NVARC["tasks"]))

@@ -46,6 +46,7 @@ def run(config, run_dir, **options) -> dict:
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_a_seeded_run_through_ray_gives_the_local_bytes_and_survives_a_killed_actor(tiny_model_dir, tmp_path,
                                                                                        local_ray):
     local_ray(ARC_SUBMIT_FAULTS=f"task:{TASKS[1].task_id}:kill-once", ARC_SUBMIT_FAULTS_MARKS=str(tmp_path / "marks"))
@@ -60,6 +61,7 @@ def test_a_seeded_run_through_ray_gives_the_local_bytes_and_survives_a_killed_ac
     assert sorted(p.name for p in (tmp_path / "ray" / "workers").iterdir()) == ["ray-worker-1.log", "ray-worker-2.log"]
 
 
+@pytest.mark.slow
 def test_variability_over_two_seeds_through_ray_equals_the_local_result(tiny_model_dir, tmp_path, local_ray):
     from arc_submit.cli import main
 

@@ -53,6 +53,7 @@ def run_ok(*args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_shards_merge_to_the_unsharded_result(tiny_model_dir, tmp_path, export):
     config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", *export]
     run_ok(*config, "--run-dir", str(tmp_path / "whole"))
@@ -67,6 +68,7 @@ def test_shards_merge_to_the_unsharded_result(tiny_model_dir, tmp_path, export):
     assert check.returncode == 0
 
 
+@pytest.mark.slow
 def test_one_or_two_workers_give_the_same_bytes(tiny_model_dir, tmp_path, export):
     config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", *export]
     run_ok(*config, "--run-dir", str(tmp_path / "one"))
@@ -92,14 +94,19 @@ def test_merge_refuses_what_is_not_a_run_dir(tmp_path):
     assert result.returncode == 2 and "not a run dir" in result.stderr
 
 
+@pytest.mark.slow
 def test_bench_measures_every_part_with_tiny_settings(tiny_model_dir, tmp_path):
     summary = run_ok("bench", "--config", str(tiny_config(tmp_path, tiny_model_dir)), "--steps", "2", "--new-tokens",
                      "4", "--augmentations", "1", "--pipeline-tasks", "2", "--out", str(tmp_path / "bench"))
     assert summary["sampling"]["ratio"] > 0 and summary["ttft"]["ratio"] > 0 and summary["ttft"]["same_tokens"]
+    assert summary["dfs"]["ratio"] > 0 and summary["dfs"]["prompts"] == 4
+    scoring = summary["scoring"]  # the sampler's scoring and the model's prefix-shared scoring agree
+    assert scoring["scores"] > 0 and scoring["largest_difference"] < 1e-3 and scoring["model_ratio"] > 0
     pipeline = summary["pipeline"]
     assert pipeline["tasks"] == 2 and pipeline["engine_starts"] == 1 and 0 <= pipeline["per_task_overhead"] < 1
 
 
+@pytest.mark.slow
 def test_plan_says_whether_a_run_fits(tiny_model_dir, tmp_path):
     config = str(tiny_config(tmp_path, tiny_model_dir))
     rates = ["--train-tokens-per-s", "1000", "--gen-tokens-per-s", "500"]
@@ -141,6 +148,7 @@ def test_merge_refuses_shards_of_other_runs_and_keeps_complete_records_over_degr
         assert summary["degraded"] == {} and summary["modes"] == {"full": len(TASKS)}
 
 
+@pytest.mark.slow
 def test_scope_all_trains_once_for_every_worker_and_a_resume_trains_no_more(tiny_model_dir, tmp_path, export):
     config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", "--set", 'ttft.scope="all"',
               "--set", "ttft.steps=3", *export]

@@ -99,6 +99,7 @@ def tiny_toml(tmp_path, model_dir):
     return path
 
 
+@pytest.mark.slow
 def test_report_is_one_self_contained_page(tiny_model_dir, tmp_path):
     run = run_cli("--config", str(tiny_toml(tmp_path, tiny_model_dir)), "--dataset", "arc-agi-1-eval", "--smallest",
                   "2", "--run-dir", str(tmp_path / "run"), "--quiet")
@@ -113,6 +114,7 @@ def test_report_is_one_self_contained_page(tiny_model_dir, tmp_path):
     assert run_cli("report", str(tmp_path)).returncode == 2  # not a run dir: one clear line
 
 
+@pytest.mark.slow
 def test_evaluate_gives_a_row_per_checkpoint_and_a_plot(tiny_model_dir, tmp_path):
     import shutil
 
@@ -132,6 +134,7 @@ def test_evaluate_gives_a_row_per_checkpoint_and_a_plot(tiny_model_dir, tmp_path
     assert len([line for line in result.stdout.splitlines() if line.startswith("checkpoint-")]) == 2
 
 
+@pytest.mark.slow
 def test_variability_gives_each_seed_and_the_spread(tiny_model_dir, tmp_path):
     result = run_cli("variability", "--seeds", "0", "1", "--config", str(tiny_toml(tmp_path, tiny_model_dir)),
                      "--dataset", "arc-agi-1-eval", "--smallest", "1", "--out", str(tmp_path / "var"))
@@ -149,6 +152,7 @@ def test_variability_gives_each_seed_and_the_spread(tiny_model_dir, tmp_path):
     assert run_cli("variability", "--seeds", "3", "--config", "smoke", "--dataset", "arc-agi-1-eval").returncode == 2
 
 
+@pytest.mark.slow
 def test_tokens_counts_each_encoder(tiny_model_dir):
     result = run_cli("tokens", "--model", str(tiny_model_dir), "--dataset", "arc-agi-2-eval", "--encoder",
                      "MinimalGridEncoder()", "--encoder", "RowNumberEncoder(MinimalGridEncoder())", "--max-seq-len", "8192")

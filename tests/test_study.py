@@ -24,6 +24,7 @@ def test_vary_splits_on_semicolons_and_makes_a_grid():
         parse_vary(["learning_rate"])
 
 
+@pytest.mark.slow
 def test_a_two_setting_study_writes_the_table_and_the_page(tiny_model_dir, tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(f'[model]\nname = "{tiny_model_dir}"\n[ttft]\nsteps = 0\n[sampling]\nbackend = "transformers"\n'

@@ -31,6 +31,7 @@ def trainings(tiny_model_dir, tmp_path_factory):
     return train, root, json.loads(whole.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_weights(trainings):
     train, root, _ = trainings
     killed = train("killed", faults="train:5:kill")
@@ -79,6 +80,7 @@ def test_the_validation_loss_falls_and_tensorboard_holds_the_scalars(trainings):
     assert events.Scalars("validation/loss")[-1].value == pytest.approx(summary["val_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_checkpoints_load_in_evaluate(trainings, tiny_model_dir, tmp_path):
     _, root, _ = trainings
     config = tmp_path / "tiny.toml"
@@ -93,6 +95,7 @@ def test_checkpoints_load_in_evaluate(trainings, tiny_model_dir, tmp_path):
     assert all(row["training_loss"] > 0 and row["training_eval_loss"] > 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_full_weights_training_writes_a_model_folder(tiny_model_dir, tmp_path):
     result = run_cli("train", "--dataset", "arc-agi-1-train", "--smallest", "3", "--model", str(tiny_model_dir),
                      "--out", str(tmp_path / "full"), "--quiet", "--set", "train.method=\"full\"", "--set",
@@ -104,6 +107,7 @@ def test_full_weights_training_writes_a_model_folder(tiny_model_dir, tmp_path):
     assert resolved.adapter_dir is None and (resolved.base_dir / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_two_checkpoints_over_two_seeds_in_one_command(trainings, tiny_model_dir, tmp_path):
     """evaluate as a model x seed grid: every pair in its own run dir (two side by side), the table, the
     spread per model, the paired per-task table and the plot with both models."""

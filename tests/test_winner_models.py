@@ -90,6 +90,7 @@ def test_a_model_of_their_kind_overfits_on_every_output_then_writes_that_grid_an
     assert cut == "" and decode_candidate(best, builder, Augmentation()).grid == TASK.train[0].output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["nvarc", "architects"])
 def test_the_pipeline_runs_ttft_dfs_and_the_nvarc_rule_on_a_model_of_their_kind(tmp_path, kind):
     model = build_winner_model(tmp_path / "model", kind)
@@ -122,6 +123,7 @@ def test_the_pipeline_runs_ttft_dfs_and_the_nvarc_rule_on_a_model_of_their_kind(
                for vote in votes for view in views if view["grid"] == vote["grid"])
 
 
+@pytest.mark.slow
 @pytest.mark.engine
 @pytest.mark.parametrize("kind", ["nvarc", "architects"])
 def test_masked_dfs_on_the_vllm_engine_finds_what_transformers_finds(tmp_path, kind):
