@@ -132,6 +132,18 @@ class VLLMSampler(Sampler):
             max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], **options,
         )
         self.engine_starts = 1
+        self._warm_logprobs()
+
+    def _warm_logprobs(self) -> None:
+        """The engine's first request with log-probabilities compiles vLLM's log-probability kernels (about
+        3 s on CPU), which every run needs (sampling, push probes, scoring): paid here, with the engine's
+        start, and not by the first task's push check."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=2, temperature=0.0, logprobs=0, prompt_logprobs=0, ignore_eos=True)
+        self.llm.generate([TokensPrompt(prompt_token_ids=[0, 1, 2, 3])], params, use_tqdm=False)
+        self.llm.reset_prefix_cache()
 
     broken: str | None = None  # why the engine is not used again
     cuts_branches = True  # DFS branches end at their budget (BudgetStop); `bench` turns it off to compare
