@@ -26,11 +26,6 @@ SETUPS = [("greedy", "vote"), ("greedy", "poe"), ("greedy", "nvarc"), ("dfs", "v
 def run_task(stack, task, seed: int, min_prob: float) -> dict:
     """Train once; candidates greedy and by DFS; their scores under the views; each setup's attempts. Every
     stage is the runner's own (arc_submit.run.runner, arc_submit.predict): only the bookkeeping is here."""
-    import dataclasses
-
-    from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
-    from arc_submit.predict.scoring import score_candidates
-    from arc_submit.predict.selection import needs_views, select_attempts
     from arc_submit.run.budget import Budget
     from arc_submit.run.record import TaskRecord
     from arc_submit.run.runner import TaskRunner, derive_seed, seed_everything
@@ -41,8 +36,25 @@ def run_task(stack, task, seed: int, min_prob: float) -> dict:
     seconds = {}
     start = time.perf_counter()
     record = TaskRecord(task.task_id, "", seed, "full")
-    adapter = TaskRunner(config, stack).train_and_serve(task, Budget(0, config.ttft.steps).plan(1), seed, record)
-    seconds["ttft"] = time.perf_counter() - start
+    runner = TaskRunner(config, stack)
+    adapter, kept = runner.train_and_serve(task, Budget(0, config.ttft.steps).plan(1), seed, record,
+                                           scored=True)
+    try:
+        seconds["ttft"] = time.perf_counter() - start
+        return _setups(stack, task, seed, min_prob, adapter, kept, seconds)
+    finally:
+        runner.release_trained(kept)
+
+
+def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dict) -> dict:
+    """run_task's candidates, scores and attempts on the trained weights (served as `adapter`, or kept)."""
+    import dataclasses
+
+    from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
+    from arc_submit.predict.scoring import score_candidates
+    from arc_submit.predict.selection import needs_views, select_attempts
+
+    config = stack.config
     builder, sampling = stack.builder, config.sampling
     jobs, _ = prompt_jobs(task, builder, sampling, seed, answer_reserve(task, builder, sampling))
     methods = {"greedy": sampling, "dfs": dataclasses.replace(sampling, method="dfs", min_prob=min_prob)}
@@ -52,7 +64,8 @@ def run_task(stack, task, seed: int, min_prob: float) -> dict:
         candidates, _, _ = find_candidates(stack.sampler, builder, task, jobs, method_config, adapter)
         seconds[method] = time.perf_counter() - start
         start = time.perf_counter()
-        views, _ = score_candidates(stack.sampler, builder, candidates, jobs, config.voting.views, adapter)
+        with stack.scorer(kept) as scorer:  # voting.scorer: on the engine, or on the trained model in memory
+            views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.views, adapter)
         seconds[f"{method}_scoring"] = time.perf_counter() - start
         for rule in ("vote", "poe", "nvarc"):
             if (method, rule) not in SETUPS:

@@ -121,3 +121,70 @@ def test_metrics_on_a_runs_predictions_reproduces_the_runs_own_selection(tiny_mo
         k: own[k] for k in ("vote_1", "vote_2", "pass_n", "accuracy")}
     entry = read(tmp_path / "run" / "predictions.json")["flip"][0][0]
     assert set(entry) == {"grid", "logprob", "tokens", "score"}
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_scoring_on_the_model_in_memory_equals_scoring_on_the_vllm_engine(tmp_path):
+    """voting.scorer = "model" on vLLM: the trained adapter stays attached until scoring, so the candidates'
+    log-likelihoods equal the engine's, which serves the same weights merged; without TTFT, the base model's.
+    Afterwards no LoRA is left on the model for the next task."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "scorers_engines.py"), "--out",
+                             str(tmp_path / "scores.json")], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads((tmp_path / "scores.json").read_text())
+    for case, holds in (("trained", "copy"), ("base", "start")):
+        run = found[case]
+        assert run["failed"] == [] and run["engine_holds"] == holds and run["lora_left"] == []
+        assert run["model"] and all(run["model"]), f"{case}: nothing was scored"
+        for model, engine in zip(run["model"], run["engine"], strict=True):
+            assert model.keys() == engine.keys()
+            for key in model:
+                assert model[key] == pytest.approx(engine[key], abs=1e-3)
+    trained, base = found["trained"]["model"][0], found["base"]["model"][0]
+    shared = set(trained) & set(base)
+    assert shared and any(abs(trained[k][0] - base[k][0]) > 0.1 for k in shared)  # TTFT moved the scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["task", "all", "given"])
+def test_scoring_on_the_model_equals_the_samplers_whatever_weights_it_serves(tiny_model_dir, tmp_path, setting):
+    """voting.scorer = "model" scores with the weights the candidates were sampled with: the task's trained
+    adapter kept attached, the shared adapter of scope 'all', or a given adapter, each attached from its
+    folder (on transformers both scorers share a prompt's cache: equal to float rounding)."""
+    overrides = [*LEARN, "sampling.augmentations=3", 'voting.rule="poe"', "voting.views=2"]
+    model_dir = tiny_model_dir
+    if setting == "all":
+        overrides.append('ttft.scope="all"')
+    if setting == "given":  # a shared adapter trained on the task, given as the model, no TTFT
+        run(tiny_model_dir, tmp_path / "shared", *overrides, 'ttft.scope="all"', tasks=[ONE])
+        model_dir = tmp_path / "shared" / "shared-adapter"
+        overrides.append("ttft.steps=0")
+    views = {}
+    for scorer in ("engine", "model"):
+        run(model_dir, tmp_path / scorer, *overrides, f'voting.scorer="{scorer}"', tasks=[ONE])
+        record = read(tmp_path / scorer / "tasks" / "flip.json")
+        assert record["failed_stages"] == [] and record["mode"] == "full"
+        views[scorer] = {str(entry["grid"]): entry["logprobs"] for entry in record["views"][0]}
+    assert views["model"] and views["model"].keys() == views["engine"].keys()
+    for grid, logprobs in views["model"].items():
+        assert logprobs == pytest.approx(views["engine"][grid], abs=1e-4)
+
+
+def test_sampling_again_on_the_base_model_takes_the_kept_adapter_off_first(tiny_model_dir, tmp_path, monkeypatch):
+    """run.on_error = degrade, sampling fails after TTFT: the adapter kept to score on comes off before the
+    base model's weights are served again (else their push check fails), and the run goes on."""
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", "sampling:flip:error-once")
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS_MARKS", str(tmp_path / "marks"))
+    run(tiny_model_dir, tmp_path / "run", *LEARN, 'voting.rule="poe"', "voting.views=2", 'voting.scorer="model"',
+        'run.on_error="degrade"', tasks=[ONE])
+    record = read(tmp_path / "run" / "tasks" / "flip.json")
+    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["sampling"]
+    assert "sampled again with the base model (no TTFT)" in record["reasons"]

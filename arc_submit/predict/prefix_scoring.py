@@ -1,13 +1,17 @@
 """Answers scored on a shared prompt with a transformers model: the prompt is prefilled once, its KV cache
 repeated over a batch of answers (right-padded, positions continuing from the prompt), and every answer's
-log-likelihood read from one forward. The transformers backend scores this way.
+log-likelihood read from one forward. The transformers backend scores this way, and so does a run on vLLM
+that scores on the model in memory (`voting.scorer`), through a ModelScorer.
 
     logprobs = answer_logprobs(model, prompt_ids, [answer_ids, ...])   # one float per answer
+    logprobs = ModelScorer(peft_model).score(prompt_ids, [answer_ids, ...])
 """
 
 from __future__ import annotations
 
 import copy
+
+from dataclasses import dataclass
 
 LOGITS_PER_CHUNK = 1 << 26  # answers go through in chunks whose logits (rows x longest x vocabulary) stay below this
 
@@ -63,3 +67,18 @@ def _chunk_logprobs(model, cache, last, prompt_length: int, answers: list[list[i
     chosen = logits.gather(2, ids[:, :, None])[:, :, 0] - torch.logsumexp(logits, dim=-1)
     real = mask[:, prompt_length:].bool()
     return chosen.masked_fill(~real, 0.0).sum(dim=1).tolist()
+
+
+@dataclass
+class ModelScorer:
+    """Scores answers like a sampler's `score`, on a transformers model (with whatever adapter is attached to
+    it): the caller makes sure it holds the weights the candidates were sampled with."""
+
+    model: object
+
+    def __post_init__(self):
+        self.model.eval()  # no LoRA dropout
+
+    def score(self, prompt_ids: list[int], answers: list[list[int]], adapter=None) -> list[float]:
+        """`adapter` (the engine's LoRA) is not read: the model carries its weights."""
+        return answer_logprobs(self.model, prompt_ids, answers)

@@ -1,5 +1,6 @@
 """One task from plan to record, on the live stack: TTFT -> serve the weights (merged and pushed, or a
-LoRA) -> sample (or DFS) under augmented views -> undo them -> score (poe, nvarc) -> select -> attempts.
+LoRA) -> sample (or DFS) under augmented views -> undo them -> score (poe, nvarc; on the engine, or on the
+trained model kept in memory with its adapter attached) -> select -> attempts.
 
 Only resource failures (out of memory, a diverging loss) degrade a single task, and its record says
 so; any other error is a configuration or code error and stops the run (RunStopped). `heartbeat` is
@@ -96,31 +97,37 @@ class TaskRunner:
         start = self.clock()
         record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
                             candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
-        trained, adapter = False, None
-        if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
-            try:
-                trained, adapter = True, self.train_and_serve(task, plan, seed, record)
-            except TaskTooLong as error:  # a prompt with fewer demonstrations may still fit: sampled without TTFT
-                record.mode = "too_long"
-                record.reasons.append(f"{error}: sampled without TTFT where a prompt fits")
-            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
-                self._failed(record, "ttft", error)
-        jobs = None
-        if plan.mode != "fallback":
-            try:
-                jobs, adapter = self._sample(task, seed, record, trained, adapter, plan)
-            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
-                self._failed(record, "sampling", error)
-                if trained and self.config.run.on_error == "degrade":  # once more, with the base model
-                    jobs, adapter = self._sample_base(task, seed, record, plan)
-        if jobs is not None and needs_views(self.config.voting.rule):
-            try:
-                inject("scoring", task.task_id)
-                self.heartbeat(f"scoring {task.task_id}")
-                with timed(record.timings, "score_s", self.clock):
-                    record.views = self._score_views(task, record, jobs, adapter, plan.end)
-            except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
-                self._failed(record, "scoring", error)
+        trained, adapter, kept = False, None, None  # kept: the trained model, its adapter attached, to score on
+        try:
+            if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
+                try:
+                    scored = needs_views(self.config.voting.rule)
+                    adapter, kept = self.train_and_serve(task, plan, seed, record, scored)
+                    trained = True
+                except TaskTooLong as error:  # a prompt with fewer demonstrations may still fit: sampled without TTFT
+                    record.mode = "too_long"
+                    record.reasons.append(f"{error}: sampled without TTFT where a prompt fits")
+                except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+                    self._failed(record, "ttft", error)
+            jobs = None
+            if plan.mode != "fallback":
+                try:
+                    jobs, adapter = self._sample(task, seed, record, trained, adapter, plan)
+                except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+                    self._failed(record, "sampling", error)
+                    if trained and self.config.run.on_error == "degrade":  # once more, with the base model
+                        kept = self.release_trained(kept)
+                        jobs, adapter = self._sample_base(task, seed, record, plan)
+            if jobs is not None and needs_views(self.config.voting.rule):
+                try:
+                    inject("scoring", task.task_id)
+                    self.heartbeat(f"scoring {task.task_id}")
+                    with timed(record.timings, "score_s", self.clock):
+                        record.views = self._score_views(task, record, jobs, adapter, kept, plan.end)
+                except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
+                    self._failed(record, "scoring", error)
+        finally:
+            self.release_trained(kept)
         self._vote(task, record)
         record.timings["total_s"] = round(self.clock() - start, 3)
         return record
@@ -162,10 +169,19 @@ class TaskRunner:
             record.mode = "fallback"
         free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
 
-    def train_and_serve(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord) -> Adapter | None:
-        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA)."""
+    def release_trained(self, kept) -> None:
+        """The trained adapter kept for scoring taken off the model (ready for the next task's)."""
+        if kept is not None:
+            self.stack.model = detach_adapter(kept)
+
+    def train_and_serve(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord,
+                        scored: bool = False) -> tuple[Adapter | None, object | None]:
+        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA); the
+        adapter served, and the trained model with its adapter still attached when its candidates will be
+        `scored` on it (else None: detached here)."""
         stack = self.stack
         peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
+        keep = False
         stack.sampler.sleep()
         try:
             inject("ttft", task.task_id)
@@ -179,9 +195,12 @@ class TaskRunner:
             record.timings["ttft_s"] = round(result.seconds, 3)
             stack.sampler.wake()
             with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
-                return stack.serve_trained(task.task_id, peft_model, stack.probe(task))
+                adapter = stack.serve_trained(task.task_id, peft_model, stack.probe(task))
+            keep = scored and stack.scores_on_model
+            return adapter, peft_model if keep else None
         finally:
-            stack.model = detach_adapter(peft_model)
+            if not keep:
+                stack.model = detach_adapter(peft_model)
             stack.sampler.wake()
 
     def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None,
@@ -221,12 +240,14 @@ class TaskRunner:
         return jobs
 
     def _score_views(self, task: Task, record: TaskRecord, jobs: list[PromptJob], adapter: Adapter | None,
-                     end: float | None) -> list:
+                     kept, end: float | None) -> list:
         """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
-        (fewer views, the same for every candidate, when the task's end comes first)."""
+        (fewer views, the same for every candidate, when the task's end comes first), with the weights it
+        was sampled with: on the engine (`adapter`), or on the model (`kept`: the trained one)."""
         beat = lambda what: self.heartbeat(f"scoring {task.task_id} {what}")  # noqa: E731
-        views, short = score_candidates(self.stack.sampler, self.stack.builder, record.candidates, jobs,
-                                        self.config.voting.views, adapter, end, self.clock, beat)
+        with self.stack.scorer(kept) as scorer:
+            views, short = score_candidates(scorer, self.stack.builder, record.candidates, jobs,
+                                            self.config.voting.views, adapter, end, self.clock, beat)
         record.reasons += [f"test[{index}]: time budget: scored under fewer views" for index in short]
         return views
 
@@ -254,6 +275,7 @@ class TaskRunner:
                 partial = save_to.with_name(save_to.name + ".partial")
                 peft_model.save_pretrained(partial)
                 partial.replace(save_to)  # whole or absent: a worker never loads half an adapter
+                stack.shared_adapter_dir = save_to  # attached from there to score on the model
             stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
         finally:
             stack.model = detach_adapter(peft_model)
@@ -264,6 +286,7 @@ class TaskRunner:
         """scope = "all": serve the shared adapter another worker (or an earlier run) trained and saved."""
         stack = self.stack
         peft_model = attach_adapter(stack.model, self.config.ttft, folder)
+        stack.shared_adapter_dir = folder
         try:
             fitting = [task for task in tasks if task.train]
             stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)

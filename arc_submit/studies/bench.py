@@ -132,12 +132,8 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
     from arc_submit.data.augment import TRANSFORMS, Augmentation
     from arc_submit.data.tasks import grid_key
     from arc_submit.predict.candidates import Candidate, answer_reserve, find_candidates, prompt_jobs
-    from arc_submit.predict.prefix_scoring import answer_logprobs
+    from arc_submit.predict.prefix_scoring import ModelScorer
     from arc_submit.predict.scoring import score_candidates
-
-    class ModelScorer:
-        def score(self, prompt_ids, answers, adapter=None):
-            return answer_logprobs(stack.model, prompt_ids, answers)
 
     greedy = dataclasses.replace(stack.config.sampling, augmentations=augmentations, method="sample",
                                  temperature=0.0, samples=1)
@@ -155,7 +151,7 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
                        for transform in TRANSFORMS]
         grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
         views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
-        for name, scorer in (("engine", stack.sampler), ("model", ModelScorer())):
+        for name, scorer in (("engine", stack.sampler), ("model", ModelScorer(stack.model))):
             start = time.perf_counter()
             scored, _ = score_candidates(scorer, stack.builder, candidates, views_jobs, views)
             seconds[f"{name}_score_s"] += time.perf_counter() - start

@@ -1,0 +1,72 @@
+"""Helper for test_scoring: a task run on the vLLM engine with its candidates scored on the model in memory
+(voting.scorer = "model", the trained adapter kept attached), then the same candidates scored on the engine,
+which still holds the task's trained weights; and a task without TTFT, scored on the base model both ways.
+Prints both as JSON. Run as a script (vLLM's engine wants its own process):
+
+    python tests/scorers_engines.py --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def both_scorers(runner, task, plan, candidates=None) -> dict:
+    """A run of the task; its candidates (or `candidates`: the base model's rarely parse) scored as
+    configured, on the stack's scorer for the weights served, and on the engine."""
+    from arc_submit.predict.candidates import answer_reserve, prompt_jobs
+    from arc_submit.predict.scoring import score_candidates
+    from arc_submit.run.runner import derive_seed
+
+    stack, config = runner.stack, runner.config
+    record = runner.run_task(task, plan)
+    seed = derive_seed(config.run.seed, task.task_id)
+    jobs, _ = prompt_jobs(task, stack.builder, config.sampling, seed, answer_reserve(task, stack.builder, config.sampling))
+    model = record.views
+    if candidates is not None:
+        with stack.scorer() as scorer:
+            model, _ = score_candidates(scorer, stack.builder, candidates, jobs, config.voting.views)
+    engine, _ = score_candidates(stack.sampler, stack.builder, candidates or record.candidates, jobs,
+                                 config.voting.views)
+    lora = [name for name, _ in stack.model.named_parameters() if "lora_" in name]
+    return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": stack.engine_holds,
+            "lora_left": lora, "candidates": record.candidates,
+            "model": [{str(k): v for k, v in sorted(output.items())} for output in model],
+            "engine": [{str(k): v for k, v in sorted(output.items())} for output in engine]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    from arc_submit.config import load_config
+    from arc_submit.data.tasks import Pair, Task
+    from arc_submit.run.budget import TaskPlan
+    from arc_submit.run.runner import TaskRunner
+    from arc_submit.run.stack import open_stack
+    from tests.tiny_model import build_winner_model
+
+    out = Path(args.out)
+    model = build_winner_model(out.parent / "model", "nvarc")
+    config = load_config(None, [f'model.name="{model}"', 'prompt.format="nvarc"', "prompt.max_seq_len=2048",
+                                "ttft.learning_rate=1e-2", 'ttft.schedule="constant"', "ttft.warmup_fraction=0.0",
+                                "ttft.lora_rank=8", "ttft.lora_alpha=16.0", "ttft.augment.geometric=false",
+                                "ttft.augment.permute_colours=false", 'sampling.backend="vllm"',
+                                "sampling.kv_cache_gib=1.0", "sampling.augmentations=2", 'sampling.method="dfs"',
+                                "sampling.min_prob=0.05", 'voting.rule="nvarc"', "voting.views=2",
+                                'voting.scorer="model"', "run.threads=1"])
+    grids = [[[1, 2], [3, 4]], [[5, 0, 5], [0, 5, 0]], [[7, 7], [2, 2], [7, 1]]]
+    task = Task("copy", [Pair(g, g) for g in grids], [Pair(grids[0])])
+    runner = TaskRunner(config, open_stack(config, progress=False))
+    trained = both_scorers(runner, task, TaskPlan("full", 100, None))
+    base = both_scorers(runner, task, TaskPlan("no_ttft", 0, None), trained.pop("candidates"))
+    base.pop("candidates")
+    out.write_text(json.dumps({"trained": trained, "base": base}))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    main()
