@@ -6,10 +6,13 @@ scored under the first 8 views; and five setups are compared on the same candida
     greedy + vote, greedy + poe, greedy + nvarc, DFS + vote, DFS + poe
 
     make bench-selection     # or: .venv/bin/python benchmarks/selection.py --tasks 20 --out runs/bench-selection
+    .venv/bin/python benchmarks/selection.py --tasks 4 --local 4 --scorers --out runs/bench-scorers
 
 Prints a Markdown table (score, pass_n = the truth among the candidates, vote_1, vote_2, seconds per task by
 stage) for the 8 local-submission tasks and for all the tasks, and writes the per-task results as JSON
 (OUT/results.json; a run resumes from it, and prints the tables without loading a model when it is complete).
+With --scorers the candidates are scored on the model in memory (voting.scorer = "model") and on the engine,
+and a third table compares the two.
 The results behind README's tables: benchmarks/results/selection-cpu-seed0.json.
 """
 
@@ -23,7 +26,7 @@ from pathlib import Path
 SETUPS = [("greedy", "vote"), ("greedy", "poe"), ("greedy", "nvarc"), ("dfs", "vote"), ("dfs", "poe")]
 
 
-def run_task(stack, task, seed: int, min_prob: float) -> dict:
+def run_task(stack, task, seed: int, min_prob: float, compare: bool = False) -> dict:
     """Train once; candidates greedy and by DFS; their scores under the views; each setup's attempts. Every
     stage is the runner's own (arc_submit.run.runner, arc_submit.predict): only the bookkeeping is here."""
     from arc_submit.run.budget import Budget
@@ -41,12 +44,12 @@ def run_task(stack, task, seed: int, min_prob: float) -> dict:
                                            scored=True)
     try:
         seconds["ttft"] = time.perf_counter() - start
-        return _setups(stack, task, seed, min_prob, adapter, kept, seconds)
+        return _setups(stack, task, seed, min_prob, adapter, kept, seconds, compare)
     finally:
         runner.release_trained(kept)
 
 
-def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dict) -> dict:
+def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dict, compare: bool) -> dict:
     """run_task's candidates, scores and attempts on the trained weights (served as `adapter`, or kept)."""
     import dataclasses
 
@@ -67,6 +70,8 @@ def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dic
         with stack.scorer(kept) as scorer:  # voting.scorer: on the engine, or on the trained model in memory
             views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.views, adapter)
         seconds[f"{method}_scoring"] = time.perf_counter() - start
+        if compare:
+            result.setdefault("scorers", {})[method] = compare_scorers(stack, task, candidates, jobs, adapter, views)
         for rule in ("vote", "poe", "nvarc"):
             if (method, rule) not in SETUPS:
                 continue
@@ -82,6 +87,42 @@ def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dic
                 "score": _mean(solved), "pass_n": _mean(passed), "vote_1": _mean(votes1), "vote_2": _mean(votes2),
                 "candidates": sum(len(o) for o in candidates), "parsed": sum(bool(c.grid) for o in candidates for c in o)}
     return result
+
+
+def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> dict:
+    """--scorers: the candidates scored on the engine too (`on_model`: their scores on the model in memory,
+    voting.scorer = "model"); the seconds it took, the largest difference, and whether poe and nvarc choose
+    the same attempts either way."""
+    from arc_submit.predict.scoring import score_candidates
+    from arc_submit.predict.selection import select_attempts
+
+    start = time.perf_counter()
+    on_engine, _ = score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views, adapter)
+    seconds = time.perf_counter() - start
+    differences = [abs(a - b) for engine, model in zip(on_engine, on_model) for key in engine
+                   for a, b in zip(engine[key], model[key], strict=True)]
+    same = {rule: select_attempts(task, candidates, rule, on_engine)[1] == select_attempts(task, candidates, rule,
+                                                                                           on_model)[1]
+            for rule in ("poe", "nvarc")}
+    return {"engine_scoring": seconds, "scores": len(differences), "largest_difference": max(differences, default=0.0),
+            "same_attempts": same}
+
+
+def scorers_table(results: list[dict]) -> str:
+    """--scorers: per method, the seconds of sampling, of scoring on the model and on the engine, summed over
+    the tasks, and their ratios."""
+    lines = ["| candidates | sampling s | model scoring s | engine scoring s | engine ÷ model | model ÷ sampling | "
+             "engine ÷ sampling | largest difference | same attempts |", "|---|---|---|---|---|---|---|---|---|"]
+    for method in ("greedy", "dfs"):
+        sampling = sum(r["seconds"][method] for r in results)
+        model = sum(r["seconds"][f"{method}_scoring"] for r in results)
+        engine = sum(r["scorers"][method]["engine_scoring"] for r in results)
+        largest = max(r["scorers"][method]["largest_difference"] for r in results)
+        same = all(all(r["scorers"][method]["same_attempts"].values()) for r in results)
+        lines.append(f"| {method} | {sampling:.1f} | {model:.1f} | {engine:.1f} | {engine / model:.2f} | "
+                     f"{model / sampling:.2f} | {engine / sampling:.2f} | {largest:.1e} | "
+                     f"{'all' if same else 'not all'} |")
+    return "\n".join(lines)
 
 
 def _mean(values: list[float]) -> float:
@@ -114,12 +155,15 @@ def main() -> None:
     parser.add_argument("--config", default="cpu")
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--out", default="runs/bench-selection")
+    parser.add_argument("--scorers", action="store_true", help="score on the model in memory (voting.scorer = "
+                        "'model') and on the engine too: seconds, largest difference, same attempts")
     args = parser.parse_args()
     from arc_submit.config import load_config
     from arc_submit.data.tasks import load_dataset
     from arc_submit.run.stack import open_stack
 
-    config = load_config(args.config, args.set, **{"run.seed": args.seed})
+    scorer = ['voting.scorer="model"'] if args.scorers else []
+    config = load_config(args.config, [*args.set, *scorer], **{"run.seed": args.seed})
     tasks = sorted(load_dataset("arc-agi-1-eval"), key=lambda t: (t.cells(), t.task_id))[: args.tasks]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,10 +171,12 @@ def main() -> None:
     remaining = tasks[len(done):]
     stack = open_stack(config, progress=False, run_dir=out) if remaining else None
     for task in remaining:
-        done.append(run_task(stack, task, args.seed, args.min_prob))
+        done.append(run_task(stack, task, args.seed, args.min_prob, args.scorers))
         (out / "results.json").write_text(json.dumps(done, indent=1))
         print(task.task_id, json.dumps({k: v["score"] for k, v in done[-1]["setups"].items()}), flush=True)
     text = table(done[: args.local], "local-submission tasks") + "\n\n" + table(done, f"{len(done)} smallest ARC-AGI-1 eval tasks")
+    if args.scorers:
+        text += "\n\n" + scorers_table(done)
     (out / "table.md").write_text(text + "\n")
     print(text)
 

@@ -129,7 +129,7 @@ class VLLMSampler(Sampler):
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_seq_len, seed=seed,
             enable_prefix_caching=True, enforce_eager=config.enforce_eager, trust_remote_code=False,
-            max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], **options,
+            max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], use_tqdm_on_load=False, **options,
         )
         self.engine_starts = 1
         self._warm_logprobs()
