@@ -247,6 +247,17 @@ def test_library_warnings_go_to_run_log_not_the_console(tmp_path):
     assert "FutureWarning: an odd library default" in log and "task line" in log
 
 
+def test_benchs_library_warnings_go_to_a_file_and_are_counted(tmp_path):
+    """bench's console keeps the measures: the libraries' warnings go to a file, and how many is said."""
+    script = ("import sys, warnings; from pathlib import Path; from arc_submit.commands.common import warnings_to; "
+              "caught = warnings_to(Path(sys.argv[1])); warnings.warn('an odd library default', FutureWarning); "
+              "warnings.warn('another', UserWarning); print(caught.written)")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "w.log")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "odd library default" not in result.stderr and result.stdout.strip() == "2"
+    assert "FutureWarning: an odd library default" in (tmp_path / "w.log").read_text()
+
+
 @pytest.mark.parametrize("command", [name for name in COMMANDS if name != "worker"])
 def test_each_help_ends_with_real_examples_that_parse(command):
     import shlex

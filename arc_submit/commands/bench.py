@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from pathlib import Path
+
+from arc_submit.commands.common import warnings_to
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augmentations", type=int, default=4, help="prompts per task (sampling part)")
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps (ttft part, and per pipeline task)")
     parser.add_argument("--pipeline-tasks", type=int, default=4, help="tasks in the pipeline part (0 = skip)")
-    parser.add_argument("--out", help="folder for the pipeline part's run dir (default: a temporary folder)")
+    parser.add_argument("--out", help="folder for the pipeline part's run dir and the libraries' warnings "
+                                      "(default: a temporary folder)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,6 +37,9 @@ def main(args: argparse.Namespace) -> int:
     )
 
     config = load_config(args.config, args.set)
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="arc-submit-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    caught = warnings_to(folder / "library-warnings.log")  # the console keeps the measures only
     stack, tasks = setup_stack(config)
     results: dict = {"config": args.config, "device": stack.device, "dtype": stack.dtype,
                      "engine_start_s": stack.timings["engine_start_s"]}
@@ -54,7 +62,10 @@ def main(args: argparse.Namespace) -> int:
         stack.sampler.close()
     del stack
     if args.pipeline_tasks:
-        results["pipeline"] = bench_pipeline(args.config, args.set, args.pipeline_tasks, args.steps, args.out)
+        results["pipeline"] = bench_pipeline(args.config, args.set, args.pipeline_tasks, args.steps, str(folder))
         print("pipeline:", json.dumps(results["pipeline"]), flush=True)
+    results["library_warnings"] = caught.written
+    if caught.written:
+        print(f"library warnings: {caught.written}, in {folder / 'library-warnings.log'}", flush=True)
     print(json.dumps(results))
     return 0

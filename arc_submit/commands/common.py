@@ -72,7 +72,27 @@ def log_to(run_dir: Path) -> None:
     file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.handlers[:] = [console, file]
     logger.propagate = False
-    logging.captureWarnings(True)  # libraries' warnings go to run.log, not between the progress bars
+    warnings_to(file)  # libraries' warnings go to run.log, not between the progress bars
+
+
+class _Counting(logging.FileHandler):
+    """A file handler that counts what it wrote."""
+
+    written = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self.written += 1
+
+
+def warnings_to(handler: logging.Handler | Path) -> logging.Handler:
+    """Python warnings (the libraries') to `handler`, or to a file there, and not to the console; the handler
+    (a file of its own counts what it wrote: `.written`)."""
+    if isinstance(handler, Path):
+        handler = _Counting(handler)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.captureWarnings(True)
     warnings = logging.getLogger("py.warnings")
-    warnings.handlers[:] = [file]
+    warnings.handlers[:] = [handler]
     warnings.propagate = False
+    return handler

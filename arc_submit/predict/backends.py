@@ -112,6 +112,9 @@ class VLLMSampler(Sampler):
                  lora_rank: int = 0):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the engine must share our process for weight pushes
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its CPU hints and reload notes are noise here
+        logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"])  # also before vLLM configures its
+        # logging: warnings at its import (on CPU "Triton is installed, but doesn't include CPU backend") went
+        # through Python's last-resort handler to the console
         if device == "cpu":
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(config.kv_cache_gib)))
         from vllm import LLM
