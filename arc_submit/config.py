@@ -247,7 +247,7 @@ class VotingConfig:
     scorer: str = option("auto", "what scores the candidates: engine (the sampler, with the weights it serves) | "
                                  "model (the transformers model in memory, the task's adapter kept attached: a "
                                  "view's prompt prefilled once for all its candidates) | auto (model for vLLM on "
-                                 "CPU, measured 2.8-3.4x faster there; engine otherwise)")
+                                 "CPU, measured 2.7-3.4x faster there; engine otherwise)")
 
     def __post_init__(self):
         _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")

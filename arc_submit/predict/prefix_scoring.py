@@ -10,7 +10,6 @@ that scores on the model in memory (`voting.scorer`), through a ModelScorer.
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass
 
 LOGITS_PER_CHUNK = 1 << 26  # answers go through in chunks whose logits (rows x longest x vocabulary) stay below this

@@ -78,10 +78,10 @@ class Stack:
 
     @property
     def scores_on_model(self) -> bool:
-        """Candidates scored on the transformers model in memory rather than on the engine (`voting.scorer`;
-        auto: vLLM on CPU, where a view's prompt prefilled once for all its candidates measured 2.8-3.4x faster
-        than vLLM's prefill per (view, candidate); on a GPU the engine, whose memory plan has no room for
-        a second KV cache, and which nothing measured slower there)."""
+        """Candidates scored on the transformers model in memory rather than on the engine (`voting.scorer`).
+        auto: the model for vLLM on CPU, where a view's prompt prefilled once for all its candidates measured
+        2.7-3.4x faster than vLLM's prefill per (view, candidate); the engine on a GPU, where nothing was
+        measured and the memory plan counts no KV cache for the model beside the engine's."""
         choice = self.config.voting.scorer
         if choice == "auto":
             return self.config.sampling.backend == "vllm" and self.device == "cpu"
