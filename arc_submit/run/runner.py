@@ -116,7 +116,8 @@ class TaskRunner:
                 except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                     self._failed(record, "sampling", error)
                     if trained and self.config.run.on_error == "degrade":  # once more, with the base model
-                        kept = self.release_trained(kept)
+                        self.release_trained(kept)
+                        kept = None
                         jobs, adapter = self._sample_base(task, seed, record, plan)
             if jobs is not None and needs_views(self.config.voting.rule):
                 try:
