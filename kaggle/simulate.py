@@ -7,7 +7,9 @@ input/competitions/arc-prize-2026-arc-agi-2/, `--layout 2025`: input/arc-prize-2
 ARC-AGI-2 eval tasks as the test file, the other competition files from the embedded datasets), input/arc-submit-wheels/ (the CPU twin of the Kaggle pins, a wheelhouse for this machine),
 input/smollm2-135m/ (the embedded model, converted), working/. The notebook fills a fresh virtual
 environment from the wheelhouse with `pip --no-index`, runs the pipeline, and validates; then this
-script validates working/submission.json once more, from outside.
+script validates working/submission.json once more, from outside. `--venv` puts that environment where
+a second run finds it: `make kaggle-sim`'s second run must keep it (the notebook says so), as a notebook
+run again in an interactive Kaggle session does.
 
 `--adapter`: the model is instead a LoRA adapter trained here by `python -m arc_submit train` in a few
 steps, made into a model dataset by kaggle/model.py (input/arc-submit-model/: adapter/, base/) with
@@ -74,15 +76,17 @@ def build_adapter_dataset(train_dir: Path, out: Path) -> None:
     print(run(str(Path(__file__).with_name("model.py")), str(checkpoint), str(out), *settings).stdout, end="")
 
 
-def execute(root: Path, preset: str, budget: int) -> None:
+def execute(root: Path, preset: str, budget: int, venv: Path) -> str:
+    """Run the notebook; its printed output, which this also prints."""
     import nbformat
     from nbclient import NotebookClient
 
-    os.environ.update(ARC_SUBMIT_KAGGLE_ROOT=str(root), ARC_SUBMIT_PRESET=preset,
-                      ARC_SUBMIT_VENV=str(root / "tmp" / "arc-submit-venv"), ARC_SUBMIT_TIME_BUDGET=str(budget))
+    os.environ.update(ARC_SUBMIT_KAGGLE_ROOT=str(root), ARC_SUBMIT_PRESET=preset, ARC_SUBMIT_VENV=str(venv),
+                      ARC_SUBMIT_TIME_BUDGET=str(budget))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, timeout=3000, kernel_name="python3",
                             resources={"metadata": {"path": str(root / "working")}})
+    printed = []
     try:
         client.execute()
     finally:
@@ -90,7 +94,9 @@ def execute(root: Path, preset: str, budget: int) -> None:
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
                 text = output.get("text") or "".join(output.get("traceback", []))
-                print(text, end="" if text.endswith("\n") else "\n")
+                printed.append(text if text.endswith("\n") else text + "\n")
+                print(printed[-1], end="")
+    return "".join(printed)
 
 
 def record_problems(run_dir: Path) -> list[str]:
@@ -127,13 +133,18 @@ def main() -> int:
     parser.add_argument("--adapter", action="store_true",
                         help="the model dataset is a trained LoRA adapter with its base and carried settings")
     parser.add_argument("--keep", action="store_true", help="keep the simulated tree")
+    parser.add_argument("--venv", type=Path,
+                        help="the notebook's virtual environment (default: a fresh one in the tree); a second run "
+                             "given the same one and the same wheelhouse must keep it, as an interactive session does")
     args = parser.parse_args()
     start = time.time()
     root = Path(tempfile.mkdtemp(prefix="kaggle-sim-"))
     try:
         build_tree(root, args.wheels, args.layout, args.adapter)
+        venv = (args.venv or root / "tmp" / "arc-submit-venv").resolve()
+        installed_before = (venv / "arc-submit-wheelhouse.json").is_file()
         try:
-            execute(root, args.preset, args.time_budget)
+            printed = execute(root, args.preset, args.time_budget, venv)
         except Exception as error:  # nbclient's CellExecutionError, or the kernel dying
             print(f"kaggle-sim: FAILED: the notebook stopped: {str(error).strip().splitlines()[-1]} ({root})")
             return 1
@@ -141,6 +152,9 @@ def main() -> int:
         check = subprocess.run([sys.executable, "-m", "arc_submit", "validate", "--challenges", str(test_file),
                                 "--submission", str(root / "working" / "submission.json")])
         problems = record_problems(root / "working" / "arc-submit-run")
+        expected = "kept" if installed_before else "installed"
+        if f"\n{expected} the " not in f"\n{printed}":
+            problems.append(f"the notebook did not say it {expected} the stack in {venv}")
         if args.adapter:
             problems += adapter_problems(root, root / "working" / "arc-submit-run")
         for problem in problems:
