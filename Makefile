@@ -92,9 +92,10 @@ test-fast: install
 
 # CI's run on the Kaggle pins (.venv-kaggle): everything but the end-to-end runs, whose pipeline
 # `make kaggle-sim` runs on these versions through the notebook, plus the engine tests among them
-# (weights pushed through vLLM 0.11's own load path, DFS on its engine).
+# (weights pushed through vLLM 0.11's own load path, DFS on its engine), and but the tests marked
+# machinery (processes, queues, Ray, studies around a tiny model: `make test` runs them).
 test-kaggle:
-	$(MAKE) --no-print-directory test-fast STACK=kaggle FAST_MARKS="not e2e or engine"
+	$(MAKE) --no-print-directory test-fast STACK=kaggle FAST_MARKS="(not e2e or engine) and not machinery"
 
 bench: install
 	$(PY) benchmarks/foundation.py

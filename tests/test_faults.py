@@ -16,6 +16,9 @@ from arc_submit.files import write_json
 from arc_submit.run.rundir import RunDir
 from tests.conftest import run_cli
 
+# Around the model, not in it (tiny model, transformers sampler): the default stack's run covers it (pyproject.toml).
+pytestmark = pytest.mark.machinery
+
 TASK_IDS = ["00576224", "4cd1b7b2", "66e6c45b", "be03b35f"]  # the 4 smallest ARC-AGI-1 eval tasks (run order)
 
 

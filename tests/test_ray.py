@@ -13,6 +13,8 @@ from arc_submit.data.tasks import load_dataset, smallest
 
 ray = pytest.importorskip("ray")
 TASKS = smallest(load_dataset("arc-agi-1-eval"), 3)
+# Around the model, not in it (tiny model, transformers sampler): the default stack's run covers it (pyproject.toml).
+pytestmark = pytest.mark.machinery
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ def run_ok(*args):
 
 
 @pytest.mark.slow
+@pytest.mark.machinery
 def test_shards_merge_to_the_unsharded_result(tiny_model_dir, tmp_path, export):
     config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", *export]
     run_ok(*config, "--run-dir", str(tmp_path / "whole"))
@@ -69,6 +70,7 @@ def test_shards_merge_to_the_unsharded_result(tiny_model_dir, tmp_path, export):
 
 
 @pytest.mark.slow
+@pytest.mark.machinery
 def test_one_or_two_workers_give_the_same_bytes(tiny_model_dir, tmp_path, export):
     config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", *export]
     run_ok(*config, "--run-dir", str(tmp_path / "one"))
@@ -153,6 +155,7 @@ def test_merge_refuses_shards_of_other_runs_and_keeps_complete_records_over_degr
 
 
 @pytest.mark.slow
+@pytest.mark.machinery
 def test_scope_all_trains_once_for_every_worker_and_a_resume_trains_no_more(tiny_model_dir, tmp_path, export):
     config = ["--config", str(tiny_config(tmp_path, tiny_model_dir)), "--quiet", "--set", 'ttft.scope="all"',
               "--set", "ttft.steps=3", *export]

@@ -12,6 +12,9 @@ from arc_submit.errors import UserError
 from arc_submit.studies.study import parse_vary, settings_grid
 from tests.conftest import run_cli
 
+# Around the model, not in it (tiny model, transformers sampler): the default stack's run covers it (pyproject.toml).
+pytestmark = pytest.mark.machinery
+
 
 def test_vary_splits_on_semicolons_and_makes_a_grid():
     axes = parse_vary(["prompt.encoder=GridShapeEncoder(MinimalGridEncoder());MinimalGridEncoder()",
