@@ -98,8 +98,8 @@ def test_merge_refuses_what_is_not_a_run_dir(tmp_path):
 
 @pytest.mark.slow
 def test_bench_measures_every_part_with_tiny_settings(tiny_model_dir, tmp_path):
-    result = run_cli("bench", "--config", str(tiny_config(tmp_path, tiny_model_dir)), "--steps", "2", "--new-tokens",
-                     "4", "--augmentations", "1", "--pipeline-tasks", "2", "--out", str(tmp_path / "bench"))
+    result = run_cli("bench", "--config", str(tiny_config(tmp_path, tiny_model_dir)), "--steps", "3", "--new-tokens",
+                     "4", "--augmentations", "1", "--pipeline-tasks", "2", "--rule-tasks", "2", "--out", str(tmp_path / "bench"))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert "warning" not in result.stderr.lower(), result.stderr  # the libraries' warnings go to a file
@@ -110,6 +110,9 @@ def test_bench_measures_every_part_with_tiny_settings(tiny_model_dir, tmp_path):
     assert scoring["scores"] > 0 and scoring["largest_difference"] < 1e-3 and scoring["model_ratio"] > 0
     pipeline = summary["pipeline"]
     assert pipeline["tasks"] == 2 and pipeline["engine_starts"] == 1 and 0 <= pipeline["per_task_overhead"] < 1
+    rules = summary["rules"]  # at the config's own 2 TTFT steps, not bench's --steps
+    assert rules["tasks"] == 2 and rules["ttft_steps"] == [2] and set(rules["last_loss"]) == {"flip", "recolour"}
+    assert set(rules["solved"]) <= {"flip", "recolour"} and rules["score"] == len(rules["solved"]) / 2
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`python -m arc_submit bench ...`: benchmarks of sampling, TTFT, adapter serving and the pipeline, as ratios (see arc_submit.studies.bench)."""
+"""`python -m arc_submit bench ...`: benchmarks of sampling, TTFT, adapter serving, the pipeline and the rule tasks, as ratios (see arc_submit.studies.bench)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augmentations", type=int, default=4, help="prompts per task (sampling part)")
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps (ttft part, and per pipeline task)")
     parser.add_argument("--pipeline-tasks", type=int, default=4, help="tasks in the pipeline part (0 = skip)")
+    parser.add_argument("--rule-tasks", type=int, default=4,
+                        help="tasks of the generated rules dataset (flip, transpose, rotate, recolour) run with the "
+                             "config's own TTFT steps, as tasks solved (0 = skip)")
     parser.add_argument("--out", help="folder for the pipeline part's run dir and the libraries' warnings "
                                       "(default: a temporary folder)")
 
@@ -29,6 +32,7 @@ def main(args: argparse.Namespace) -> int:
         bench_dfs,
         bench_pipeline,
         bench_push_memory,
+        bench_rules,
         bench_sampling,
         bench_scoring,
         bench_ttft,
@@ -64,6 +68,9 @@ def main(args: argparse.Namespace) -> int:
     if args.pipeline_tasks:
         results["pipeline"] = bench_pipeline(args.config, args.set, args.pipeline_tasks, args.steps, str(folder))
         print("pipeline:", json.dumps(results["pipeline"]), flush=True)
+    if args.rule_tasks:
+        results["rules"] = bench_rules(args.config, args.set, args.rule_tasks, str(folder))
+        print("rules:", json.dumps(results["rules"]), flush=True)
     results["library_warnings"] = caught.written
     if caught.written:
         print(f"library warnings: {caught.written}, in {folder / 'library-warnings.log'}", flush=True)

@@ -17,7 +17,9 @@
 - adapter serving (vLLM only): sampling with the LoRA served by vLLM against the merged weights pushed
   into the live engine, and what a push costs;
 - pipeline: a run of a few tasks: per-task overhead (wall time outside optimizer steps and token
-  generation, as a share of task time), the same for the whole run, and engine starts.
+  generation, as a share of task time), the same for the whole run, and engine starts;
+- rules: the generated "rules" dataset (flip, transpose, rotate 180 degrees, recolour: tasks of the
+  ARC-lite kind) run with the config's own TTFT steps: how many it solves, tokens-to-solution's measure.
 """
 
 from __future__ import annotations
@@ -291,3 +293,22 @@ def bench_pipeline(config: str, settings: list[str], tasks: int, steps: int, out
             "generate_s": generate, "per_task_overhead": (task_wall - compute - generate) / task_wall,
             "run_overhead": (wall - compute - generate) / wall, "engine_starts": summary["engine_starts"],
             "startup_s": summary["timings"]}
+
+
+def bench_rules(config: str, settings: list[str], tasks: int, out: str | None) -> dict:
+    """A real run of the first `tasks` tasks of the "rules" dataset in a fresh process, with the config's
+    own TTFT steps: the tasks solved, and each task's last training loss."""
+    from arc_submit.files import read_json
+    from arc_submit.run.rundir import RunDir
+    from arc_submit.studies.evaluate import run_in_process
+
+    out = Path(out or tempfile.mkdtemp(prefix="arc-submit-bench-"))
+    flags = ["--config", config, "--dataset", "rules", "--limit", str(tasks), "--quiet",
+             *[x for s in settings for x in ("--set", s)]]
+    summary = run_in_process(flags, out / "rules")
+    records = RunDir(out / "rules").records()
+    per_task = read_json(out / "rules" / "metrics.json")["per_task"]
+    return {"tasks": len(records), "ttft_steps": sorted({r.ttft.steps for r in records.values() if r.ttft}),
+            "solved": [task_id for task_id, values in per_task.items() if values["score"] == 1.0],
+            "score": summary["metrics"]["score"],
+            "last_loss": {task_id: round(r.ttft.losses[-1], 4) for task_id, r in records.items() if r.ttft and r.ttft.losses}}
