@@ -92,8 +92,8 @@ test-fast: install
 
 # CI's run on the Kaggle pins (.venv-kaggle): everything but the end-to-end runs, whose pipeline
 # `make kaggle-sim` runs on these versions through the notebook, plus the engine tests among them
-# (weights pushed through vLLM 0.11's own load path, DFS on its engine), and but the tests marked
-# machinery (processes, queues, Ray, studies around a tiny model: `make test` runs them).
+# (weights pushed through vLLM 0.11's own load path, DFS on its engine). The tests marked machinery
+# (processes, queues, Ray, studies around a tiny model) are left to `make test`.
 test-kaggle:
 	$(MAKE) --no-print-directory test-fast STACK=kaggle FAST_MARKS="(not e2e or engine) and not machinery"
 
