@@ -1,6 +1,7 @@
 """Benchmarks measured side by side in one run; ratios, not absolute times, are the result.
 
-    python -m arc_submit bench --config cpu            # ~10 minutes on 2 cores; last line is JSON
+    python -m arc_submit bench --config cpu            # ~10 minutes on 2 cores, and ~12 more for the rules
+                                                       # part (--rule-tasks 0 skips it); last line is JSON
 
 - sampling: our sampler (the config's backend, vLLM by default) against plain transformers `generate`
   on the same model, prompts and number of new tokens (prefill included), as new tokens per second;
