@@ -142,7 +142,7 @@ def main() -> int:
     try:
         build_tree(root, args.wheels, args.layout, args.adapter)
         venv = (args.venv or root / "tmp" / "arc-submit-venv").resolve()
-        installed_before = (venv / "arc-submit-wheelhouse.json").is_file()
+        installed_before = (venv / "arc-submit-wheelhouse.json").is_file()  # the notebook's STAMP
         try:
             printed = execute(root, args.preset, args.time_budget, venv)
         except Exception as error:  # nbclient's CellExecutionError, or the kernel dying
