@@ -45,7 +45,8 @@ class ModelConfig:
 
 @dataclass
 class PromptConfig:
-    format: str = option("arc-submit", "prompt format: arc-submit | arc24-v0 | arc24-v1 (ironbar/arc24's "
+    format: str = option("arc-submit", "prompt format: arc-submit | arc-submit-turns (the same, one turn per grid) | "
+                                       "arc24-v0 | arc24-v1 (ironbar/arc24's "
                                        "output-from-examples-v0/-v1) | nvarc (NVARC's multi-turn ChatML, 2025) | "
                                        "architects (the ARChitects' 2024 text) | a TOML file of Jinja templates "
                                        "(user, assistant, answer_prefix, system, turns, chat_template, bos, encoder)")
@@ -293,7 +294,8 @@ class Config:
             if section.loss == "outputs" and not load_format(self.prompt.format).multi_turn:
                 raise ValueError(f"{section.SECTION}.loss = 'outputs' trains on every output turn, but prompt.format "
                                  f"{self.prompt.format!r} puts the task in one message: choose a multi-turn format "
-                                 "(nvarc, architects, or a TOML one with turns = \"pairs\")")
+                                 "(arc-submit-turns, nvarc, architects, or a TOML one with turns = \"pairs\"), or "
+                                 f"set {section.SECTION}.loss = 'answer'")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

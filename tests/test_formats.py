@@ -45,7 +45,8 @@ def test_the_prompt_command_prints_exactly_the_reference(tmp_path):
     rendering = REFERENCE["renderings"][0]
     challenges = tmp_path / "challenges.json"
     challenges.write_text(json.dumps({t: {"train": e["train"], "test": e["test"]} for t, e in REFERENCE["tasks"].items()}))
-    settings = ["--set", f'prompt.format="{rendering["format"]}"', "--set", f'prompt.encoder="{REFERENCE["encoder"]}"']
+    settings = ["--set", f'prompt.format="{rendering["format"]}"', "--set", f'prompt.encoder="{REFERENCE["encoder"]}"',
+                "--set", 'ttft.loss="answer"']  # the cpu preset trains on every output, which needs one turn a grid
     result = run_cli("prompt", "--challenges", str(challenges), "--task", rendering["task"], "--part", "prompt", *settings)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == rendering["inference"]
@@ -59,8 +60,8 @@ def test_arc24_formats_need_an_encoder_that_writes_the_prefix(tmp_path):
     with pytest.raises(ValueError, match="starts every answer with '```grid'"):
         load_format("arc24-v1").check_encoder(MinimalGridEncoder())
     result = run_cli("prompt", "--dataset", "arc-agi-1-train", "--task", "007bbfb7", "--set", 'prompt.format="arc24-v0"',
-                     "--set", 'prompt.encoder="MinimalGridEncoder()"')
-    assert result.returncode == 2 and "prompt.format" in result.stderr and "Traceback" not in result.stderr
+                     "--set", 'prompt.encoder="MinimalGridEncoder()"', "--set", 'ttft.loss="answer"')
+    assert result.returncode == 2 and "starts every answer with" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_users_own_format_from_a_toml_file(smollm_tokenizer, tmp_path):
@@ -76,6 +77,28 @@ def test_a_users_own_format_from_a_toml_file(smollm_tokenizer, tmp_path):
         f"IN {encoded(task.train[0].input)} OUT {encoded(task.train[0].output)}\nTEST {encoded(task.test[0].input)}"
         "<|im_end|>\n<|im_start|>assistant\nANSWER: ```grid")
     assert rendered.answer == encoded(SOLUTIONS["017c7c7b"][0])[len("```grid"):] + "<|im_end|>\n"
+
+
+def test_the_turns_format_is_arc_submits_text_one_grid_a_turn(smollm_tokenizer):
+    """`arc-submit-turns` (the cpu preset's): the default format's instruction and grids, each input a user turn
+    and each output an assistant turn of the model's own chat template, so that every output can be a target."""
+    from arc_submit.data.prompts import INSTRUCTION
+
+    builder = PromptBuilder(smollm_tokenizer, create(DEFAULT_ENCODER), 8192, load_format("arc-submit-turns"))
+    task = TASKS["017c7c7b"]
+    rendered = builder.render_text(task.train[:2], task.test[0].input, SOLUTIONS["017c7c7b"][0])
+    encoded = create(DEFAULT_ENCODER).encode
+    turn = "<|im_start|>{}\n{}<|im_end|>\n".format
+    assert rendered.prompt == (
+        turn("system", "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        + turn("user", f"{INSTRUCTION}\n\nExample 1 input:\n\n{encoded(task.train[0].input)}")
+        + turn("assistant", encoded(task.train[0].output))
+        + turn("user", f"Example 2 input:\n\n{encoded(task.train[1].input)}")
+        + turn("assistant", encoded(task.train[1].output))
+        + turn("user", f"Test input:\n\n{encoded(task.test[0].input)}") + "<|im_start|>assistant\n")
+    assert rendered.answer == encoded(SOLUTIONS["017c7c7b"][0]) + "<|im_end|>\n"
+    example = builder.fit(task.train[:2], task.test[0].input, SOLUTIONS["017c7c7b"][0], outputs=True)
+    assert len(example.output_spans) == 2  # each demonstration's output is a target too (ttft.loss = "outputs")
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -202,7 +202,7 @@ def test_the_loss_on_every_output_needs_a_multi_turn_format(tmp_path):
     from tests.tiny_model import build_styled_tokenizer
 
     with pytest.raises(UserError, match="ttft.loss = 'outputs' .* prompt.format 'arc-submit' puts the task in one message"):
-        load_config("cpu", ["ttft.loss='outputs'"])
+        load_config("cpu", ["ttft.loss='outputs'", "prompt.format='arc-submit'"])
     assert load_config("cpu", ["ttft.loss='outputs'", "prompt.format='nvarc'"]).ttft.loss == "outputs"
     # a template that writes earlier answer turns otherwise than the last is refused before any task
     path = tmp_path / "qwen3-turns.toml"

@@ -100,12 +100,17 @@ class PromptFormat:
                     f"{encoder.spec} writes {text[:20]!r}: choose an encoder whose text starts with it")
 
 
+INSTRUCTION = ("Each example below shows an input grid and the output grid that one hidden rule makes from it. "
+               "Find the rule and apply it to the test input.")
 DEFAULT_USER = (
-    "Each example below shows an input grid and the output grid that one hidden rule makes from it. "
-    "Find the rule and apply it to the test input.{% for sample in train_samples %}\n\n## Example {{ loop.index }}"
+    INSTRUCTION + "{% for sample in train_samples %}\n\n## Example {{ loop.index }}"
     "\n\n### Input\n\n{{ sample.input }}\n\n### Output\n\n{{ sample.output }}{% endfor %}"
     "\n\n## Test\n\n### Input\n\n{{ test_input }}"
 )
+# The same text as a conversation, one user turn per input grid and one assistant turn per output grid (the
+# model's own chat template), so that `ttft.loss = "outputs"` can train on every demonstration's output.
+TURNS_USER = ("{% if index == 1 %}" + INSTRUCTION + "\n\n{% endif %}"
+              "{% if test %}Test input{% else %}Example {{ index }} input{% endif %}:\n\n{{ input }}")
 
 # ironbar/arc24, scripts/arc24/prompting.py (output-from-examples-v0 and -v1), copied as data.
 ARC24_SYSTEM_V0 = """You are a helpful AI assistant. Your job is to solve tasks from the Abstraction and Reasoning Challenge (ARC). 
@@ -189,6 +194,7 @@ ARCHITECTS_TEMPLATE = (
 
 FORMATS: dict[str, PromptFormat] = {
     "arc-submit": PromptFormat("arc-submit", DEFAULT_USER),
+    "arc-submit-turns": PromptFormat("arc-submit-turns", TURNS_USER, turns="pairs"),
     "arc24-v0": PromptFormat("arc24-v0", ARC24_USER_V0, ARC24_ASSISTANT, "```grid", ARC24_SYSTEM_V0),
     "arc24-v1": PromptFormat("arc24-v1", ARC24_USER_V1, ARC24_ASSISTANT, "```grid", "You are a helpful assistant."),
     "nvarc": PromptFormat("nvarc", "{{ input }}", turns="pairs", chat_template=NVARC_TEMPLATE,
