@@ -104,6 +104,7 @@ SAMPLING_METHODS = ("sample", "dfs")
 SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.backends.BACKENDS
 ADAPTER_SERVING = ("merged", "lora")
 SCORERS = ("auto", "engine", "model")
+LOSSES = ("answer", "outputs", "auto")
 
 
 @dataclass
@@ -135,8 +136,14 @@ class TTFTConfig:
     gradient_checkpointing: bool = option(False, "trade compute for memory in training")
     loss: str = option("answer", "answer (the held-out pair's output only) | outputs (every output of the "
                                  "conversation, each demonstration's too, as NVARC and the ARChitects train; "
-                                 "needs a multi-turn prompt format)")
+                                 "needs a multi-turn prompt format) | auto (outputs when the prompt format has "
+                                 "one turn per grid, else answer; the config saved with a run says which)")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of examples"})
+
+    def every_output(self, multi_turn: bool) -> bool:
+        """Whether training puts the loss on every output of the conversation, for a format that has one turn
+        per grid (`multi_turn`) or not."""
+        return self.loss == "outputs" or (self.loss == "auto" and multi_turn)
 
     def __post_init__(self):
         for name in ("steps", "restarts", "cycles"):
@@ -149,7 +156,7 @@ class TTFTConfig:
             _check(0 <= getattr(self, name) < 1, f"{self.SECTION}.{name}", getattr(self, name), "in [0, 1)")
         _check(0 < self.cycle_decay <= 1, f"{self.SECTION}.cycle_decay", self.cycle_decay, "in (0, 1]")
         _check(self.scope in ("task", "all"), f"{self.SECTION}.scope", self.scope, "'task' or 'all'")
-        _check(self.loss in ("answer", "outputs"), f"{self.SECTION}.loss", self.loss, "'answer' or 'outputs'")
+        _check(self.loss in LOSSES, f"{self.SECTION}.loss", self.loss, f"one of {', '.join(LOSSES)}")
         if self.backend == "unsloth":
             raise ValueError(f"{self.SECTION}.backend = 'unsloth' was removed: unsloth trains only models loaded by "
                              f"its own loader, which arc-submit does not use; set {self.SECTION}.backend = 'peft'")
@@ -291,6 +298,8 @@ class Config:
         from arc_submit.data.prompts import load_format
 
         for section in (self.ttft, self.train):
+            if section.loss == "auto":  # resolved here, so that config.toml says what was trained
+                section.loss = "outputs" if section.every_output(load_format(self.prompt.format).multi_turn) else "answer"
             if section.loss == "outputs" and not load_format(self.prompt.format).multi_turn:
                 raise ValueError(f"{section.SECTION}.loss = 'outputs' trains on every output turn, but prompt.format "
                                  f"{self.prompt.format!r} puts the task in one message: choose a multi-turn format "

@@ -45,8 +45,7 @@ def test_the_prompt_command_prints_exactly_the_reference(tmp_path):
     rendering = REFERENCE["renderings"][0]
     challenges = tmp_path / "challenges.json"
     challenges.write_text(json.dumps({t: {"train": e["train"], "test": e["test"]} for t, e in REFERENCE["tasks"].items()}))
-    settings = ["--set", f'prompt.format="{rendering["format"]}"', "--set", f'prompt.encoder="{REFERENCE["encoder"]}"',
-                "--set", 'ttft.loss="answer"']  # the cpu preset trains on every output, which needs one turn a grid
+    settings = ["--set", f'prompt.format="{rendering["format"]}"', "--set", f'prompt.encoder="{REFERENCE["encoder"]}"']
     result = run_cli("prompt", "--challenges", str(challenges), "--task", rendering["task"], "--part", "prompt", *settings)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == rendering["inference"]
@@ -60,7 +59,7 @@ def test_arc24_formats_need_an_encoder_that_writes_the_prefix(tmp_path):
     with pytest.raises(ValueError, match="starts every answer with '```grid'"):
         load_format("arc24-v1").check_encoder(MinimalGridEncoder())
     result = run_cli("prompt", "--dataset", "arc-agi-1-train", "--task", "007bbfb7", "--set", 'prompt.format="arc24-v0"',
-                     "--set", 'prompt.encoder="MinimalGridEncoder()"', "--set", 'ttft.loss="answer"')
+                     "--set", 'prompt.encoder="MinimalGridEncoder()"')
     assert result.returncode == 2 and "starts every answer with" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -197,13 +197,18 @@ def test_every_output_is_found_for_the_loss_as_the_teams_label_it(nvarc, archite
 
 
 def test_the_loss_on_every_output_needs_a_multi_turn_format(tmp_path):
-    from arc_submit.config import load_config
-    from arc_submit.model.training import Trainer
+    from arc_submit.config import TTFTConfig, load_config
+    from arc_submit.model.training import Trainer, config_stream
     from tests.tiny_model import build_styled_tokenizer
 
     with pytest.raises(UserError, match="ttft.loss = 'outputs' .* prompt.format 'arc-submit' puts the task in one message"):
         load_config("cpu", ["ttft.loss='outputs'", "prompt.format='arc-submit'"])
     assert load_config("cpu", ["ttft.loss='outputs'", "prompt.format='nvarc'"]).ttft.loss == "outputs"
+    # auto (the cpu preset's): every output with a format of one turn per grid, the answer with one message;
+    # resolved when the config loads, so the run's config.toml says which
+    assert load_config("cpu").ttft.loss == "outputs" and load_config("cpu").prompt.format == "arc-submit-turns"
+    assert load_config("cpu", ["prompt.format='arc-submit'"]).ttft.loss == "answer"
+    assert load_config(None, ["ttft.loss='auto'", "prompt.format='architects'"]).ttft.loss == "outputs"
     # a template that writes earlier answer turns otherwise than the last is refused before any task
     path = tmp_path / "qwen3-turns.toml"
     path.write_text('turns = "pairs"\nuser = "{{ input }}"\nassistant = "{{ output }}\\n"\n')
@@ -213,6 +218,11 @@ def test_the_loss_on_every_output_needs_a_multi_turn_format(tmp_path):
     example = builder.fit(task.train[:2], task.train[2].input, task.train[2].output, outputs=True)
     assert len(example.output_spans) == 2  # Qwen3's reasoning block goes to the last turn only: found all the same
     Trainer(config.ttft, builder, pad_id=0)
+    # a TTFTConfig made without a Config (auto unresolved) trains as the format allows, both ways
+    stream = config_stream([task], builder, np.random.default_rng(0), TTFTConfig(loss="auto"))
+    assert len(next(stream).output_spans) >= 1
+    one_message = prompt_builder(build_styled_tokenizer("qwen3"), load_config(None).prompt)
+    assert next(config_stream([task], one_message, np.random.default_rng(0), TTFTConfig(loss="auto"))).output_spans == ()
     broken = tmp_path / "broken.toml"  # the assistant text differs by position: turns cannot be found
     broken.write_text('turns = "pairs"\nuser = "{{ input }}"\nchat_template = """{% for m in messages %}'
                       '{% if m.role == \'assistant\' and not loop.last %}X{% endif %}{{ m.content }}|{% endfor %}'

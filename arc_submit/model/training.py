@@ -102,7 +102,8 @@ def config_stream(tasks: list[Task], builder: PromptBuilder, rng: np.random.Gene
                   ) -> Iterator[Example]:
     """The example stream of a training configuration: its augmentations, and its loss (`loss = "outputs"`:
     every demonstration's answer as well)."""
-    return example_stream(tasks, builder, rng, config.augment.draw_options(), outputs=config.loss == "outputs")
+    return example_stream(tasks, builder, rng, config.augment.draw_options(),
+                          outputs=config.every_output(builder.format.multi_turn))
 
 
 def collate(examples: list[Example], pad_id: int):
@@ -247,7 +248,7 @@ class Trainer:
     on_step: Callable[[int], None] = lambda step: None  # called after every optimizer step (heartbeats)
 
     def __post_init__(self):
-        if self.config.loss == "outputs":  # refused before the first task, not at its first example
+        if self.config.every_output(self.builder.format.multi_turn):  # refused before the first task, not at its first example
             try:
                 self.builder.render([Pair([[0]], [[1]])], [[0]], [[1]], outputs=True)
             except ValueError as error:
