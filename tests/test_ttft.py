@@ -53,6 +53,19 @@ def test_training_changes_the_adapter_and_not_the_base(tiny):
     assert all(torch.equal(base_before[n], after[n]) for n in base_before)
 
 
+def test_a_detached_model_takes_the_next_adapter_without_warning(tiny):
+    """Nothing of one task's adapter stays on the model (peft 0.17 left its config: a warning at every task)."""
+    import warnings
+
+    model, tokenizer = tiny
+    config = trainer_for(tokenizer).config
+    base = detach_adapter(attach_adapter(model, config, seed=0))
+    assert "peft_config" not in vars(base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detach_adapter(attach_adapter(base, config, seed=1))
+
+
 def test_loss_falls_on_a_trivial_task(tiny):
     model, tokenizer = tiny
     trainer = trainer_for(tokenizer, learning_rate=1e-2, lora_rank=16, lora_alpha=32.0, schedule="constant",

@@ -205,8 +205,12 @@ def attach_adapter(model, config: TTFTConfig, adapter_dir=None, seed: int = 0):
 
 
 def detach_adapter(peft_model):
-    """The base model with the adapter removed (not merged): ready for the next task's adapter."""
-    return peft_model.unload()
+    """The base model with the adapter removed (not merged): ready for the next task's adapter. peft 0.17 (the
+    Kaggle pin) leaves the adapter's `peft_config` on the model, and the next task's attach then warns of
+    "multiple adapters"; peft 0.21 removes it itself, as done here."""
+    base = peft_model.unload()
+    vars(base).pop("peft_config", None)
+    return base
 
 
 # ----------------------------------------------------------------------------- training
