@@ -297,10 +297,11 @@ class Config:
     def __post_init__(self):
         from arc_submit.data.prompts import load_format
 
+        multi_turn = load_format(self.prompt.format).multi_turn  # read once: a TOML format is a file
         for section in (self.ttft, self.train):
             if section.loss == "auto":  # resolved here, so that config.toml says what was trained
-                section.loss = "outputs" if section.every_output(load_format(self.prompt.format).multi_turn) else "answer"
-            if section.loss == "outputs" and not load_format(self.prompt.format).multi_turn:
+                section.loss = "outputs" if section.every_output(multi_turn) else "answer"
+            if section.loss == "outputs" and not multi_turn:
                 raise ValueError(f"{section.SECTION}.loss = 'outputs' trains on every output turn, but prompt.format "
                                  f"{self.prompt.format!r} puts the task in one message: choose a multi-turn format "
                                  "(arc-submit-turns, nvarc, architects, or a TOML one with turns = \"pairs\"), or "

@@ -252,7 +252,8 @@ class Trainer:
     on_step: Callable[[int], None] = lambda step: None  # called after every optimizer step (heartbeats)
 
     def __post_init__(self):
-        if self.config.every_output(self.builder.format.multi_turn):  # refused before the first task, not at its first example
+        # refused before the first task, not at its first example
+        if self.config.every_output(self.builder.format.multi_turn):
             try:
                 self.builder.render([Pair([[0]], [[1]])], [[0]], [[1]], outputs=True)
             except ValueError as error:
