@@ -188,3 +188,31 @@ def test_sampling_again_on_the_base_model_takes_the_kept_adapter_off_first(tiny_
     record = read(tmp_path / "run" / "tasks" / "flip.json")
     assert record["mode"] == "no_ttft" and record["failed_stages"] == ["sampling"]
     assert "sampled again with the base model (no TTFT)" in record["reasons"]
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path):
+    """vLLM scores an answer on the prompt's cached KV blocks (left by sampling on that prompt) where it can
+    read them for prompt log-probabilities: the same log-likelihoods as a full forward of the transformers
+    model, for answers off the sampled path, and for the sampled answer itself and its prefix, whose cached
+    blocks reach past the prompt (vLLM leaves those positions unset: they are completed piece by piece,
+    never by scoring the whole answer again)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "cached_scores_engine.py"), "--out",
+                             str(tmp_path / "scores.json")], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads((tmp_path / "scores.json").read_text())
+    assert found["engine"] == pytest.approx(found["reference"], abs=2e-3)
+    assert found["scores_from_cache"] == found["reads_cache_param"]  # the path is taken wherever vLLM has it
+    if found["scores_from_cache"]:
+        assert found["completed"] == 2 and found["rescored"] == 0  # the greedy answer and its prefix
+        assert found["scored_from_cache"] >= 4 * 256  # at least two 128-token blocks of the 300-token prompt each
+    else:
+        assert found["completed"] == found["rescored"] == found["scored_from_cache"] == 0

@@ -269,20 +269,81 @@ class VLLMSampler(Sampler):
             paths.append(path_from_steps(steps, budget, stop_ids, allowed))
         return paths
 
-    def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
-        """One prefill per answer, through vLLM's prompt log-probabilities."""
+    reads_cache_to_score = True  # `bench` and the selection benchmark turn it off to compare
+    scored_from_cache = 0  # prompt tokens that scoring read from the prefix cache instead of computing them
+    completed = 0  # answers whose own tokens were cached (sampled on that view), completed piece by piece
+    rescored = 0  # answers scored again without the prefix cache, when completing them left a token unscored
+
+    @property
+    def scores_from_cache(self) -> bool:
+        """Whether scoring reads the prefix cache: this vLLM can for prompt log-probabilities (0.32 can; 0.11
+        skips the cache for any request that asks for them) and it is not turned off."""
         from vllm import SamplingParams
 
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        outputs = self._run([prompt_ids + answer for answer in answers], params, self._lora(adapter))
-        scores = []
-        for answer, output in zip(answers, outputs):
-            tail = output.prompt_logprobs[len(prompt_ids):]
-            scores.append(sum(entry[token].logprob for token, entry in zip(answer, tail)))
-        return scores
+        fields = getattr(SamplingParams, "__struct_fields__", ())
+        return self.reads_cache_to_score and {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(fields)
+
+    def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
+        """Each answer's log-likelihood after the prompt, from vLLM's prompt log-probabilities of (prompt +
+        answer): one prefill per answer, or, where vLLM can read its prefix cache for them, only what the
+        cache lacks (the prompt's blocks are there from sampling this view, or from the first answer).
+
+        vLLM leaves the log-probabilities of cached positions unset. Where an answer's own tokens were
+        cached (it was sampled on this view), its missing tokens are read from short requests that each
+        stop one cache unit past a cached boundary: at most that unit is computed, and the token after the
+        request's end is scored as its one generated step. A token left without a log-probability (vLLM hit
+        the cache further than its unit allows) has its answer scored again without the cache."""
+        from vllm import SamplingParams
+
+        lora = self._lora(adapter)
+        start = len(prompt_ids)
+        sequences = [prompt_ids + answer for answer in answers]
+        if not self.scores_from_cache:
+            outputs = self._run(sequences, SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), lora)
+            return [sum(_prompt_logprobs(output, sequence, start).values())
+                    for output, sequence in zip(outputs, sequences)]  # every position computed
+
+        def reading(next_token: int | None = None, reads_cache: bool = True):  # unset entries: never detokenized
+            extra = {"logprobs": 1, "logprob_token_ids": [next_token]} if next_token is not None else {}
+            return SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
+                                  skip_reading_prefix_cache=not reads_cache, **extra)
+
+        outputs = self._run(sequences, reading(), lora)
+        known = [_prompt_logprobs(output, sequence, start, cached=True)
+                 for output, sequence in zip(outputs, sequences)]
+        self.scored_from_cache += sum(min(output.num_cached_tokens, start) for output in outputs)
+        unit = self._cache_unit()
+        pieces = [(i, end) for i, output in enumerate(outputs) if output.num_cached_tokens >= start
+                  for end in range((start - 1) // unit * unit + unit, output.num_cached_tokens + 1, unit)]
+        if pieces:
+            self.completed += len({i for i, _ in pieces})
+            params = [reading(sequences[i][end]) for i, end in pieces]
+            for (i, end), output in zip(pieces, self._run([sequences[i][:end] for i, end in pieces], params, lora)):
+                known[i].update(_prompt_logprobs(output, sequences[i][:end], start, cached=True))
+                known[i][end] = output.outputs[0].logprobs[0][sequences[i][end]].logprob
+        again = [i for i, sequence in enumerate(sequences) if len(known[i]) != len(sequence) - start]
+        if again:
+            self.rescored += len(again)
+            for i, output in zip(again, self._run([sequences[i] for i in again], reading(reads_cache=False), lora)):
+                known[i] = _prompt_logprobs(output, sequences[i], start)
+        return [sum(entries.values()) for entries in known]
+
+    def _cache_unit(self) -> int:
+        """The finest token boundary a prefix-cache hit lands on (vLLM's block size, unless finer)."""
+        cache = self.llm.llm_engine.vllm_config.cache_config
+        return getattr(cache, "prefix_match_unit", None) or cache.block_size
 
     def close(self) -> None:
         del self.llm
+
+
+def _prompt_logprobs(output, sequence: list[int], start: int, cached: bool = False) -> dict[int, float]:
+    """The log-probability of each token of `sequence` from index `start` that vLLM computed; of a request
+    that read the prefix cache (`cached`), only those after its cached positions (token k needs position
+    k - 1 computed: vLLM leaves the entries of the positions read from the cache unset)."""
+    first = max(start, output.num_cached_tokens + 1) if cached else start
+    entries = output.prompt_logprobs
+    return {k: entries[k][sequence[k]].logprob for k in range(first, len(sequence))}
 
 
 def free_accelerator_memory() -> None:

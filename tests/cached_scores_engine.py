@@ -1,0 +1,60 @@
+"""Helper for test_scoring: answers scored on vLLM's engine right after sampling on the same prompt (its
+blocks in the prefix cache, the greedy answer's too), beside the same answers scored by a full forward
+of the transformers model. Prints both as JSON. Run as a script (vLLM's engine wants its own process):
+
+    python tests/cached_scores_engine.py --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+from pathlib import Path
+
+PROMPT, GREEDY = 300, 260  # tokens: the greedy answer's cached blocks reach past the prompt at any block size to 256
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from arc_submit.config import SamplingConfig
+    from arc_submit.predict.backends import create_sampler
+    from tests.tiny_model import build_winner_model
+
+    out = Path(args.out)
+    folder = build_winner_model(out.parent / "model", "nvarc")  # a head size vLLM's CPU attention takes
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    vocabulary = model.config.vocab_size
+    rng = random.Random(0)
+    prompt = [rng.randrange(vocabulary) for _ in range(PROMPT)]
+    sampler = create_sampler(SamplingConfig(kv_cache_gib=1.0), folder, "float32", 2048, 0, "cpu")
+    [sampled] = sampler.llm.generate([TokensPrompt(prompt_token_ids=prompt)],
+                                     SamplingParams(temperature=0.0, max_tokens=GREEDY, ignore_eos=True),
+                                     use_tqdm=False)
+    greedy = list(sampled.outputs[0].token_ids)
+    leave = (greedy[0] + 1) % vocabulary  # leaves the greedy path at once: none of its tokens cached
+    answers = [greedy, greedy[:150]] + [[leave] + [rng.randrange(vocabulary) for _ in range(n - 1)] for n in (50, 180)]
+    engine = sampler.score(prompt, answers)
+    with torch.no_grad():
+        reference = []
+        for answer in answers:
+            logits = model(torch.tensor([prompt + answer])).logits[0, len(prompt) - 1: -1].float()
+            reference.append(float(torch.log_softmax(logits, -1).gather(1, torch.tensor(answer)[:, None]).sum()))
+    out.write_text(json.dumps({
+        "engine": engine, "reference": reference, "scores_from_cache": sampler.scores_from_cache,
+        "reads_cache_param": all(hasattr(SamplingParams(), name) for name in ("skip_reading_prefix_cache",
+                                                                             "logprob_token_ids")),
+        "completed": sampler.completed, "rescored": sampler.rescored, "scored_from_cache": sampler.scored_from_cache}))
+
+
+if __name__ == "__main__":
+    main()
