@@ -254,8 +254,10 @@ class VotingConfig:
     views: int = option(8, "poe, nvarc and architects: augmented views each distinct candidate is scored under")
     scorer: str = option("auto", "what scores the candidates: engine (the sampler, with the weights it serves) | "
                                  "model (the transformers model in memory, the task's adapter kept attached: a "
-                                 "view's prompt prefilled once for all its candidates) | auto (model for vLLM on "
-                                 "CPU, measured 2.7-3.4x faster there; engine otherwise)")
+                                 "view's prompt prefilled once for all its candidates) | auto (the engine where it "
+                                 "reads its prefix cache to score (vLLM 0.32); else the model for vLLM on CPU, "
+                                 "measured 2.7-3.4x faster there than a prefill per view and candidate; the "
+                                 "engine otherwise)")
 
     def __post_init__(self):
         _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")

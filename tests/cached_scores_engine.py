@@ -28,6 +28,7 @@ def main() -> None:
 
     from arc_submit.config import SamplingConfig
     from arc_submit.predict.backends import create_sampler
+    from arc_submit.run.stack import scores_on_model
     from tests.tiny_model import build_winner_model
 
     out = Path(args.out)
@@ -53,6 +54,7 @@ def main() -> None:
         "engine": engine, "reference": reference, "scores_from_cache": sampler.scores_from_cache,
         "reads_cache_param": all(hasattr(SamplingParams(), name) for name in ("skip_reading_prefix_cache",
                                                                              "logprob_token_ids")),
+        "auto_on_model": scores_on_model("auto", "vllm", "cpu", sampler.scores_from_cache),
         "completed": sampler.completed, "rescored": sampler.rescored, "scored_from_cache": sampler.scored_from_cache}))
 
 

@@ -211,6 +211,7 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     found = json.loads((tmp_path / "scores.json").read_text())
     assert found["engine"] == pytest.approx(found["reference"], abs=2e-3)
     assert found["scores_from_cache"] == found["reads_cache_param"]  # the path is taken wherever vLLM has it
+    assert found["auto_on_model"] is not found["scores_from_cache"]  # voting.scorer = "auto" on CPU: the engine if so
     if found["scores_from_cache"]:
         assert found["completed"] == 2 and found["rescored"] == 0  # the greedy answer and its prefix
         assert found["scored_from_cache"] >= 4 * 256  # at least two 128-token blocks of the 300-token prompt each

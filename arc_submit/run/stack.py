@@ -46,6 +46,17 @@ class PushError(Exception):
     """Weights that did not take effect in the sampler: a configuration or code error, never a task's."""
 
 
+def scores_on_model(choice: str, backend: str, device: str, engine_reads_cache: bool) -> bool:
+    """`voting.scorer`: whether candidates are scored on the model in memory. auto: the engine where it reads
+    its prefix cache to score (vLLM 0.32; the sampled views' prompts are not computed again: measured
+    faster than the model on CPU); else the model for vLLM on CPU, where a view's prompt prefilled once for
+    all its candidates measured 2.7-3.4x faster than a prefill per (view, candidate); the engine on a GPU,
+    where nothing was measured and the memory plan counts no KV cache for the model beside the engine's."""
+    if choice == "auto":
+        return backend == "vllm" and device == "cpu" and not engine_reads_cache
+    return choice == "model"
+
+
 @dataclass
 class Stack:
     """The heavy state kept for the whole run: tokenizer, training model, live sampler."""
@@ -78,14 +89,9 @@ class Stack:
 
     @property
     def scores_on_model(self) -> bool:
-        """Candidates scored on the transformers model in memory rather than on the engine (`voting.scorer`).
-        auto: the model for vLLM on CPU, where a view's prompt prefilled once for all its candidates measured
-        2.7-3.4x faster than vLLM's prefill per (view, candidate); the engine on a GPU, where nothing was
-        measured and the memory plan counts no KV cache for the model beside the engine's."""
-        choice = self.config.voting.scorer
-        if choice == "auto":
-            return self.config.sampling.backend == "vllm" and self.device == "cpu"
-        return choice == "model"
+        """Candidates scored on the transformers model in memory rather than on the engine (`voting.scorer`)."""
+        return scores_on_model(self.config.voting.scorer, self.config.sampling.backend, self.device,
+                               getattr(self.sampler, "scores_from_cache", False))
 
     @contextmanager
     def scorer(self, trained=None) -> Iterator[Sampler | ModelScorer]:
