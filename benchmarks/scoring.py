@@ -1,7 +1,10 @@
 """Scoring benchmark: seconds to score C candidates under V views of one ARC-AGI-1 eval task with the embedded
 model (float32, CPU), on each backend, one process, so that the ratios compare like with like:
 
-    vllm      VLLMSampler.score: one request per (prompt + answer) with prompt log-probabilities
+    vllm      VLLMSampler.score as on vLLM 0.11: one request per (prompt + answer), every token computed
+    vllm-cache VLLMSampler.score reading the prefix cache (vLLM 0.32): the view's prompt computed once, by
+              the first of its answers' requests (the cache is emptied before each repeat: no sampling put
+              the prompts there, as a run's sampling does)
     tf-old    the transformers backend before shared-prefix batching: one forward per answer, cache cropped
     tf-new    TransformersSampler.score: the prompt prefilled once, all answers in one batched forward
 
@@ -62,7 +65,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--task-rank", type=int, default=40, help="the Nth smallest ARC-AGI-1 eval task")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--backends", default="vllm,tf-old,tf-new")
+    parser.add_argument("--backends", default="vllm,vllm-cache,tf-old,tf-new")
     parser.add_argument("--out", default="runs/bench-scoring.json")
     args = parser.parse_args()
 
@@ -90,16 +93,21 @@ def main() -> None:
     scorers = {"tf-new": transformers,
                "tf-old": Scorer(lambda prompt, answers, adapter=None: crop_one_by_one(transformers.model, prompt, answers))}
     if "vllm" in args.backends:
-        scorers["vllm"] = create_sampler(dataclasses.replace(sampling, backend="vllm"), model_dir, "float32",
-                                         config.prompt.max_seq_len, 0, "cpu")
+        engine = create_sampler(dataclasses.replace(sampling, backend="vllm"), model_dir, "float32",
+                                config.prompt.max_seq_len, 0, "cpu")
+        scorers["vllm"] = scorers["vllm-cache"] = engine
     result = {"task": task.task_id, "views": len(views), "candidates": len(grids), "threads": torch.get_num_threads(),
               "prompt_tokens": [len(prompt) for _, prompt in views],
               "answer_tokens": [len(builder.answer_ids(grid)) for grid in grids], "seconds": {}, "max_difference": {}}
     scores = {}
     for name in args.backends.split(","):
+        if name.startswith("vllm"):
+            engine.reads_cache_to_score = name == "vllm-cache"
         view_logprobs(scorers[name], builder, views[:1], grids[:2])  # warm-up
         seconds = []
         for _ in range(args.repeats):
+            if name.startswith("vllm"):
+                engine.llm.reset_prefix_cache()
             start = time.perf_counter()
             scores[name] = view_logprobs(scorers[name], builder, views, grids)
             seconds.append(time.perf_counter() - start)

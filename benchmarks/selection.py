@@ -90,37 +90,52 @@ def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dic
 
 
 def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> dict:
-    """--scorers: the candidates scored on the engine too (`on_model`: their scores on the model in memory,
-    voting.scorer = "model"); the seconds it took, the largest difference, and whether poe and nvarc choose
-    the same attempts either way."""
+    """--scorers: the candidates scored on the engine too, first reading its prefix cache, then with a
+    prefill of every (view, candidate) as before (`on_model`: their scores on the model in memory,
+    voting.scorer = "model"); the seconds each took, the largest difference of either from the model's, and
+    whether poe and nvarc choose the same attempts on the engine (cache read) and on the model."""
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.predict.selection import select_attempts
 
-    start = time.perf_counter()
-    on_engine, _ = score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views, adapter)
-    seconds = time.perf_counter() - start
-    differences = [abs(a - b) for engine, model in zip(on_engine, on_model) for key in engine
+    def on_engine_timed(reads_cache: bool) -> tuple[list, float]:
+        stack.sampler.reads_cache_to_score = reads_cache
+        start = time.perf_counter()
+        try:
+            return score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views,
+                                    adapter)[0], time.perf_counter() - start
+        finally:
+            stack.sampler.reads_cache_to_score = True
+
+    on_engine, seconds = on_engine_timed(reads_cache=True)  # the sampled views' prompts from the prefix cache
+    uncached, uncached_seconds = on_engine_timed(reads_cache=False)  # a prefill per (view, candidate), as before
+    differences = [abs(a - b) for engine, model in zip(uncached, on_model) for key in engine
                    for a, b in zip(engine[key], model[key], strict=True)]
+    differences += [abs(a - b) for engine, model in zip(on_engine, on_model) for key in engine
+                    for a, b in zip(engine[key], model[key], strict=True)]
     same = {rule: select_attempts(task, candidates, rule, on_engine)[1] == select_attempts(task, candidates, rule,
                                                                                            on_model)[1]
             for rule in ("poe", "nvarc")}
-    return {"engine_scoring": seconds, "scores": len(differences), "largest_difference": max(differences, default=0.0),
+    return {"engine_scoring": seconds, "engine_uncached_scoring": uncached_seconds, "scores": len(differences) // 2,
+            "cache_reads": stack.sampler.scores_from_cache, "largest_difference": max(differences, default=0.0),
             "same_attempts": same}
 
 
 def scorers_table(results: list[dict]) -> str:
-    """--scorers: per method, the seconds of sampling, of scoring on the model and on the engine, summed over
-    the tasks, and their ratios."""
-    lines = ["| candidates | sampling s | model scoring s | engine scoring s | engine ÷ model | model ÷ sampling | "
-             "engine ÷ sampling | largest difference | same attempts |", "|---|---|---|---|---|---|---|---|---|"]
+    """--scorers: per method, the seconds of sampling, of scoring on the model, on the engine reading its
+    prefix cache and on the engine with a prefill per (view, candidate), summed over the tasks; the ratios."""
+    lines = ["| candidates | sampling s | model scoring s | engine scoring s | engine, a prefill per pair s | "
+             "model ÷ sampling | engine ÷ sampling | a prefill per pair ÷ sampling | largest difference | "
+             "same attempts |", "|---|---|---|---|---|---|---|---|---|---|"]
     for method in ("greedy", "dfs"):
         sampling = sum(r["seconds"][method] for r in results)
         model = sum(r["seconds"][f"{method}_scoring"] for r in results)
         engine = sum(r["scorers"][method]["engine_scoring"] for r in results)
+        uncached = sum(r["scorers"][method].get("engine_uncached_scoring", r["scorers"][method]["engine_scoring"])
+                       for r in results)
         largest = max(r["scorers"][method]["largest_difference"] for r in results)
         same = all(all(r["scorers"][method]["same_attempts"].values()) for r in results)
-        lines.append(f"| {method} | {sampling:.1f} | {model:.1f} | {engine:.1f} | {engine / model:.2f} | "
-                     f"{model / sampling:.2f} | {engine / sampling:.2f} | {largest:.1e} | "
+        lines.append(f"| {method} | {sampling:.1f} | {model:.1f} | {engine:.1f} | {uncached:.1f} | "
+                     f"{model / sampling:.2f} | {engine / sampling:.2f} | {uncached / sampling:.2f} | {largest:.1e} | "
                      f"{'all' if same else 'not all'} |")
     return "\n".join(lines)
 

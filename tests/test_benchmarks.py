@@ -36,3 +36,12 @@ def test_the_schedule_simulation_spends_the_12_hours_and_cuts_nothing_that_fits(
     assert fits["not_full"] == 0 and fits["steps"] == 200 * 240
     assert binds["over_s"] == 0 and 0 < binds["unused_share"] <= 0.05
     assert binds["fallback"] == 0 and binds["steps"] < 200 * 240
+
+
+def test_scorers_comparison_prints_readme_table_from_committed_results(tmp_path):
+    shutil.copy(ROOT / "benchmarks/results/scorers-cpu-seed0.json", tmp_path / "results.json")
+    result = subprocess.run([sys.executable, "benchmarks/selection.py", "--tasks", "4", "--local", "4", "--scorers",
+                             "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    table = result.stdout.strip().split("\n\n")[-1]
+    assert table.startswith("| candidates | sampling s") and table.count("\n") == 3
+    assert table in (ROOT / "README.md").read_text()

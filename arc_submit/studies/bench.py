@@ -10,8 +10,10 @@
   BudgetStop), to show what ending a branch at its budget saves;
 - scoring: every distinct candidate (greedy's, and each test output under the 8 rotations/reflections as
   stand-ins for a trained model's) scored under `voting.views` views (the poe and
-  nvarc rules' cost), on the sampling engine and on the transformers model in memory (prompt prefilled
-  once per view), against the sampling that found them;
+  nvarc rules' cost), on the sampling engine (reading its prefix cache where vLLM can, and, to compare,
+  with a prefill per view and candidate as before) and on the transformers model in memory (prompt
+  prefilled once per view), against the sampling that found them; the views are not the sampled ones,
+  so no prompt is in the cache beforehand;
 - ttft: our trainer against a plain PyTorch + peft loop on the same examples, as trained tokens/s;
 - push memory: peak resident memory of one push of merged weights, held whole (as before) against
   streamed tensor by tensor (as now);
@@ -127,9 +129,11 @@ def bench_dfs(stack, tasks, augmentations: int) -> dict:
 
 
 def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
-    """Seconds to score each task's distinct candidates under `views` views of its test inputs, on the
-    sampler and on the transformers model in memory (the same base weights), against the seconds greedy
-    sampling of `augmentations` views took; the two scorers' largest difference. The candidates are the
+    """Seconds to score each task's distinct candidates under `views` views of its test inputs (other views
+    than the sampled ones), on the sampler (and, where it reads its prefix cache to score, on the sampler
+    with a prefill per view and candidate) and on the transformers model in memory (the same base weights),
+    against the seconds greedy sampling of `augmentations` views took; the largest difference from the
+    model's scores. The candidates are the
     greedy ones that parse and, as stand-ins for a trained model's (the cost is in their lengths), each
     test output under the 8 rotations and reflections."""
     from arc_submit.data.augment import TRANSFORMS, Augmentation
@@ -141,28 +145,39 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
     greedy = dataclasses.replace(stack.config.sampling, augmentations=augmentations, method="sample",
                                  temperature=0.0, samples=1)
     scoring = dataclasses.replace(greedy, augmentations=views)
-    seconds = {"sample_s": 0.0, "engine_score_s": 0.0, "model_score_s": 0.0}
-    scores: dict[str, list] = {"engine": [], "model": []}
+    scorers = {"engine": (stack.sampler, True)}  # name: (scorer, whether the engine reads its prefix cache)
+    if getattr(stack.sampler, "scores_from_cache", False):
+        scorers["engine_uncached"] = (stack.sampler, False)  # a prefill per (view, candidate), as before
+    scorers["model"] = (ModelScorer(stack.model), None)
+    seconds = {"sample_s": 0.0, **{f"{name}_score_s": 0.0 for name in scorers}}
+    scores: dict[str, list] = {name: [] for name in scorers}
     grids = 0
-    for task in tasks:
-        jobs = prompt_jobs(task, stack.builder, greedy, 0, answer_reserve(task, stack.builder, greedy))[0]
-        start = time.perf_counter()
-        candidates = find_candidates(stack.sampler, stack.builder, task, jobs, greedy)[0]
-        seconds["sample_s"] += time.perf_counter() - start
-        for output, pair in zip(candidates, task.test):  # an untrained model's answers rarely parse: stand-ins
-            output += [Candidate(Augmentation(transform).apply_grid(pair.output), None, Augmentation())
-                       for transform in TRANSFORMS]
-        grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
-        views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
-        for name, scorer in (("engine", stack.sampler), ("model", ModelScorer(stack.model))):
+    try:
+        for task in tasks:
+            jobs = prompt_jobs(task, stack.builder, greedy, 0, answer_reserve(task, stack.builder, greedy))[0]
             start = time.perf_counter()
-            scored, _ = score_candidates(scorer, stack.builder, candidates, views_jobs, views)
-            seconds[f"{name}_score_s"] += time.perf_counter() - start
-            scores[name] += [value for output in scored for key in sorted(output) for value in output[key]]
-    difference = max((abs(a - b) for a, b in zip(scores["engine"], scores["model"])), default=0.0)
+            candidates = find_candidates(stack.sampler, stack.builder, task, jobs, greedy)[0]
+            seconds["sample_s"] += time.perf_counter() - start
+            for output, pair in zip(candidates, task.test):  # an untrained model's answers rarely parse: stand-ins
+                output += [Candidate(Augmentation(transform).apply_grid(pair.output), None, Augmentation())
+                           for transform in TRANSFORMS]
+            grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
+            views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
+            for name, (scorer, reads_cache) in scorers.items():
+                if reads_cache is not None and hasattr(scorer, "reads_cache_to_score"):
+                    scorer.reads_cache_to_score = reads_cache
+                start = time.perf_counter()
+                scored, _ = score_candidates(scorer, stack.builder, candidates, views_jobs, views)
+                seconds[f"{name}_score_s"] += time.perf_counter() - start
+                scores[name] += [value for output in scored for key in sorted(output) for value in output[key]]
+    finally:
+        if hasattr(stack.sampler, "reads_cache_to_score"):
+            stack.sampler.reads_cache_to_score = True
+    difference = max((abs(a - b) for name in scorers if name != "model" for a, b in zip(scores[name], scores["model"])),
+                     default=0.0)
     return {"tasks": len(tasks), "views": views, "candidate_grids": grids, "scores": len(scores["model"]), **seconds,
-            "largest_difference": difference, "engine_ratio": seconds["engine_score_s"] / seconds["sample_s"],
-            "model_ratio": seconds["model_score_s"] / seconds["sample_s"]}
+            "largest_difference": difference,
+            **{f"{name}_ratio": seconds[f"{name}_score_s"] / seconds["sample_s"] for name in scorers}}
 
 
 def plain_training_loop(model, examples, config, pad_id: int, seed: int) -> tuple[int, float]:
