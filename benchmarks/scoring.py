@@ -77,7 +77,7 @@ def main() -> None:
     from arc_submit.data.tasks import load_dataset
     from arc_submit.model.load import prompt_builder
     from arc_submit.model.resolve import resolve
-    from arc_submit.predict.backends import TransformersSampler, create_sampler
+    from arc_submit.predict.backends import TransformersSampler, cache_reading, create_sampler
     from arc_submit.predict.candidates import answer_reserve, prompt_jobs
     from arc_submit.predict.scoring import view_logprobs
 
@@ -101,16 +101,15 @@ def main() -> None:
               "answer_tokens": [len(builder.answer_ids(grid)) for grid in grids], "seconds": {}, "max_difference": {}}
     scores = {}
     for name in args.backends.split(","):
-        if name.startswith("vllm"):
-            engine.reads_cache_to_score = name == "vllm-cache"
-        view_logprobs(scorers[name], builder, views[:1], grids[:2])  # warm-up
-        seconds = []
-        for _ in range(args.repeats):
-            if name.startswith("vllm"):
-                engine.llm.reset_prefix_cache()
-            start = time.perf_counter()
-            scores[name] = view_logprobs(scorers[name], builder, views, grids)
-            seconds.append(time.perf_counter() - start)
+        with cache_reading(scorers[name], name != "vllm"):
+            view_logprobs(scorers[name], builder, views[:1], grids[:2])  # warm-up
+            seconds = []
+            for _ in range(args.repeats):
+                if name.startswith("vllm"):
+                    engine.llm.reset_prefix_cache()
+                start = time.perf_counter()
+                scores[name] = view_logprobs(scorers[name], builder, views, grids)
+                seconds.append(time.perf_counter() - start)
         result["seconds"][name] = round(min(seconds), 3)
         print(f"{name}: {min(seconds):.2f} s for {len(views)} views x {len(grids)} candidates", flush=True)
     reference = scores.get("tf-new")

@@ -94,17 +94,16 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
     prefill of every (view, candidate) as before (`on_model`: their scores on the model in memory,
     voting.scorer = "model"); the seconds each took, the largest difference of either from the model's, and
     whether poe and nvarc choose the same attempts on the engine (cache read) and on the model."""
+    from arc_submit.predict.backends import cache_reading
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.predict.selection import select_attempts
 
     def on_engine_timed(reads_cache: bool) -> tuple[list, float]:
-        stack.sampler.reads_cache_to_score = reads_cache
-        start = time.perf_counter()
-        try:
-            return score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views,
-                                    adapter)[0], time.perf_counter() - start
-        finally:
-            stack.sampler.reads_cache_to_score = True
+        with cache_reading(stack.sampler, reads_cache):
+            start = time.perf_counter()
+            scored, _ = score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views,
+                                         adapter)
+            return scored, time.perf_counter() - start
 
     on_engine, seconds = on_engine_timed(reads_cache=True)  # the sampled views' prompts from the prefix cache
     uncached, uncached_seconds = on_engine_timed(reads_cache=False)  # a prefill per (view, candidate), as before

@@ -15,7 +15,8 @@ import logging
 import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,12 @@ class VLLMSampler(Sampler):
             max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], use_tqdm_on_load=False, **options,
         )
         self.engine_starts = 1
+        from vllm import SamplingParams
+
+        # vLLM 0.32 can read its prefix cache for prompt log-probabilities; 0.11 skips it for any request
+        # that asks for them, and has no logprob_token_ids
+        self.can_score_from_cache = {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(
+            getattr(SamplingParams, "__struct_fields__", ()))
         self._warm_logprobs()
 
     def _warm_logprobs(self) -> None:
@@ -276,12 +283,8 @@ class VLLMSampler(Sampler):
 
     @property
     def scores_from_cache(self) -> bool:
-        """Whether scoring reads the prefix cache: this vLLM can for prompt log-probabilities (0.32 can; 0.11
-        skips the cache for any request that asks for them) and it is not turned off."""
-        from vllm import SamplingParams
-
-        fields = getattr(SamplingParams, "__struct_fields__", ())
-        return self.reads_cache_to_score and {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(fields)
+        """Whether scoring reads the prefix cache: this vLLM can, and it is not turned off."""
+        return self.reads_cache_to_score and self.can_score_from_cache
 
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
         """Each answer's log-likelihood after the prompt, from vLLM's prompt log-probabilities of (prompt +
@@ -335,6 +338,20 @@ class VLLMSampler(Sampler):
 
     def close(self) -> None:
         del self.llm
+
+
+@contextmanager
+def cache_reading(sampler: Sampler, on: bool) -> Iterator[None]:
+    """For the block, scoring on `sampler` reads vLLM's prefix cache (`on`) or prefills every (view,
+    candidate) as before: the benchmarks time both. A sampler that never reads it is left as it is."""
+    if not hasattr(sampler, "reads_cache_to_score"):
+        yield
+        return
+    before, sampler.reads_cache_to_score = sampler.reads_cache_to_score, on
+    try:
+        yield
+    finally:
+        sampler.reads_cache_to_score = before
 
 
 def _prompt_logprobs(output, sequence: list[int], start: int, cached: bool = False) -> dict[int, float]:

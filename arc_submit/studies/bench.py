@@ -138,6 +138,7 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
     test output under the 8 rotations and reflections."""
     from arc_submit.data.augment import TRANSFORMS, Augmentation
     from arc_submit.data.tasks import grid_key
+    from arc_submit.predict.backends import cache_reading
     from arc_submit.predict.candidates import Candidate, answer_reserve, find_candidates, prompt_jobs
     from arc_submit.predict.prefix_scoring import ModelScorer
     from arc_submit.predict.scoring import score_candidates
@@ -148,31 +149,26 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
     scorers = {"engine": (stack.sampler, True)}  # name: (scorer, whether the engine reads its prefix cache)
     if getattr(stack.sampler, "scores_from_cache", False):
         scorers["engine_uncached"] = (stack.sampler, False)  # a prefill per (view, candidate), as before
-    scorers["model"] = (ModelScorer(stack.model), None)
+    scorers["model"] = (ModelScorer(stack.model), True)
     seconds = {"sample_s": 0.0, **{f"{name}_score_s": 0.0 for name in scorers}}
     scores: dict[str, list] = {name: [] for name in scorers}
     grids = 0
-    try:
-        for task in tasks:
-            jobs = prompt_jobs(task, stack.builder, greedy, 0, answer_reserve(task, stack.builder, greedy))[0]
-            start = time.perf_counter()
-            candidates = find_candidates(stack.sampler, stack.builder, task, jobs, greedy)[0]
-            seconds["sample_s"] += time.perf_counter() - start
-            for output, pair in zip(candidates, task.test):  # an untrained model's answers rarely parse: stand-ins
-                output += [Candidate(Augmentation(transform).apply_grid(pair.output), None, Augmentation())
-                           for transform in TRANSFORMS]
-            grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
-            views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
-            for name, (scorer, reads_cache) in scorers.items():
-                if reads_cache is not None and hasattr(scorer, "reads_cache_to_score"):
-                    scorer.reads_cache_to_score = reads_cache
+    for task in tasks:
+        jobs = prompt_jobs(task, stack.builder, greedy, 0, answer_reserve(task, stack.builder, greedy))[0]
+        start = time.perf_counter()
+        candidates = find_candidates(stack.sampler, stack.builder, task, jobs, greedy)[0]
+        seconds["sample_s"] += time.perf_counter() - start
+        for output, pair in zip(candidates, task.test):  # an untrained model's answers rarely parse: stand-ins
+            output += [Candidate(Augmentation(transform).apply_grid(pair.output), None, Augmentation())
+                       for transform in TRANSFORMS]
+        grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
+        views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
+        for name, (scorer, reads_cache) in scorers.items():
+            with cache_reading(scorer, reads_cache):
                 start = time.perf_counter()
                 scored, _ = score_candidates(scorer, stack.builder, candidates, views_jobs, views)
                 seconds[f"{name}_score_s"] += time.perf_counter() - start
-                scores[name] += [value for output in scored for key in sorted(output) for value in output[key]]
-    finally:
-        if hasattr(stack.sampler, "reads_cache_to_score"):
-            stack.sampler.reads_cache_to_score = True
+            scores[name] += [value for output in scored for key in sorted(output) for value in output[key]]
     difference = max((abs(a - b) for name in scorers if name != "model" for a, b in zip(scores[name], scores["model"])),
                      default=0.0)
     return {"tasks": len(tasks), "views": views, "candidate_grids": grids, "scores": len(scores["model"]), **seconds,
