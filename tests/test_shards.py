@@ -105,6 +105,7 @@ def test_bench_measures_every_part_with_tiny_settings(tiny_model_dir, tmp_path):
     assert "warning" not in result.stderr.lower(), result.stderr  # the libraries' warnings go to a file
     assert summary["library_warnings"] >= 0
     assert summary["sampling"]["ratio"] > 0 and summary["ttft"]["ratio"] > 0 and summary["ttft"]["same_tokens"]
+    assert summary["sampling"]["prefill_ratio"] > 0 and "decode_ratio" in summary["sampling"]  # the parts apart
     assert summary["dfs"]["ratio"] > 0 and summary["dfs"]["prompts"] == 4
     scoring = summary["scoring"]  # the sampler's scoring and the model's prefix-shared scoring agree
     assert scoring["scores"] > 0 and scoring["largest_difference"] < 1e-3 and scoring["model_ratio"] > 0

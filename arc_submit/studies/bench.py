@@ -4,7 +4,8 @@
                                                        # part (--rule-tasks 0 skips it); last line is JSON
 
 - sampling: our sampler (the config's backend, vLLM by default) against plain transformers `generate`
-  on the same model, prompts and number of new tokens (prefill included), as new tokens per second;
+  on the same model, prompts and number of new tokens (prefill included), as new tokens per second; and
+  the two parts apart: the prefill (one new token) and the decoding (the rest), each as a ratio;
 - dfs: DFS (the config's min_prob and max_candidates) against greedy sampling of the same views, as
   seconds and candidates found; on vLLM also DFS with every branch decoded to its end (as before
   BudgetStop), to show what ending a branch at its budget saves;
@@ -74,22 +75,32 @@ def transformers_generate(model, prompts: list[list[int]], new_tokens: int, pad_
 
 
 def bench_sampling(stack, prompts: list[list[int]], new_tokens: int) -> dict:
+    """Our sampler against plain `generate` on the same prompts: the whole (prefill and `new_tokens` tokens
+    each) as `ratio`, and its two parts, each measured the same way: the prefill alone (one new token) as
+    `prefill_ratio`, and the rest (whole minus prefill) as `decode_ratio`. Each prefix cache emptied first."""
     from arc_submit.predict.backends import Request
 
-    requests = [Request(p, 1, 0.0, new_tokens, i, ignore_eos=True) for i, p in enumerate(prompts)]
-    stack.sampler.generate(requests[:1])  # warm-up, not timed
-    start = time.perf_counter()
-    stack.sampler.generate(requests)
-    ours = time.perf_counter() - start
+    def ours(tokens: int) -> float:
+        if hasattr(stack.sampler, "llm"):
+            stack.sampler.llm.reset_prefix_cache()  # every prompt prefilled, as `generate` prefills it
+        requests = [Request(p, 1, 0.0, tokens, i, ignore_eos=True) for i, p in enumerate(prompts)]
+        start = time.perf_counter()
+        stack.sampler.generate(requests)
+        return time.perf_counter() - start
+
+    stack.sampler.generate([Request(prompts[0], 1, 0.0, 4, 0, ignore_eos=True)])  # warm-up, not timed
     pad = stack.builder.tokenizer.pad_token_id
     pad = pad if pad is not None else stack.builder.tokenizer.eos_token_id
     transformers_generate(stack.model, prompts[:1], 4, pad)  # warm-up
-    baseline = transformers_generate(stack.model, prompts, new_tokens, pad)
+    whole, prefill = ours(new_tokens), ours(1)
+    baseline, baseline_prefill = (transformers_generate(stack.model, prompts, tokens, pad) for tokens in (new_tokens, 1))
     tokens = len(prompts) * new_tokens
     return {"prompts": len(prompts), "new_tokens_each": new_tokens,
             "prompt_tokens_mean": float(np.mean([len(p) for p in prompts])),
-            "ours_tokens_per_s": tokens / ours, "transformers_tokens_per_s": tokens / baseline,
-            "ratio": baseline / ours}
+            "ours_tokens_per_s": tokens / whole, "transformers_tokens_per_s": tokens / baseline,
+            "ratio": baseline / whole, "ours_prefill_s": prefill, "transformers_prefill_s": baseline_prefill,
+            "prefill_ratio": baseline_prefill / prefill,
+            "decode_ratio": (baseline - baseline_prefill) / max(whole - prefill, 1e-9)}
 
 
 def bench_dfs(stack, tasks, augmentations: int) -> dict:
