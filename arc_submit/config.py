@@ -211,8 +211,10 @@ class SamplingConfig:
     kv_cache_gib: float = option(2.0, "vLLM on CPU: KV cache size in GiB")
     enforce_eager: bool = option(True, "vLLM: skip graph capture (faster start, slower decoding)")
     max_batched_tokens: int = option(0, "vLLM: the most tokens one engine step computes (max_num_batched_tokens; "
-                                        "0 = vLLM's default, 8192 on GPUs under 70 GiB); bounds poe/nvarc scoring, "
-                                        "whose log-softmax over the vocabulary takes 8 bytes x vocabulary per token")
+                                        "0 = vLLM's default, 8192 on GPUs under 70 GiB, 4096 on CPU); bounds poe/nvarc "
+                                        "scoring, whose log-softmax over the vocabulary takes 8 bytes x vocabulary per "
+                                        "token. On CPU at least prompt.max_seq_len x samples: a seeded sampling must "
+                                        "never cut a prompt in parts there (torch's CPU generators cannot rewind)")
     sleep_while_training: bool = option(False, "vLLM on CUDA: free the engine's GPU memory (sleep mode) during "
                                                "TTFT, so training and the engine share one GPU")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of prompts"})

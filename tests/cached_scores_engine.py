@@ -27,7 +27,7 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
 
     from arc_submit.config import SamplingConfig
-    from arc_submit.predict.backends import create_sampler
+    from arc_submit.predict.backends import Request, create_sampler
     from arc_submit.run.stack import scores_on_model
     from tests.tiny_model import build_winner_model
 
@@ -37,7 +37,8 @@ def main() -> None:
     vocabulary = model.config.vocab_size
     rng = random.Random(0)
     prompt = [rng.randrange(vocabulary) for _ in range(PROMPT)]
-    sampler = create_sampler(SamplingConfig(kv_cache_gib=1.0), folder, "float32", 2048, 0, "cpu")
+    # a step of 256 tokens would cut the 300-token prompt in two, and seeded sampling there raised on CPU
+    sampler = create_sampler(SamplingConfig(kv_cache_gib=1.0, max_batched_tokens=256), folder, "float32", 2048, 0, "cpu")
     [sampled] = sampler.llm.generate([TokensPrompt(prompt_token_ids=prompt)],
                                      SamplingParams(temperature=0.0, max_tokens=GREEDY, ignore_eos=True),
                                      use_tqdm=False)
@@ -45,13 +46,17 @@ def main() -> None:
     leave = (greedy[0] + 1) % vocabulary  # leaves the greedy path at once: none of its tokens cached
     answers = [greedy, greedy[:150]] + [[leave] + [rng.randrange(vocabulary) for _ in range(n - 1)] for n in (50, 180)]
     engine = sampler.score(prompt, answers)
+    # eight prompts, nothing of them cached, two samples each: more than one step of vLLM 0.11 holds
+    fresh = [[random.Random(seed).randrange(vocabulary) for _ in range(PROMPT)] for seed in range(1, 9)]
+    seeded = [[[c.text for c in outputs] for outputs in sampler.generate(
+        [Request(ids, 2, 0.7, 8, seed, ignore_eos=True) for seed, ids in enumerate(fresh)])] for _ in range(2)]
     with torch.no_grad():
         reference = []
         for answer in answers:
             logits = model(torch.tensor([prompt + answer])).logits[0, len(prompt) - 1: -1].float()
             reference.append(float(torch.log_softmax(logits, -1).gather(1, torch.tensor(answer)[:, None]).sum()))
     out.write_text(json.dumps({
-        "engine": engine, "reference": reference, "scores_from_cache": sampler.scores_from_cache,
+        "engine": engine, "reference": reference, "seeded": seeded, "seeded_call_tokens": sampler.seeded_call_tokens, "scores_from_cache": sampler.scores_from_cache,
         "reads_cache_param": all(hasattr(SamplingParams(), name) for name in ("skip_reading_prefix_cache",
                                                                              "logprob_token_ids")),
         "auto_on_model": scores_on_model("auto", "vllm", "cpu", sampler.scores_from_cache),

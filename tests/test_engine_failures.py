@@ -82,3 +82,16 @@ def test_a_failed_wake_breaks_the_engine():
         sampler.wake()
     with pytest.raises(EngineBroken, match="not used again"):
         sampler.prompt_logprobs([1, 2, 3])
+
+
+def test_the_cpu_twins_ipex_kernel_is_not_given_four_samples_of_one_prompt(tmp_path):
+    """vLLM 0.11's CPU build (IPEX) fails once four requests decode on one prompt's cached blocks: four
+    samples per view are refused with one line, before the engine starts (elsewhere they are taken)."""
+    from arc_submit.config import SamplingConfig
+    from arc_submit.errors import UserError
+    from arc_submit.predict.backends import _decodes_with_ipex, create_sampler
+
+    if not _decodes_with_ipex():
+        pytest.skip("this vLLM decodes without IPEX (only vLLM 0.11's CPU build does)")
+    with pytest.raises(UserError, match=r"sampling.samples = 4: vLLM 0.11's CPU build .* use at most 3"):
+        create_sampler(SamplingConfig(samples=4, temperature=0.7), tmp_path / "no-model", "float32", 2048, 0, "cpu")

@@ -210,6 +210,10 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads((tmp_path / "scores.json").read_text())
     assert found["engine"] == pytest.approx(found["reference"], abs=2e-3)
+    first, again = found["seeded"]  # a seeded sampling at a temperature on CPU ran, and repeats itself
+    assert len(first) == 8 and all(len(samples) == 2 for samples in first) and first == again
+    # vLLM 0.11 cuts prompts whatever it is asked: there its seeded sampling went in calls that fit a step
+    assert found["seeded_call_tokens"] == (None if found["reads_cache_param"] else 2048)
     assert found["scores_from_cache"] == found["reads_cache_param"]  # the path is taken wherever vLLM has it
     assert found["auto_on_model"] is not found["scores_from_cache"]  # voting.scorer = "auto" on CPU: the engine if so
     if found["scores_from_cache"]:

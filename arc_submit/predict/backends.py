@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arc_submit.config import SamplingConfig
-from arc_submit.errors import EngineBroken
+from arc_submit.errors import EngineBroken, UserError
 from arc_submit.predict.dfs import Path as SearchPath
 from arc_submit.predict.prefix_scoring import answer_logprobs
 
 log = logging.getLogger(__name__)
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's engine can be sized for
 MAX_LOGPROBS = 32  # top tokens vLLM may report per step: DFS needs 1/min_prob + 1 of them
+IPEX_SHARED_DECODERS = 4  # vLLM 0.11's CPU build fails when this many requests decode on one prompt's cached blocks
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ class VLLMSampler(Sampler):
         # through Python's last-resort handler to the console
         if device == "cpu":
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(config.kv_cache_gib)))
+            if config.samples >= IPEX_SHARED_DECODERS and _decodes_with_ipex():
+                raise UserError(f"sampling.samples = {config.samples}: vLLM 0.11's CPU build decodes with IPEX, whose "
+                                f"kernel fails (\"Sliding window unsupported\") when {IPEX_SHARED_DECODERS} or more "
+                                "samples of one prompt decode together; use at most "
+                                f"{IPEX_SHARED_DECODERS - 1} here (vLLM 0.32 and the GPU build take any number)")
         from vllm import LLM
 
         from arc_submit.predict.budget_stop import BudgetStop
@@ -125,6 +131,10 @@ class VLLMSampler(Sampler):
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
         if config.max_batched_tokens:
             options["max_num_batched_tokens"] = config.max_batched_tokens
+        whole_prompts = device == "cpu" and not _generators_rewind()  # see _generators_rewind
+        if whole_prompts:  # a step holds any prompt with all its samples
+            options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(
+                max_seq_len * config.samples, options.get("max_num_batched_tokens", 0)))
         self.sleeps = device == "cuda" and config.sleep_while_training
         if self.sleeps:
             options["enable_sleep_mode"] = True
@@ -136,6 +146,11 @@ class VLLMSampler(Sampler):
             max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], use_tqdm_on_load=False, **options,
         )
         self.engine_starts = 1
+        scheduler = self.llm.llm_engine.vllm_config.scheduler_config
+        # vLLM 0.11 keeps chunked prefill on whatever it is asked: seeded sampling is sent in calls whose prompts
+        # (with their samples) fit one step, so that none is cut in parts
+        self.seeded_call_tokens = scheduler.max_num_batched_tokens if whole_prompts and getattr(
+            scheduler, "chunked_prefill_enabled", False) else None
         from vllm import SamplingParams
 
         # vLLM 0.32 can read its prefix cache for prompt log-probabilities; 0.11 skips it for any request
@@ -156,6 +171,7 @@ class VLLMSampler(Sampler):
         self.llm.reset_prefix_cache()
 
     broken: str | None = None  # why the engine is not used again
+    seeded_call_tokens: int | None = None  # vLLM 0.11 on CPU: the prompt tokens one call of seeded sampling holds
     cuts_branches = True  # DFS branches end at their budget (BudgetStop); `bench` turns it off to compare
     branch_tokens = 0  # tokens decoded by greedy_paths so far (what ending branches early saves)
 
@@ -221,6 +237,20 @@ class VLLMSampler(Sampler):
         return LoRARequest(adapter.name, adapter.number, str(adapter.folder))
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
+        if self.seeded_call_tokens and len(requests) > 1 and any(r.temperature > 0 for r in requests):
+            calls, tokens = [[]], 0
+            for request in requests:
+                cost = len(request.prompt_ids) * request.n
+                if calls[-1] and tokens + cost > self.seeded_call_tokens:
+                    calls.append([])
+                    tokens = 0
+                calls[-1].append(request)
+                tokens += cost
+            if len(calls) > 1:
+                return [completions for call in calls for completions in self._generate(call)]
+        return self._generate(requests)
+
+    def _generate(self, requests: list[Request]) -> list[list[Completion]]:
         from vllm import SamplingParams
 
         params = [
@@ -361,6 +391,35 @@ def _prompt_logprobs(output, sequence: list[int], start: int, cached: bool = Fal
     first = max(start, output.num_cached_tokens + 1) if cached else start
     entries = output.prompt_logprobs
     return {k: entries[k][sequence[k]].logprob for k in range(first, len(sequence))}
+
+
+def _generators_rewind() -> bool:
+    """Whether torch's CPU random generators keep an offset. vLLM (0.11 and 0.32) rewinds a seeded request's
+    generator when it discards the token sampled after a chunk of a prompt cut in parts, and torch's CPU
+    generators (2.8 and 2.13) refuse ("CPU Generator does not use offset"): sampling at a temperature with
+    a seed stopped the run at the first prompt cut in parts (measured: task be03b35f, 3 samples at 0.7).
+    Where they do not, no prompt is cut: vLLM 0.32 turns chunked prefill off, and a step holds a whole
+    prompt with all its samples; vLLM 0.11 keeps it on, so seeded sampling goes in calls that fit a step."""
+    import torch
+
+    try:
+        torch.Generator("cpu").get_offset()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _decodes_with_ipex() -> bool:
+    """Whether vLLM's CPU attention decodes through Intel's IPEX kernel (vLLM 0.11's CPU build with IPEX
+    installed, as the Kaggle pins' CPU twin has it). That kernel fails with "Sliding window unsupported"
+    once four requests decode on the same cached prompt blocks (measured: three pass; 300- and 681-token
+    prompts); vLLM's own kernel there (IPEX off, 16-token blocks) runs but decodes other tokens than a
+    transformers forward, so it is no way around."""
+    try:
+        from vllm.v1.attention.backends import cpu_attn
+    except ImportError:
+        return False
+    return bool(getattr(cpu_attn, "_use_ipex", False))
 
 
 def free_accelerator_memory() -> None:
