@@ -1,6 +1,8 @@
 """Helper for test_scoring: answers scored on vLLM's engine right after sampling on the same prompt (its
 blocks in the prefix cache, the greedy answer's too), beside the same answers scored by a full forward
-of the transformers model. Prints both as JSON. Run as a script (vLLM's engine wants its own process):
+of the transformers model; and, on the same engine (one start serves both), seeded sampling at a
+temperature of more prompts than one engine step holds, twice. Writes them as JSON. Run as a script
+(vLLM's engine wants its own process):
 
     python tests/cached_scores_engine.py --out result.json
 """
@@ -38,7 +40,8 @@ def main() -> None:
     rng = random.Random(0)
     prompt = [rng.randrange(vocabulary) for _ in range(PROMPT)]
     # a step of 256 tokens would cut the 300-token prompt in two, and seeded sampling there raised on CPU
-    sampler = create_sampler(SamplingConfig(kv_cache_gib=1.0, max_batched_tokens=256), folder, "float32", 2048, 0, "cpu")
+    sampler = create_sampler(SamplingConfig(kv_cache_gib=1.0, max_batched_tokens=256), folder, "float32", 2048, 0,
+                             "cpu")
     [sampled] = sampler.llm.generate([TokensPrompt(prompt_token_ids=prompt)],
                                      SamplingParams(temperature=0.0, max_tokens=GREEDY, ignore_eos=True),
                                      use_tqdm=False)
@@ -56,7 +59,8 @@ def main() -> None:
             logits = model(torch.tensor([prompt + answer])).logits[0, len(prompt) - 1: -1].float()
             reference.append(float(torch.log_softmax(logits, -1).gather(1, torch.tensor(answer)[:, None]).sum()))
     out.write_text(json.dumps({
-        "engine": engine, "reference": reference, "seeded": seeded, "seeded_call_tokens": sampler.seeded_call_tokens, "scores_from_cache": sampler.scores_from_cache,
+        "engine": engine, "reference": reference, "scores_from_cache": sampler.scores_from_cache,
+        "seeded": seeded, "seeded_call_tokens": sampler.seeded_call_tokens,
         "reads_cache_param": all(hasattr(SamplingParams(), name) for name in ("skip_reading_prefix_cache",
                                                                              "logprob_token_ids")),
         "auto_on_model": scores_on_model("auto", "vllm", "cpu", sampler.scores_from_cache),

@@ -197,7 +197,8 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     read them for prompt log-probabilities: the same log-likelihoods as a full forward of the transformers
     model, for answers off the sampled path, and for the sampled answer itself and its prefix, whose cached
     blocks reach past the prompt (vLLM leaves those positions unset: they are completed piece by piece,
-    never by scoring the whole answer again)."""
+    never by scoring the whole answer again). The same engine (its start is the cost) also samples at a
+    temperature with seeds, more prompts than a step holds: on CPU it raised before no prompt was cut."""
     import os
     import subprocess
     import sys

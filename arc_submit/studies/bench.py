@@ -93,7 +93,8 @@ def bench_sampling(stack, prompts: list[list[int]], new_tokens: int) -> dict:
     pad = pad if pad is not None else stack.builder.tokenizer.eos_token_id
     transformers_generate(stack.model, prompts[:1], 4, pad)  # warm-up
     whole, prefill = ours(new_tokens), ours(1)
-    baseline, baseline_prefill = (transformers_generate(stack.model, prompts, tokens, pad) for tokens in (new_tokens, 1))
+    baseline, baseline_prefill = (transformers_generate(stack.model, prompts, tokens, pad)
+                                  for tokens in (new_tokens, 1))
     tokens = len(prompts) * new_tokens
     return {"prompts": len(prompts), "new_tokens_each": new_tokens,
             "prompt_tokens_mean": float(np.mean([len(p) for p in prompts])),
