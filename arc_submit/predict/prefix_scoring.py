@@ -1,7 +1,11 @@
-"""Answers scored on a shared prompt with a transformers model: the prompt is prefilled once, its KV cache
-repeated over a batch of answers (right-padded, positions continuing from the prompt), and every answer's
-log-likelihood read from one forward. The transformers backend scores this way, and so does a run on vLLM
-that scores on the model in memory (`voting.scorer`), through a ModelScorer.
+"""Answers scored on a shared prompt with a transformers model, at the cost of their distinct tokens: the
+prompt is prefilled once, the answers are laid out as a prefix tree (a token that several answers reach by
+the same path is one node), and the tree goes through one forward on the prompt's cache, each node seeing
+the prompt and its own ancestors (a 4D mask; its position is the prompt's length plus its depth). Every
+answer's log-likelihood is then read along its path. Candidates of one test input agree on their header and
+often on many rows, so the tree holds far fewer tokens than the answers together. The transformers backend
+scores this way, and so does a run on vLLM that scores on the model in memory (`voting.scorer`), through a
+ModelScorer.
 
     logprobs = answer_logprobs(model, prompt_ids, [answer_ids, ...])   # one float per answer
     logprobs = ModelScorer(peft_model).score(prompt_ids, [answer_ids, ...])
@@ -12,60 +16,109 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-LOGITS_PER_CHUNK = 1 << 26  # answers go through in chunks whose logits (rows x longest x vocabulary) stay below this
+LOGITS_PER_CHUNK = 1 << 26  # a tree goes through in chunks whose logits (nodes x vocabulary) stay below this
+NODES_PER_CHUNK = 4096  # and whose mask (nodes x (prompt + nodes)) stays small with a small vocabulary (NVARC's 16)
 
 
-def answer_chunks(lengths: list[int], vocabulary: int, budget: int = LOGITS_PER_CHUNK) -> list[range]:
-    """Consecutive ranges of answers, each as many as fit the logits budget at its longest answer (one at least)."""
-    chunks, start = [], 0
-    while start < len(lengths):
-        end, longest = start + 1, lengths[start]
-        while end < len(lengths) and (end + 1 - start) * max(longest, lengths[end]) * vocabulary <= budget:
-            longest = max(longest, lengths[end])
-            end += 1
-        chunks.append(range(start, end))
-        start = end
+@dataclass
+class PrefixTree:
+    """Answers as a prefix tree in depth-first order: node i holds `tokens[i]` at `depths[i]` (0: the
+    answer's first token) below `parents[i]` (-1: the prompt); `paths[a]` are answer a's nodes in order."""
+
+    tokens: list[int]
+    parents: list[int]
+    depths: list[int]
+    paths: list[list[int]]
+
+
+def prefix_tree(answers: list[list[int]]) -> PrefixTree:
+    """The prefix tree of answers given in sorted order (each then shares the most with the one before it)."""
+    tree = PrefixTree([], [], [], [])
+    previous: list[int] = []
+    path: list[int] = []
+    for answer in answers:
+        shared = _shared_length(previous, answer)
+        path = path[:shared]
+        for depth in range(shared, len(answer)):
+            tree.tokens.append(answer[depth])
+            tree.parents.append(path[-1] if path else -1)
+            tree.depths.append(depth)
+            path.append(len(tree.tokens) - 1)
+        tree.paths.append(path)
+        previous = answer
+    return tree
+
+
+def _shared_length(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def tree_chunks(answers: list[list[int]], vocabulary: int, budget: int = LOGITS_PER_CHUNK) -> list[range]:
+    """Consecutive ranges of sorted answers, each as many as keep their tree's logits (nodes x vocabulary)
+    within the budget and its nodes within NODES_PER_CHUNK (one answer at least, whatever its length)."""
+    limit = min(budget // vocabulary, NODES_PER_CHUNK)
+    chunks, start, nodes = [], 0, 0
+    for index, answer in enumerate(answers):
+        new = len(answer) - (_shared_length(answers[index - 1], answer) if index > start else 0)
+        if index > start and nodes + new > limit:
+            chunks.append(range(start, index))
+            start, nodes, new = index, 0, len(answer)
+        nodes += new
+    if answers:
+        chunks.append(range(start, len(answers)))
     return chunks
 
 
 def answer_logprobs(model, prompt_ids: list[int], answers: list[list[int]],
                     budget: int = LOGITS_PER_CHUNK) -> list[float]:
-    """The log-likelihood of each answer (all its tokens, none empty) as the continuation of the prompt,
-    the prompt's KV cache computed once for all of them."""
+    """The log-likelihood of each answer (all its tokens, none empty) as the continuation of the prompt: the
+    prompt's KV cache computed once, each distinct prefix of the answers once."""
     import torch
 
     device = next(model.parameters()).device
+    order = sorted(range(len(answers)), key=lambda i: answers[i])
+    ordered = [answers[i] for i in order]
+    scores = [0.0] * len(answers)
     with torch.no_grad():
         out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
         prompt_cache, last = out.past_key_values, out.logits[0, -1].float()
-        scores = []
-        for chunk in answer_chunks([len(answer) for answer in answers], last.shape[-1], budget):
-            cache = copy.deepcopy(prompt_cache)  # the prompt's own cache stays whole for the next chunk
-            cache.batch_repeat_interleave(len(chunk))
-            scores += _chunk_logprobs(model, cache, last, len(prompt_ids), [answers[i] for i in chunk])
+        chunks = tree_chunks(ordered, last.shape[-1], budget)
+        for chunk in chunks:
+            cache = copy.deepcopy(prompt_cache) if len(chunks) > 1 else prompt_cache  # whole for the next chunk
+            tree = prefix_tree(ordered[chunk.start: chunk.stop])
+            logprobs = _tree_logprobs(model, cache, last, len(prompt_ids), tree)
+            for i, path in zip(order[chunk.start: chunk.stop], tree.paths):
+                scores[i] = sum(logprobs[node] for node in path)
     return scores
 
 
-def _chunk_logprobs(model, cache, last, prompt_length: int, answers: list[list[int]]) -> list[float]:
-    """One forward of right-padded answers on a cache holding the prompt once per answer; each token's
-    log-probability is its logit less the log-sum-exp of its row (the first token's row: the prompt's last)."""
+def _tree_logprobs(model, cache, last, prompt_length: int, tree: PrefixTree) -> list[float]:
+    """One forward of the tree's nodes on the prompt's cache; each node's log-probability given its path is its
+    logit in its parent's row less that row's log-sum-exp (a first token's row: the prompt's last)."""
     import torch
 
-    device = last.device
-    rows, width = len(answers), max(len(answer) for answer in answers)
-    ids = torch.zeros((rows, width), dtype=torch.long, device=device)
-    mask = torch.zeros((rows, prompt_length + width), dtype=torch.long, device=device)
-    mask[:, :prompt_length] = 1
-    for row, answer in enumerate(answers):
-        ids[row, : len(answer)] = torch.tensor(answer, device=device)
-        mask[row, prompt_length: prompt_length + len(answer)] = 1
-    positions = torch.arange(prompt_length, prompt_length + width, device=device).expand(rows, width)
+    device, count = last.device, len(tree.tokens)
+    parents = torch.tensor(tree.parents, device=device)
+    sees = torch.zeros((count, count), dtype=torch.bool, device=device)  # row i: node i's ancestors and itself
+    for node, parent in enumerate(tree.parents):
+        if parent >= 0:
+            sees[node] = sees[parent]
+        sees[node, node] = True
+    dtype = model.get_input_embeddings().weight.dtype  # the hidden states' (an adapter may hold float32)
+    mask = torch.zeros((1, 1, count, prompt_length + count), dtype=dtype, device=device)
+    mask[0, 0, :, prompt_length:].masked_fill_(~sees, torch.finfo(dtype).min)
+    ids = torch.tensor([tree.tokens], device=device)
+    positions = torch.tensor([tree.depths], device=device) + prompt_length
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True).logits[:, :-1].float()
-    logits = torch.cat([last.expand(rows, 1, -1), logits], dim=1)  # row j predicts answer token j
-    chosen = logits.gather(2, ids[:, :, None])[:, :, 0] - torch.logsumexp(logits, dim=-1)
-    real = mask[:, prompt_length:].bool()
-    return chosen.masked_fill(~real, 0.0).sum(dim=1).tolist()
+                   use_cache=True).logits[0].float()
+    rows = torch.cat([last[None], logits])  # row 0: the prompt's last; row i + 1: node i
+    chosen = rows[parents + 1, ids[0]] - torch.logsumexp(rows, dim=-1)[parents + 1]
+    return chosen.tolist()
 
 
 @dataclass

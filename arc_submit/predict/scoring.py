@@ -1,8 +1,9 @@
 """Scoring candidates under augmented views, for the selection rules that need it (`poe`, `nvarc`): the
 log-likelihood of each distinct candidate grid as the answer to M views of the task, the same M views for
-every candidate of one test input. The transformers backend prefills a view's prompt once and scores all its
-candidates in one batched forward on that cache (arc_submit.predict.prefix_scoring); vLLM prefills each
-(prompt + candidate) pair, since its prompt log-probabilities never read the prefix cache in 0.11.
+every candidate of one test input. The transformers backend prefills a view's prompt once and scores its
+candidates as one prefix tree on that cache, each distinct prefix computed once
+(arc_submit.predict.prefix_scoring); vLLM 0.11 prefills each (prompt + candidate) pair, since its prompt
+log-probabilities never read the prefix cache; vLLM 0.32 reads the view's prompt from its cache.
 
     logprobs = view_logprobs(sampler, builder, views, grids, adapter)   # {grid_key: [logprob per view]}
     views, short = score_candidates(sampler, builder, candidates, jobs, 8, adapter, end)  # per test input
