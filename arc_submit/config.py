@@ -215,6 +215,10 @@ class SamplingConfig:
                                         "scoring, whose log-softmax over the vocabulary takes 8 bytes x vocabulary per "
                                         "token. On CPU at least prompt.max_seq_len x samples: a seeded sampling must "
                                         "never cut a prompt in parts there (torch's CPU generators cannot rewind)")
+    block_size: int = option(0, "vLLM: tokens per KV cache block; prefix-cache hits land on block boundaries, so "
+                                "each scored candidate computes its view's prompt again from the last boundary. 0 = "
+                                "32 on CPU where vLLM reads its prefix cache to score (0.32; a multiple of 32 there), "
+                                "else vLLM's default (128 on CPU, 16 on GPUs)")
     sleep_while_training: bool = option(False, "vLLM on CUDA: free the engine's GPU memory (sleep mode) during "
                                                "TTFT, so training and the engine share one GPU")
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "augmentation of prompts"})
@@ -235,6 +239,8 @@ class SamplingConfig:
         _check(0.04 <= self.min_prob <= 1, "sampling.min_prob", self.min_prob, "in [0.04, 1] (at most 25 tokens per "
                                                                                "step can reach it)")
         _check(self.max_candidates >= 1, "sampling.max_candidates", self.max_candidates, "1 or more")
+        _check(self.block_size >= 0 and self.block_size % 16 == 0, "sampling.block_size", self.block_size,
+               "0 (vLLM's default) or a multiple of 16")
         if self.method == "dfs" and self.samples > 1:
             raise ValueError("sampling.method = 'dfs' finds every completion above min_prob: set sampling.samples = 1")
         _check(self.max_new_tokens_from in ("task", "grid30"), "sampling.max_new_tokens_from",

@@ -6,7 +6,10 @@ model (float32, CPU), on each backend, one process, so that the ratios compare l
               the first of its answers' requests (the cache is emptied before each repeat: no sampling put
               the prompts there, as a run's sampling does)
     tf-old    the transformers backend before shared-prefix batching: one forward per answer, cache cropped
-    tf-new    TransformersSampler.score: the prompt prefilled once, all answers in one batched forward
+    tf-batch  the transformers backend before prefix trees (git 82363df): the prompt prefilled once, its cache
+              repeated over the answers, all answers (right-padded) in one batched forward
+    tf-new    TransformersSampler.score: the prompt prefilled once, the answers' prefix tree in one forward
+              (each distinct prefix computed once)
 
     .venv/bin/python benchmarks/scoring.py --views 8 --candidates 10 --out runs/bench-scoring.json
 
@@ -38,6 +41,29 @@ def crop_one_by_one(model, prompt_ids: list[int], answers: list[list[int]]) -> l
     return scores
 
 
+def batched_on_repeated_cache(model, prompt_ids: list[int], answers: list[list[int]]) -> list[float]:
+    """The transformers backend's scoring before prefix trees (git 82363df, one chunk), kept here to time it."""
+    import torch
+
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+        cache, last = out.past_key_values, out.logits[0, -1].float()
+        cache.batch_repeat_interleave(len(answers))
+        rows, width, length = len(answers), max(len(answer) for answer in answers), len(prompt_ids)
+        ids = torch.zeros((rows, width), dtype=torch.long)
+        mask = torch.zeros((rows, length + width), dtype=torch.long)
+        mask[:, :length] = 1
+        for row, answer in enumerate(answers):
+            ids[row, : len(answer)] = torch.tensor(answer)
+            mask[row, length: length + len(answer)] = 1
+        positions = torch.arange(length, length + width).expand(rows, width)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                       use_cache=True).logits[:, :-1].float()
+        logits = torch.cat([last.expand(rows, 1, -1), logits], dim=1)
+        chosen = logits.gather(2, ids[:, :, None])[:, :, 0] - torch.logsumexp(logits, dim=-1)
+        return chosen.masked_fill(~mask[:, length:].bool(), 0.0).sum(dim=1).tolist()
+
+
 class Scorer:
     """A named score(prompt_ids, answers, adapter) for view_logprobs."""
 
@@ -65,7 +91,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--task-rank", type=int, default=40, help="the Nth smallest ARC-AGI-1 eval task")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--backends", default="vllm,vllm-cache,tf-old,tf-new")
+    parser.add_argument("--backends", default="vllm,vllm-cache,tf-old,tf-batch,tf-new")
+    parser.add_argument("--block-size", type=int, default=0, help="the engine's sampling.block_size (0: vLLM's)")
     parser.add_argument("--out", default="runs/bench-scoring.json")
     args = parser.parse_args()
 
@@ -79,10 +106,11 @@ def main() -> None:
     from arc_submit.model.resolve import resolve
     from arc_submit.predict.backends import TransformersSampler, cache_reading, create_sampler
     from arc_submit.predict.candidates import answer_reserve, prompt_jobs
+    from arc_submit.predict.prefix_scoring import prefix_tree
     from arc_submit.predict.scoring import view_logprobs
 
     config = load_config("cpu", [], **{"run.seed": 0})
-    sampling = dataclasses.replace(config.sampling, augmentations=args.views)
+    sampling = dataclasses.replace(config.sampling, augmentations=args.views, block_size=args.block_size)
     task = sorted(load_dataset("arc-agi-1-eval"), key=lambda t: (t.cells(), t.task_id))[args.task_rank]
     model_dir = resolve(config.model.name).base_dir
     transformers = TransformersSampler(model_dir, "float32", config.prompt.max_seq_len, sampling, 0, "cpu")
@@ -91,14 +119,19 @@ def main() -> None:
     views = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == 0][: args.views]
     grids = candidate_grids(task.test[0].output, args.candidates, 0)
     scorers = {"tf-new": transformers,
-               "tf-old": Scorer(lambda prompt, answers, adapter=None: crop_one_by_one(transformers.model, prompt, answers))}
+               "tf-old": Scorer(lambda prompt, answers, adapter=None: crop_one_by_one(transformers.model, prompt, answers)),
+               "tf-batch": Scorer(lambda prompt, answers, adapter=None: batched_on_repeated_cache(
+                   transformers.model, prompt, answers))}
     if "vllm" in args.backends:
         engine = create_sampler(dataclasses.replace(sampling, backend="vllm"), model_dir, "float32",
                                 config.prompt.max_seq_len, 0, "cpu")
         scorers["vllm"] = scorers["vllm-cache"] = engine
-    result = {"task": task.task_id, "views": len(views), "candidates": len(grids), "threads": torch.get_num_threads(),
+    result = {"task": task.task_id, "views": len(views), "block_size": args.block_size, "candidates": len(grids), "threads": torch.get_num_threads(),
               "prompt_tokens": [len(prompt) for _, prompt in views],
-              "answer_tokens": [len(builder.answer_ids(grid)) for grid in grids], "seconds": {}, "max_difference": {}}
+              "answer_tokens": [len(builder.answer_ids(grid)) for grid in grids],
+              "tree_tokens": [len(prefix_tree(sorted(builder.answer_ids(view.apply_grid(grid)) for grid in grids)).tokens)
+                              for view, _ in views],
+              "seconds": {}, "max_difference": {}}
     scores = {}
     for name in args.backends.split(","):
         with cache_reading(scorers[name], name != "vllm"):

@@ -56,3 +56,9 @@ def test_a_layer_whose_path_holds_a_plus_and_a_system_prompt_where_the_format_fi
     assert load_config(f"cpu+{odd}").ttft.steps == 5 and load_config(f"{odd}+cpu").ttft.steps == 48
     with pytest.raises(UserError, match="prompt format nvarc fixes its own text, with no system message"):
         load_config("nvarc", ['prompt.system_prompt="Solve it."'])
+
+
+def test_a_block_size_off_the_kv_caches_grid_is_refused():
+    with pytest.raises(UserError, match="sampling.block_size"):
+        config.load_config("cpu", ["sampling.block_size=20"])
+    assert config.load_config("cpu", ["sampling.block_size=64"]).sampling.block_size == 64

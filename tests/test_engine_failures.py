@@ -95,3 +95,17 @@ def test_the_cpu_twins_ipex_kernel_is_not_given_four_samples_of_one_prompt(tmp_p
         pytest.skip("this vLLM decodes without IPEX (only vLLM 0.11's CPU build does)")
     with pytest.raises(UserError, match=r"sampling.samples = 4: vLLM 0.11's CPU build .* use at most 3"):
         create_sampler(SamplingConfig(samples=4, temperature=0.7), tmp_path / "no-model", "float32", 2048, 0, "cpu")
+
+
+def test_a_cpu_block_size_vllms_cpu_attention_cannot_take_is_refused_before_the_engine_starts(tmp_path):
+    """vLLM 0.32's CPU attention takes blocks of a multiple of 32 (the default there is 32, for scoring);
+    another is refused with one line, before anything loads."""
+    from arc_submit.config import SamplingConfig
+    from arc_submit.errors import UserError
+    from arc_submit.predict.backends import create_sampler
+    from vllm import SamplingParams
+
+    if "skip_reading_prefix_cache" not in getattr(SamplingParams, "__struct_fields__", ()):
+        pytest.skip("vLLM 0.11 has its own CPU block sizes (it cannot read its cache to score)")
+    with pytest.raises(UserError, match=r"sampling.block_size = 48: vLLM's CPU build takes a multiple of 32"):
+        create_sampler(SamplingConfig(block_size=48), tmp_path / "no-model", "float32", 2048, 0, "cpu")

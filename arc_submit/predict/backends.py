@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's engine can be sized for
 MAX_LOGPROBS = 32  # top tokens vLLM may report per step: DFS needs 1/min_prob + 1 of them
 IPEX_SHARED_DECODERS = 4  # vLLM 0.11's CPU build fails when this many requests decode on one prompt's cached blocks
+# KV cache block of vLLM 0.32 on CPU (its default: 128; its CPU attention takes multiples of 32). A candidate scored
+# on a view reads the view's prompt from the prefix cache up to the last block boundary and computes the rest again:
+# 626c0bcc's 8 views x 10 candidates scored in 10.0 s at 32 against 16.0 s at 128 (benchmarks/scoring.py)
+CPU_SCORING_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -124,13 +128,23 @@ class VLLMSampler(Sampler):
                                 f"kernel fails (\"Sliding window unsupported\") when {IPEX_SHARED_DECODERS} or more "
                                 "samples of one prompt decode together; use at most "
                                 f"{IPEX_SHARED_DECODERS - 1} here (vLLM 0.32 and the GPU build take any number)")
-        from vllm import LLM
+        from vllm import LLM, SamplingParams
 
         from arc_submit.predict.budget_stop import BudgetStop
+
+        # vLLM 0.32 can read its prefix cache for prompt log-probabilities; 0.11 skips it for any request
+        # that asks for them, and has no logprob_token_ids
+        self.can_score_from_cache = {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(
+            getattr(SamplingParams, "__struct_fields__", ()))
+        block_size = config.block_size or (CPU_SCORING_BLOCK if device == "cpu" and self.can_score_from_cache else 0)
+        if device == "cpu" and self.can_score_from_cache and block_size % 32:
+            raise UserError(f"sampling.block_size = {block_size}: vLLM's CPU build takes a multiple of 32")
 
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
         if config.max_batched_tokens:
             options["max_num_batched_tokens"] = config.max_batched_tokens
+        if block_size:
+            options["block_size"] = block_size
         whole_prompts = device == "cpu" and not _generators_rewind()  # see _generators_rewind
         if whole_prompts:  # a step holds any prompt with all its samples
             options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(
@@ -151,12 +165,6 @@ class VLLMSampler(Sampler):
         # (with their samples) fit one step, so that none is cut in parts
         self.seeded_call_tokens = scheduler.max_num_batched_tokens if whole_prompts and getattr(
             scheduler, "chunked_prefill_enabled", False) else None
-        from vllm import SamplingParams
-
-        # vLLM 0.32 can read its prefix cache for prompt log-probabilities; 0.11 skips it for any request
-        # that asks for them, and has no logprob_token_ids
-        self.can_score_from_cache = {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(
-            getattr(SamplingParams, "__struct_fields__", ()))
         self._warm_logprobs()
 
     def _warm_logprobs(self) -> None:
