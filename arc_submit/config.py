@@ -240,7 +240,7 @@ class SamplingConfig:
                                                                                "step can reach it)")
         _check(self.max_candidates >= 1, "sampling.max_candidates", self.max_candidates, "1 or more")
         _check(self.block_size >= 0 and self.block_size % 16 == 0, "sampling.block_size", self.block_size,
-               "0 (vLLM's default) or a multiple of 16")
+               "0 (auto) or a multiple of 16")
         if self.method == "dfs" and self.samples > 1:
             raise ValueError("sampling.method = 'dfs' finds every completion above min_prob: set sampling.samples = 1")
         _check(self.max_new_tokens_from in ("task", "grid30"), "sampling.max_new_tokens_from",

@@ -126,11 +126,11 @@ def main() -> None:
         engine = create_sampler(dataclasses.replace(sampling, backend="vllm"), model_dir, "float32",
                                 config.prompt.max_seq_len, 0, "cpu")
         scorers["vllm"] = scorers["vllm-cache"] = engine
-    result = {"task": task.task_id, "views": len(views), "block_size": args.block_size, "candidates": len(grids), "threads": torch.get_num_threads(),
-              "prompt_tokens": [len(prompt) for _, prompt in views],
+    trees = [prefix_tree(sorted(builder.answer_ids(view.apply_grid(grid)) for grid in grids)) for view, _ in views]
+    result = {"task": task.task_id, "views": len(views), "block_size": args.block_size, "candidates": len(grids),
+              "threads": torch.get_num_threads(), "prompt_tokens": [len(prompt) for _, prompt in views],
               "answer_tokens": [len(builder.answer_ids(grid)) for grid in grids],
-              "tree_tokens": [len(prefix_tree(sorted(builder.answer_ids(view.apply_grid(grid)) for grid in grids)).tokens)
-                              for view, _ in views],
+              "tree_tokens": [len(tree.tokens) for tree in trees],
               "seconds": {}, "max_difference": {}}
     scores = {}
     for name in args.backends.split(","):
