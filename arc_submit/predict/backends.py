@@ -128,9 +128,7 @@ class VLLMSampler(Sampler):
                                 f"kernel fails (\"Sliding window unsupported\") when {IPEX_SHARED_DECODERS} or more "
                                 "samples of one prompt decode together; use at most "
                                 f"{IPEX_SHARED_DECODERS - 1} here (vLLM 0.32 and the GPU build take any number)")
-        from vllm import LLM, SamplingParams
-
-        from arc_submit.predict.budget_stop import BudgetStop
+        from vllm import SamplingParams  # light: the engine's imports come after the checks
 
         # vLLM 0.32 can read its prefix cache for prompt log-probabilities; 0.11 skips it for any request
         # that asks for them, and has no logprob_token_ids
@@ -139,6 +137,9 @@ class VLLMSampler(Sampler):
         block_size = config.block_size or (CPU_SCORING_BLOCK if device == "cpu" and self.can_score_from_cache else 0)
         if device == "cpu" and self.can_score_from_cache and block_size % 32:
             raise UserError(f"sampling.block_size = {block_size}: vLLM's CPU build takes a multiple of 32")
+        from vllm import LLM
+
+        from arc_submit.predict.budget_stop import BudgetStop
 
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
         if config.max_batched_tokens:
