@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--task-rank", type=int, default=40, help="the Nth smallest ARC-AGI-1 eval task")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--backends", default="vllm,vllm-cache,tf-old,tf-batch,tf-new")
-    parser.add_argument("--block-size", type=int, default=0, help="the engine's sampling.block_size (0: vLLM's)")
+    parser.add_argument("--block-size", type=int, default=0,
+                        help="the engine's sampling.block_size (0: auto, 32 on vLLM 0.32's CPU build)")
     parser.add_argument("--out", default="runs/bench-scoring.json")
     args = parser.parse_args()
 

@@ -102,10 +102,9 @@ def test_a_cpu_block_size_vllms_cpu_attention_cannot_take_is_refused_before_the_
     another is refused with one line, before anything loads."""
     from arc_submit.config import SamplingConfig
     from arc_submit.errors import UserError
-    from arc_submit.predict.backends import create_sampler
-    from vllm import SamplingParams
+    from arc_submit.predict.backends import create_sampler, engine_scores_from_cache
 
-    if "skip_reading_prefix_cache" not in getattr(SamplingParams, "__struct_fields__", ()):
+    if not engine_scores_from_cache():
         pytest.skip("vLLM 0.11 has its own CPU block sizes (it cannot read its cache to score)")
     with pytest.raises(UserError, match=r"sampling.block_size = 48: vLLM's CPU build takes a multiple of 32"):
         create_sampler(SamplingConfig(block_size=48), tmp_path / "no-model", "float32", 2048, 0, "cpu")

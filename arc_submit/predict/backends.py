@@ -31,7 +31,7 @@ MAX_LOGPROBS = 32  # top tokens vLLM may report per step: DFS needs 1/min_prob +
 IPEX_SHARED_DECODERS = 4  # vLLM 0.11's CPU build fails when this many requests decode on one prompt's cached blocks
 # KV cache block of vLLM 0.32 on CPU (its default: 128; its CPU attention takes multiples of 32). A candidate scored
 # on a view reads the view's prompt from the prefix cache up to the last block boundary and computes the rest again:
-# 626c0bcc's 8 views x 10 candidates scored in 10.0 s at 32 against 16.0 s at 128 (benchmarks/scoring.py)
+# 626c0bcc's 8 views x 10 candidates scored in 10.0-10.7 s at 32 against 16.0 s at 128 (benchmarks/scoring.py)
 CPU_SCORING_BLOCK = 32
 
 
@@ -128,12 +128,7 @@ class VLLMSampler(Sampler):
                                 f"kernel fails (\"Sliding window unsupported\") when {IPEX_SHARED_DECODERS} or more "
                                 "samples of one prompt decode together; use at most "
                                 f"{IPEX_SHARED_DECODERS - 1} here (vLLM 0.32 and the GPU build take any number)")
-        from vllm import SamplingParams  # light: the engine's imports come after the checks
-
-        # vLLM 0.32 can read its prefix cache for prompt log-probabilities; 0.11 skips it for any request
-        # that asks for them, and has no logprob_token_ids
-        self.can_score_from_cache = {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(
-            getattr(SamplingParams, "__struct_fields__", ()))
+        self.can_score_from_cache = engine_scores_from_cache()  # before the engine's imports (see there)
         block_size = config.block_size or (CPU_SCORING_BLOCK if device == "cpu" and self.can_score_from_cache else 0)
         if device == "cpu" and self.can_score_from_cache and block_size % 32:
             raise UserError(f"sampling.block_size = {block_size}: vLLM's CPU build takes a multiple of 32")
@@ -416,6 +411,15 @@ def _generators_rewind() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def engine_scores_from_cache() -> bool:
+    """Whether this vLLM can read its prefix cache for prompt log-probabilities: 0.32 can; 0.11 skips it for any
+    request that asks for them, and has no logprob_token_ids. Reads only SamplingParams, whose import is light
+    (vllm.LLM's import chain failed in a test process after another test had imported distutils)."""
+    from vllm import SamplingParams
+
+    return {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(getattr(SamplingParams, "__struct_fields__", ()))
 
 
 def _decodes_with_ipex() -> bool:

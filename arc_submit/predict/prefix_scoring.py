@@ -88,8 +88,9 @@ def answer_logprobs(model, prompt_ids: list[int], answers: list[list[int]],
         out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
         prompt_cache, last = out.past_key_values, out.logits[0, -1].float()
         chunks = tree_chunks(ordered, last.shape[-1], budget)
-        for chunk in chunks:
-            cache = copy.deepcopy(prompt_cache) if len(chunks) > 1 else prompt_cache  # whole for the next chunk
+        for number, chunk in enumerate(chunks):
+            final = number == len(chunks) - 1  # only the last chunk may extend the prompt's own cache
+            cache = prompt_cache if final else copy.deepcopy(prompt_cache)
             tree = prefix_tree(ordered[chunk.start: chunk.stop])
             logprobs = _tree_logprobs(model, cache, last, len(prompt_ids), tree)
             for i, path in zip(order[chunk.start: chunk.stop], tree.paths):
@@ -100,18 +101,19 @@ def answer_logprobs(model, prompt_ids: list[int], answers: list[list[int]],
 def _tree_logprobs(model, cache, last, prompt_length: int, tree: PrefixTree) -> list[float]:
     """One forward of the tree's nodes on the prompt's cache; each node's log-probability given its path is its
     logit in its parent's row less that row's log-sum-exp (a first token's row: the prompt's last)."""
+    import numpy as np
     import torch
 
     device, count = last.device, len(tree.tokens)
     parents = torch.tensor(tree.parents, device=device)
-    sees = torch.zeros((count, count), dtype=torch.bool, device=device)  # row i: node i's ancestors and itself
+    sees = np.zeros((count, count), dtype=bool)  # row i: node i's ancestors and itself (built on the host, sent once)
     for node, parent in enumerate(tree.parents):
         if parent >= 0:
             sees[node] = sees[parent]
         sees[node, node] = True
     dtype = model.get_input_embeddings().weight.dtype  # the hidden states' (an adapter may hold float32)
     mask = torch.zeros((1, 1, count, prompt_length + count), dtype=dtype, device=device)
-    mask[0, 0, :, prompt_length:].masked_fill_(~sees, torch.finfo(dtype).min)
+    mask[0, 0, :, prompt_length:].masked_fill_(~torch.from_numpy(sees).to(device), torch.finfo(dtype).min)
     ids = torch.tensor([tree.tokens], device=device)
     positions = torch.tensor([tree.depths], device=device) + prompt_length
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
