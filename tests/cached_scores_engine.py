@@ -51,16 +51,22 @@ def main() -> None:
     engine = sampler.score(prompt, answers)
     # eight prompts, nothing of them cached, two samples each: more than one step of vLLM 0.11 holds
     fresh = [[random.Random(seed).randrange(vocabulary) for _ in range(PROMPT)] for seed in range(1, 9)]
-    seeded = [[[c.text for c in outputs] for outputs in sampler.generate(
-        [Request(ids, 2, 0.7, 8, seed, ignore_eos=True) for seed, ids in enumerate(fresh)])] for _ in range(2)]
-    with torch.no_grad():
-        reference = []
-        for answer in answers:
+    runs = [sampler.generate([Request(ids, 2, 0.7, 8, seed, ignore_eos=True) for seed, ids in enumerate(fresh)])
+            for _ in range(2)]
+    seeded = [[[c.text for c in outputs] for outputs in completions] for completions in runs]
+
+    def full_forward(prompt: list[int], answer: list[int]) -> float:
+        with torch.no_grad():
             logits = model(torch.tensor([prompt + answer])).logits[0, len(prompt) - 1: -1].float()
-            reference.append(float(torch.log_softmax(logits, -1).gather(1, torch.tensor(answer)[:, None]).sum()))
+        return float(torch.log_softmax(logits, -1).gather(1, torch.tensor(answer)[:, None]).sum())
+
+    reference = [full_forward(prompt, answer) for answer in answers]
+    # a sample's log-probability at a temperature: of the raw logits, its tokens' log-likelihood (what scoring
+    # reads in its place)
+    sampled = [[c.logprob, full_forward(ids, list(c.token_ids))] for ids, outputs in zip(fresh, runs[0]) for c in outputs]
     out.write_text(json.dumps({
         "engine": engine, "reference": reference, "scores_from_cache": sampler.scores_from_cache,
-        "seeded": seeded, "seeded_call_tokens": sampler.seeded_call_tokens,
+        "seeded": seeded, "sampled": sampled, "seeded_call_tokens": sampler.seeded_call_tokens,
         "reads_cache_param": all(hasattr(SamplingParams(), name) for name in ("skip_reading_prefix_cache",
                                                                              "logprob_token_ids")),
         "auto_on_model": scores_on_model("auto", "vllm", "cpu", sampler.scores_from_cache),

@@ -15,8 +15,12 @@ from pathlib import Path
 
 
 def both_scorers(runner, task, plan, candidates=None) -> dict:
-    """A run of the task; its candidates (or `candidates`: the base model's rarely parse) scored as
-    configured, on the stack's scorer for the weights served, and on the engine."""
+    """A run of the task; its candidates (or `candidates`: the base model's rarely parse; not sampled on these
+    weights, so they bring no log-likelihoods) scored as configured, on the stack's scorer for the weights
+    served, and on the engine: once as the runner does (candidates found on a view bring their DFS
+    log-probability there), once computing every pair."""
+    import dataclasses
+
     from arc_submit.predict.candidates import answer_reserve, prompt_jobs
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.run.runner import derive_seed
@@ -27,15 +31,20 @@ def both_scorers(runner, task, plan, candidates=None) -> dict:
     jobs, _ = prompt_jobs(task, stack.builder, config.sampling, seed, answer_reserve(task, stack.builder, config.sampling))
     model = record.views
     if candidates is not None:
+        candidates = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
         with stack.scorer() as scorer:
             model, _ = score_candidates(scorer, stack.builder, candidates, jobs, config.voting.views)
     engine, _ = score_candidates(stack.sampler, stack.builder, candidates or record.candidates, jobs,
                                  config.voting.views)
+    everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates or record.candidates]
+    computed, _ = score_candidates(stack.sampler, stack.builder, everything, jobs, config.voting.views)
+    brought = sum(c.sampled_on is not None for output in candidates or record.candidates for c in output)
     lora = [name for name, _ in stack.model.named_parameters() if "lora_" in name]
     return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": stack.engine_holds,
             "lora_left": lora, "candidates": record.candidates,
             "model": [{str(k): v for k, v in sorted(output.items())} for output in model],
-            "engine": [{str(k): v for k, v in sorted(output.items())} for output in engine]}
+            "engine": [{str(k): v for k, v in sorted(output.items())} for output in engine],
+            "computed": [{str(k): v for k, v in sorted(output.items())} for output in computed], "brought": brought}
 
 
 def main() -> None:

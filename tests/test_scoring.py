@@ -43,9 +43,83 @@ def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
     for grid in grids:
         direct = []
         for augmentation, prompt in views:
-            answer = builder.answer_ids(augmentation.apply_grid(grid))
+            answer = builder.written_ids(augmentation.apply_grid(grid))
             direct.append(sum(token_logprobs(model, prompt + answer)[len(prompt) - 1:]))
         assert scores[grid_key(grid)] == pytest.approx(direct, abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["sample", "dfs"])
+def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model_dir, method):
+    """Candidates after TTFT on ONE, sampled at a temperature (their log-probabilities are of the raw logits,
+    as vLLM's) or found by DFS: each that wrote its grid's own answer tokens brings its log-likelihood under
+    the view it was sampled on, so scoring computes only the other (view, grid) pairs, and every score equals
+    computing them all."""
+    import dataclasses
+
+    from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs, prompt_key
+    from arc_submit.predict.scoring import score_candidates
+    from arc_submit.run.budget import Budget
+    from arc_submit.run.record import TaskRecord
+    from arc_submit.run.runner import TaskRunner, derive_seed
+    from arc_submit.run.stack import open_stack
+    from tests.test_pipeline import tiny_config
+
+    how = ["sampling.temperature=0.7"] if method == "sample" else ['sampling.method="dfs"', "sampling.samples=1",
+                                                                   "sampling.min_prob=0.05"]
+    config = tiny_config(tiny_model_dir, *LEARN, *how, "sampling.augmentations=3", 'voting.rule="poe"',
+                         "sampling.augment.geometric=true")  # three distinct views
+    stack = open_stack(config, progress=False)
+    runner, seed = TaskRunner(config, stack), derive_seed(0, ONE.task_id)
+    adapter, kept = runner.train_and_serve(ONE, Budget(0, config.ttft.steps).plan(1), seed,
+                                           TaskRecord(ONE.task_id, "", seed, "full"), scored=True)
+    builder = stack.builder
+    jobs, _ = prompt_jobs(ONE, builder, config.sampling, seed, answer_reserve(ONE, builder, config.sampling))
+    candidates, _, _ = find_candidates(stack.sampler, builder, ONE, jobs, config.sampling, adapter)
+    known = {(c.sampled_on, grid_key(c.grid)) for c in candidates[0] if c.sampled_on is not None}
+    assert known, "no candidate wrote its grid's own tokens"
+    asked = []
+
+    class Counting:  # the real scorer, counting the answers it is asked for
+        def __init__(self, scorer):
+            self.scorer = scorer
+
+        def score(self, prompt_ids, answers, adapter=None):
+            asked.append(len(answers))
+            return self.scorer.score(prompt_ids, answers, adapter)
+
+    with stack.scorer(kept) as scorer:
+        reused, _ = score_candidates(Counting(scorer), builder, candidates, jobs, 3, adapter)
+        everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
+        computed, _ = score_candidates(scorer, builder, everything, jobs, 3, adapter)
+    runner.release_trained(kept)
+    assert reused[0].keys() == computed[0].keys()
+    for key, logprobs in computed[0].items():
+        assert reused[0][key] == pytest.approx(logprobs, abs=1e-4)
+    views = [prompt_key(job.prompt_ids) for job in jobs[:3]]
+    assert len(set(views)) == 3 and sum(asked) == sum((view, key) not in known for view in views for key in computed[0])
+
+
+def test_a_candidate_brings_its_log_likelihood_only_when_it_wrote_its_grids_own_tokens():
+    from arc_submit.data.augment import Augmentation
+    from arc_submit.predict.backends import Completion
+    from arc_submit.predict.candidates import decode_candidate
+    from tests.test_prompts import builder as prompt_builder
+
+    builder, augmentation = prompt_builder(), Augmentation(transform="rot90", colours=(0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
+    grid = [[1, 2, 0], [0, 1, 1]]
+    view = augmentation.apply_grid(grid)
+    written = builder.written_ids(view)
+    assert builder.answer_ids(view)[: len(written)] == written and written[-1] in builder.stop_token_ids
+    text = builder.tokenizer.decode(written, skip_special_tokens=True)
+    own = decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation, 7)
+    assert own.grid == grid and own.sampled_on == 7
+    assert decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation
+                            ).sampled_on is None  # no prompt said
+    split = builder.tokenizer(builder.tokenizer.decode(written[:1]) + " ", add_special_tokens=False)["input_ids"]
+    other = decode_candidate(Completion(text, 9, -2.0, "stop", tuple(split + written[1:])), builder, augmentation, 7)
+    assert other.grid == grid and other.sampled_on is None  # the same grid, other tokens: scored like any other
+    assert decode_candidate(Completion(text, 9, None, "stop", tuple(written)), builder, augmentation, 7
+                            ).sampled_on is None  # no log-probability
 
 
 def full_forward_logprob(model, prompt: list[int], answer: list[int]) -> float:
@@ -167,7 +241,8 @@ def test_metrics_on_a_runs_predictions_reproduces_the_runs_own_selection(tiny_mo
 def test_scoring_on_the_model_in_memory_equals_scoring_on_the_vllm_engine(tmp_path):
     """voting.scorer = "model" on vLLM: the trained adapter stays attached until scoring, so the candidates'
     log-likelihoods equal the engine's, which serves the same weights merged; without TTFT, the base model's.
-    Afterwards no LoRA is left on the model for the next task."""
+    Afterwards no LoRA is left on the model for the next task. DFS candidates on the engine bring their
+    log-probability under the view they were found on: equal to the engine computing it."""
     import os
     import subprocess
     import sys
@@ -187,6 +262,11 @@ def test_scoring_on_the_model_in_memory_equals_scoring_on_the_vllm_engine(tmp_pa
             assert model.keys() == engine.keys()
             for key in model:
                 assert model[key] == pytest.approx(engine[key], abs=1e-3)
+        for engine, computed in zip(run["engine"], run["computed"], strict=True):
+            assert engine.keys() == computed.keys()
+            for key in engine:
+                assert engine[key] == pytest.approx(computed[key], abs=1e-3)
+    assert found["trained"]["brought"] > 0 and found["base"]["brought"] == 0
     trained, base = found["trained"]["model"][0], found["base"]["model"][0]
     shared = set(trained) & set(base)
     assert shared and any(abs(trained[k][0] - base[k][0]) > 0.1 for k in shared)  # TTFT moved the scores
@@ -237,7 +317,8 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     model, for answers off the sampled path, and for the sampled answer itself and its prefix, whose cached
     blocks reach past the prompt (vLLM leaves those positions unset: they are completed piece by piece,
     never by scoring the whole answer again). The same engine (its start is the cost) also samples at a
-    temperature with seeds, more prompts than a step holds: on CPU it raised before no prompt was cut."""
+    temperature with seeds, more prompts than a step holds: on CPU it raised before no prompt was cut; each
+    sample's log-probability is its tokens' log-likelihood (raw logits, not tempered)."""
     import os
     import subprocess
     import sys
@@ -252,6 +333,7 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     assert found["engine"] == pytest.approx(found["reference"], abs=2e-3)
     first, again = found["seeded"]  # a seeded sampling at a temperature on CPU ran, and repeats itself
     assert len(first) == 8 and all(len(samples) == 2 for samples in first) and first == again
+    assert len(found["sampled"]) == 16 and all(own == pytest.approx(full, abs=2e-3) for own, full in found["sampled"])
     # vLLM 0.11 cuts prompts whatever it is asked: there its seeded sampling went in calls that fit a step
     assert found["seeded_call_tokens"] == (None if found["reads_cache_param"] else 2048)
     assert found["scores_from_cache"] == found["reads_cache_param"]  # the path is taken wherever vLLM has it

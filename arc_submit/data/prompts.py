@@ -311,6 +311,8 @@ class PromptBuilder:
         self.bos_ids = [bos] if self.format.bos and bos is not None else []
         self.end_of_turn = self._split(self.messages([], [[0]]))[1]
         self.end_ids, self.stop_token_ids = self._end_of_answer()
+        written = next((i + 1 for i, token in enumerate(self.end_ids) if token in self.stop_token_ids), len(self.end_ids))
+        self.written_end_ids = self.end_ids[:written]  # what generation writes of them: up to its stop token
 
     # -- text
 
@@ -368,6 +370,12 @@ class PromptBuilder:
 
     def answer_ids(self, grid: Grid) -> list[int]:
         return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):]) + self.end_ids
+
+    def written_ids(self, grid: Grid) -> list[int]:
+        """The answer's tokens as the model writes them: `answer_ids` up to the token at which generation
+        stops (the template's newline after <|im_end|> is never written). Scoring reads these, so that a
+        sampled answer's own log-probability is its log-likelihood under the view it was sampled on."""
+        return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):]) + self.written_end_ids
 
     def render(self, train: list[Pair], query: Grid, answer: Grid | None = None, outputs: bool = False) -> Example:
         """Token ids of the prompt (ending where the model writes) and of the answer turn; with `outputs`

@@ -60,8 +60,9 @@ class Request:
 class Completion:
     text: str
     tokens: int
-    logprob: float | None  # cumulative log-probability of the generated tokens
+    logprob: float | None  # cumulative log-probability of the generated tokens (of the raw logits)
     finish_reason: str  # "stop" (ended by itself) or "length" (hit max_new_tokens)
+    token_ids: tuple[int, ...] = ()  # the generated tokens, the stop token included
 
 
 @dataclass
@@ -265,7 +266,8 @@ class VLLMSampler(Sampler):
         adapters = [self._lora(r.adapter) for r in requests]
         outputs = self._run([r.prompt_ids for r in requests], params, adapters if any(adapters) else None)
         return [
-            [Completion(o.text, len(o.token_ids), o.cumulative_logprob, "length" if o.finish_reason == "length" else "stop")
+            [Completion(o.text, len(o.token_ids), o.cumulative_logprob, "length" if o.finish_reason == "length" else "stop",
+                        tuple(o.token_ids))
              for o in output.outputs]
             for output in outputs
         ]
@@ -562,17 +564,18 @@ class TransformersSampler(Sampler):
                 ids, attention_mask=torch.ones_like(ids), do_sample=sample, temperature=request.temperature if sample
                 else None, top_p=None, top_k=None, max_new_tokens=request.max_new_tokens,
                 min_new_tokens=request.max_new_tokens if request.ignore_eos else None, eos_token_id=stops,
-                num_return_sequences=request.n, output_scores=True, return_dict_in_generate=True,
+                num_return_sequences=request.n, output_logits=True, return_dict_in_generate=True,
                 pad_token_id=pad if pad is not None else stops[0],
             )
-        scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        # of the raw logits, before the temperature (as vLLM's raw_logprobs): the answer's own log-likelihood
+        scores = self.model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
         completions = []
         for row, sequence in enumerate(out.sequences[:, ids.shape[1]:].tolist()):
             length = None if request.ignore_eos else next((i + 1 for i, t in enumerate(sequence) if t in stops), None)
             kept = sequence[: length or len(sequence)]
             logprob = float(scores[row, : len(kept)].sum())
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            completions.append(Completion(text, len(kept), logprob, "stop" if length else "length"))
+            completions.append(Completion(text, len(kept), logprob, "stop" if length else "length", tuple(kept)))
         return completions
 
     def prompt_logprobs(self, prompt_ids: list[int], adapter: Adapter | None = None) -> list[float]:

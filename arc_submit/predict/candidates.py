@@ -12,7 +12,7 @@ and the selection benchmark alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,10 @@ class Candidate:
     reason: str | None = None
     kind: str | None = None
     tokens: int = 0  # how many tokens the model wrote (the end of the answer included)
+    # prompt_key of the prompt it was sampled on, when it wrote exactly the grid's own answer tokens
+    # (PromptBuilder.written_ids): `logprob` is then the grid's log-likelihood under that prompt, and scoring
+    # does not compute it again. Not kept in records (one read back is scored like any other).
+    sampled_on: int | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         data = {"grid": self.grid, "logprob": self.logprob, "tokens": self.tokens,
@@ -50,9 +54,15 @@ class Candidate:
                    data.get("reason"), data.get("kind"), data["tokens"])
 
 
-def decode_candidate(completion: Completion, builder: PromptBuilder, augmentation: Augmentation) -> Candidate:
+def prompt_key(prompt_ids: list[int]) -> int:
+    """A prompt's identity, for matching a candidate with the view it was sampled on."""
+    return hash(tuple(prompt_ids))
+
+
+def decode_candidate(completion: Completion, builder: PromptBuilder, augmentation: Augmentation,
+                     prompt: int | None = None) -> Candidate:
     """Parse a completion (after the format's answer prefix) and map its grid back through the
-    augmentation's inverse."""
+    augmentation's inverse. `prompt`: the prompt_key of the prompt it was sampled on."""
     logprob, tokens = completion.logprob, completion.tokens
     if completion.finish_reason == "length":
         reason = "hit max_new_tokens before the answer ended"
@@ -61,7 +71,9 @@ def decode_candidate(completion: Completion, builder: PromptBuilder, augmentatio
         grid = builder.parse(completion.text)
     except DecodeError as error:
         return Candidate([], logprob, augmentation, completion.text, str(error), error.kind, tokens)
-    return Candidate(augmentation.invert_grid(grid), logprob, augmentation, tokens=tokens)
+    own = (prompt if prompt is not None and logprob is not None and completion.token_ids
+           and list(completion.token_ids) == builder.written_ids(grid) else None)
+    return Candidate(augmentation.invert_grid(grid), logprob, augmentation, tokens=tokens, sampled_on=own)
 
 
 def unparsed_counts(candidates: list[list[Candidate]]) -> dict[str, int]:
@@ -161,7 +173,7 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
                 "completions kept")
         cut = f"{cut}; {kept}" if cut else kept
     return [[Completion(decode(list(leaf.tokens[:-1]), skip_special_tokens=True), len(leaf.tokens), leaf.logprob,
-                        "stop") for leaf in found] for found in leaves], cut
+                        "stop", leaf.tokens) for leaf in found] for found in leaves], cut
 
 
 def find_candidates(sampler, builder: PromptBuilder, task: Task, jobs: list[PromptJob], config: SamplingConfig,
@@ -179,5 +191,6 @@ def find_candidates(sampler, builder: PromptBuilder, task: Task, jobs: list[Prom
         completions = sampler.generate(requests_for(jobs, builder, config, bound, adapter))
     candidates: list[list[Candidate]] = [[] for _ in task.test]
     for job, outputs in zip(jobs, completions):
-        candidates[job.test_index] += [decode_candidate(c, builder, job.augmentation) for c in outputs]
+        key = prompt_key(job.prompt_ids)
+        candidates[job.test_index] += [decode_candidate(c, builder, job.augmentation, key) for c in outputs]
     return candidates, completions, cut

@@ -1,6 +1,8 @@
 """Scoring candidates under augmented views, for the selection rules that need it (`poe`, `nvarc`): the
 log-likelihood of each distinct candidate grid as the answer to M views of the task, the same M views for
-every candidate of one test input. The transformers backend prefills a view's prompt once and scores its
+every candidate of one test input. A candidate sampled on a view, whose tokens were the grid's own answer
+tokens, brings its log-likelihood there with it (its sampling log-probability), so only the other (view,
+grid) pairs are computed. The transformers backend prefills a view's prompt once and scores its
 candidates as one prefix tree on that cache, each distinct prefix computed once
 (arc_submit.predict.prefix_scoring); vLLM 0.11 prefills each (prompt + candidate) pair, since its prompt
 log-probabilities never read the prefix cache; vLLM 0.32 reads the view's prompt from its cache.
@@ -18,27 +20,43 @@ from arc_submit.data.augment import Augmentation
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Grid, grid_key
 from arc_submit.predict.backends import Adapter, Sampler
-from arc_submit.predict.candidates import Candidate, PromptJob
+from arc_submit.predict.candidates import Candidate, PromptJob, prompt_key
 
 
 def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
                   grids: list[Grid], adapter: Adapter | None = None, deadline: float | None = None,
                   clock: Callable[[], float] = time.monotonic,
-                  on_view: Callable[[int], None] = lambda view: None) -> dict[tuple, list[float]]:
+                  on_view: Callable[[int], None] = lambda view: None,
+                  known: dict[int, dict[tuple, float]] | None = None) -> dict[tuple, list[float]]:
     """For each grid (in the task's own orientation and colours), its log-likelihood under each view
     (augmentation, prompt ids) whose prompt leaves room for every grid's answer; views after `deadline`
-    are left out for every grid alike. `on_view(i)` before each view (heartbeats)."""
+    are left out for every grid alike. `on_view(i)` before each view (heartbeats). `known`: log-likelihoods
+    already known, {prompt_key: {grid_key: logprob}} (`sampled_logprobs`), not computed again."""
     result: dict[tuple, list[float]] = {grid_key(grid): [] for grid in grids}
     for number, (augmentation, prompt_ids) in enumerate(views):
         if deadline is not None and clock() >= deadline:
             break
         on_view(number)
-        answers = [builder.answer_ids(augmentation.apply_grid(grid)) for grid in grids]
-        if len(prompt_ids) + max(len(answer) for answer in answers) > builder.max_seq_len:
+        answers = {grid_key(grid): builder.written_ids(augmentation.apply_grid(grid)) for grid in grids}
+        if len(prompt_ids) + max(len(answer) for answer in answers.values()) > builder.max_seq_len:
             continue  # the same views for every candidate: this one cannot hold the longest answer
-        for grid, logprob in zip(grids, sampler.score(prompt_ids, answers, adapter)):
-            result[grid_key(grid)].append(logprob)
+        logprobs = dict((known or {}).get(prompt_key(prompt_ids), {}))
+        missing = [key for key in answers if key not in logprobs]
+        if missing:
+            logprobs.update(zip(missing, sampler.score(prompt_ids, [answers[key] for key in missing], adapter)))
+        for key in answers:
+            result[key].append(logprobs[key])
     return result
+
+
+def sampled_logprobs(candidates: list[Candidate]) -> dict[int, dict[tuple, float]]:
+    """The log-likelihoods that sampling already gave: {prompt_key: {grid_key: logprob}} of every candidate
+    that wrote its grid's own answer tokens on that prompt (Candidate.sampled_on)."""
+    known: dict[int, dict[tuple, float]] = {}
+    for candidate in candidates:
+        if candidate.sampled_on is not None and candidate.grid:
+            known.setdefault(candidate.sampled_on, {}).setdefault(grid_key(candidate.grid), candidate.logprob)
+    return known
 
 
 def score_candidates(sampler: Sampler, builder: PromptBuilder, candidates: list[list[Candidate]],
@@ -46,14 +64,16 @@ def score_candidates(sampler: Sampler, builder: PromptBuilder, candidates: list[
                      clock: Callable[[], float] = time.monotonic,
                      beat: Callable[[str], None] = lambda what: None) -> tuple[list[dict[tuple, list[float]]], list[int]]:
     """Each test input's distinct candidate grids scored under the first `views` of its jobs' views (fewer,
-    the same for every candidate, when `end` comes first); and the test inputs scored under fewer views
-    than asked because of `end`. `beat` is called before each view (heartbeats)."""
+    the same for every candidate, when `end` comes first; a candidate sampled on one of them brings its
+    log-likelihood there, `sampled_logprobs`); and the test inputs scored under fewer views than asked
+    because of `end`. `beat` is called before each view (heartbeats)."""
     scored, short = [], []
     for index, output in enumerate(candidates):
         grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
         chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
         on_view = lambda view, index=index: beat(f"test[{index}] view {view + 1}")  # noqa: E731
-        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock, on_view) if grids else {}
+        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock, on_view,
+                               sampled_logprobs(output)) if grids else {}
         if grids and len(next(iter(scores.values()))) < min(len(chosen), views):
             short.append(index)
         scored.append(scores)
