@@ -95,7 +95,7 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
     voting.scorer = "model"); the seconds each took, the largest difference of either from the model's, and
     whether poe and nvarc choose the same attempts on the engine (cache read) and on the model."""
     from arc_submit.predict.backends import cache_reading
-    from arc_submit.predict.scoring import score_candidates
+    from arc_submit.predict.scoring import sampled_logprobs, score_candidates
     from arc_submit.predict.selection import select_attempts
 
     def on_engine_timed(reads_cache: bool) -> tuple[list, float]:
@@ -115,27 +115,32 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
                                                                                            on_model)[1]
             for rule in ("poe", "nvarc")}
     return {"engine_scoring": seconds, "engine_uncached_scoring": uncached_seconds, "scores": len(differences) // 2,
+            "sampled_scores": sum(len(known) for output in candidates for known in sampled_logprobs(output).values()),
             "cache_reads": stack.sampler.scores_from_cache, "largest_difference": max(differences, default=0.0),
             "same_attempts": same}
 
 
 def scorers_table(results: list[dict]) -> str:
     """--scorers: per method, the seconds of sampling, of scoring on the model, on the engine reading its
-    prefix cache and on the engine with a prefill per (view, candidate), summed over the tasks; the ratios."""
+    prefix cache and on the engine with a prefill per (view, candidate), summed over the tasks; the ratios;
+    the (view, grid) pairs scored, and how many of them sampling brought (results from before that column
+    show "-")."""
     lines = ["| candidates | sampling s | model scoring s | engine scoring s | engine, a prefill per pair s | "
-             "model ÷ sampling | engine ÷ sampling | a prefill per pair ÷ sampling | largest difference | "
-             "same attempts |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "model ÷ sampling | engine ÷ sampling | a prefill per pair ÷ sampling | pairs / from sampling | "
+             "largest difference | same attempts |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for method in ("greedy", "dfs"):
         sampling = sum(r["seconds"][method] for r in results)
         model = sum(r["seconds"][f"{method}_scoring"] for r in results)
-        engine = sum(r["scorers"][method]["engine_scoring"] for r in results)
-        uncached = sum(r["scorers"][method].get("engine_uncached_scoring", r["scorers"][method]["engine_scoring"])
-                       for r in results)
-        largest = max(r["scorers"][method]["largest_difference"] for r in results)
-        same = all(all(r["scorers"][method]["same_attempts"].values()) for r in results)
+        scorers = [r["scorers"][method] for r in results]
+        engine = sum(s["engine_scoring"] for s in scorers)
+        uncached = sum(s.get("engine_uncached_scoring", s["engine_scoring"]) for s in scorers)
+        largest = max(s["largest_difference"] for s in scorers)
+        same = all(all(s["same_attempts"].values()) for s in scorers)
+        pairs = sum(s["scores"] for s in scorers)
+        brought = sum(s["sampled_scores"] for s in scorers) if all("sampled_scores" in s for s in scorers) else "-"
         lines.append(f"| {method} | {sampling:.1f} | {model:.1f} | {engine:.1f} | {uncached:.1f} | "
-                     f"{model / sampling:.2f} | {engine / sampling:.2f} | {uncached / sampling:.2f} | {largest:.1e} | "
-                     f"{'all' if same else 'not all'} |")
+                     f"{model / sampling:.2f} | {engine / sampling:.2f} | {uncached / sampling:.2f} | "
+                     f"{pairs} / {brought} | {largest:.1e} | {'all' if same else 'not all'} |")
     return "\n".join(lines)
 
 
