@@ -63,7 +63,8 @@ def main() -> None:
     reference = [full_forward(prompt, answer) for answer in answers]
     # a sample's log-probability at a temperature: of the raw logits, its tokens' log-likelihood (what scoring
     # reads in its place)
-    sampled = [[c.logprob, full_forward(ids, list(c.token_ids))] for ids, outputs in zip(fresh, runs[0]) for c in outputs]
+    sampled = [[c.logprob, full_forward(ids, list(c.token_ids))]
+               for ids, outputs in zip(fresh, runs[0]) for c in outputs]
     out.write_text(json.dumps({
         "engine": engine, "reference": reference, "scores_from_cache": sampler.scores_from_cache,
         "seeded": seeded, "sampled": sampled, "seeded_call_tokens": sampler.seeded_call_tokens,

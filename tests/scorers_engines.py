@@ -36,9 +36,10 @@ def both_scorers(runner, task, plan, candidates=None) -> dict:
             model, _ = score_candidates(scorer, stack.builder, candidates, jobs, config.voting.views)
     engine, _ = score_candidates(stack.sampler, stack.builder, candidates or record.candidates, jobs,
                                  config.voting.views)
-    everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates or record.candidates]
+    scored = candidates or record.candidates
+    everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in scored]
     computed, _ = score_candidates(stack.sampler, stack.builder, everything, jobs, config.voting.views)
-    brought = sum(c.sampled_on is not None for output in candidates or record.candidates for c in output)
+    brought = sum(c.sampled_on is not None for output in scored for c in output)
     lora = [name for name, _ in stack.model.named_parameters() if "lora_" in name]
     return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": stack.engine_holds,
             "lora_left": lora, "candidates": record.candidates,

@@ -311,8 +311,8 @@ class PromptBuilder:
         self.bos_ids = [bos] if self.format.bos and bos is not None else []
         self.end_of_turn = self._split(self.messages([], [[0]]))[1]
         self.end_ids, self.stop_token_ids = self._end_of_answer()
-        written = next((i + 1 for i, token in enumerate(self.end_ids) if token in self.stop_token_ids), len(self.end_ids))
-        self.written_end_ids = self.end_ids[:written]  # what generation writes of them: up to its stop token
+        stop = next((i + 1 for i, token in enumerate(self.end_ids) if token in self.stop_token_ids), len(self.end_ids))
+        self.written_end_ids = self.end_ids[:stop]  # what generation writes of them: up to its stop token
 
     # -- text
 

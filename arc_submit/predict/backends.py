@@ -266,8 +266,8 @@ class VLLMSampler(Sampler):
         adapters = [self._lora(r.adapter) for r in requests]
         outputs = self._run([r.prompt_ids for r in requests], params, adapters if any(adapters) else None)
         return [
-            [Completion(o.text, len(o.token_ids), o.cumulative_logprob, "length" if o.finish_reason == "length" else "stop",
-                        tuple(o.token_ids))
+            [Completion(o.text, len(o.token_ids), o.cumulative_logprob,
+                        "length" if o.finish_reason == "length" else "stop", tuple(o.token_ids))
              for o in output.outputs]
             for output in outputs
         ]
