@@ -111,15 +111,16 @@ def test_a_candidate_brings_its_log_likelihood_only_when_it_wrote_its_grids_own_
     written = builder.written_ids(view)
     assert builder.answer_ids(view)[: len(written)] == written and written[-1] in builder.stop_token_ids
     text = builder.tokenizer.decode(written, skip_special_tokens=True)
-    own = decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation, (7,))
-    assert own.grid == grid and own.sampled_on == (7,)
+    own = decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation,
+                           b"view")
+    assert own.grid == grid and own.sampled_on == b"view"
     assert decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation
                             ).sampled_on is None  # no prompt said
     split = builder.tokenizer(builder.tokenizer.decode(written[:1]) + " ", add_special_tokens=False)["input_ids"]
     other = decode_candidate(Completion(text, 9, -2.0, "stop", tuple(split + written[1:])), builder, augmentation,
-                             (7,))
+                             b"view")
     assert other.grid == grid and other.sampled_on is None  # the same grid, other tokens: scored like any other
-    assert decode_candidate(Completion(text, 9, None, "stop", tuple(written)), builder, augmentation, (7,)
+    assert decode_candidate(Completion(text, 9, None, "stop", tuple(written)), builder, augmentation, b"view"
                             ).sampled_on is None  # no log-probability
 
 

@@ -12,6 +12,7 @@ and the selection benchmark alike.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,7 @@ class Candidate:
     # prompt_key of the prompt it was sampled on, when it wrote exactly the grid's own answer tokens
     # (PromptBuilder.written_ids): `logprob` is then the grid's log-likelihood under that prompt, and scoring
     # does not compute it again. Not kept in records (one read back is scored like any other).
-    sampled_on: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+    sampled_on: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         data = {"grid": self.grid, "logprob": self.logprob, "tokens": self.tokens,
@@ -54,14 +55,15 @@ class Candidate:
                    data.get("reason"), data.get("kind"), data["tokens"])
 
 
-def prompt_key(prompt_ids: list[int]) -> tuple[int, ...]:
-    """A prompt's identity, for matching a candidate with the view it was sampled on (the ids themselves:
-    no two prompts share one)."""
-    return tuple(prompt_ids)
+def prompt_key(prompt_ids: list[int]) -> bytes:
+    """A prompt's identity, for matching a candidate with the view it was sampled on: a 128-bit digest of its
+    ids (no two prompts share one in practice; the ids themselves would keep every prompt alive in the run's
+    records, some 100 KB each)."""
+    return hashlib.blake2b(np.asarray(prompt_ids, dtype=np.int64).tobytes(), digest_size=16).digest()
 
 
 def decode_candidate(completion: Completion, builder: PromptBuilder, augmentation: Augmentation,
-                     prompt: tuple[int, ...] | None = None) -> Candidate:
+                     prompt: bytes | None = None) -> Candidate:
     """Parse a completion (after the format's answer prefix) and map its grid back through the
     augmentation's inverse. `prompt`: the prompt_key of the prompt it was sampled on."""
     logprob, tokens = completion.logprob, completion.tokens

@@ -27,7 +27,7 @@ def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Au
                   grids: list[Grid], adapter: Adapter | None = None, deadline: float | None = None,
                   clock: Callable[[], float] = time.monotonic,
                   on_view: Callable[[int], None] = lambda view: None,
-                  known: dict[tuple, dict[tuple, float]] | None = None) -> dict[tuple, list[float]]:
+                  known: dict[bytes, dict[tuple, float]] | None = None) -> dict[tuple, list[float]]:
     """For each grid (in the task's own orientation and colours), its log-likelihood under each view
     (augmentation, prompt ids) whose prompt leaves room for every grid's answer; views after `deadline`
     are left out for every grid alike. `on_view(i)` before each view (heartbeats). `known`: log-likelihoods
@@ -49,10 +49,10 @@ def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Au
     return result
 
 
-def sampled_logprobs(candidates: list[Candidate]) -> dict[tuple, dict[tuple, float]]:
+def sampled_logprobs(candidates: list[Candidate]) -> dict[bytes, dict[tuple, float]]:
     """The log-likelihoods that sampling already gave: {prompt_key: {grid_key: logprob}} of every candidate
     that wrote its grid's own answer tokens on that prompt (Candidate.sampled_on)."""
-    known: dict[tuple, dict[tuple, float]] = {}
+    known: dict[bytes, dict[tuple, float]] = {}
     for candidate in candidates:
         if candidate.sampled_on is not None and candidate.grid:
             known.setdefault(candidate.sampled_on, {}).setdefault(grid_key(candidate.grid), candidate.logprob)
