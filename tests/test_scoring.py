@@ -48,6 +48,7 @@ def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
         assert scores[grid_key(grid)] == pytest.approx(direct, abs=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sample", "dfs"])
 def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model_dir, method):
     """Candidates after TTFT on ONE, sampled at a temperature (their log-probabilities are of the raw logits,
@@ -100,6 +101,8 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
 
 
 def test_a_candidate_brings_its_log_likelihood_only_when_it_wrote_its_grids_own_tokens():
+    """Its tokens must be the grid's own answer tokens under its view, up to the stop token: the same text
+    in other tokens is another sequence, with another log-likelihood."""
     from arc_submit.data.augment import Augmentation
     from arc_submit.predict.backends import Completion
     from arc_submit.predict.candidates import decode_candidate
