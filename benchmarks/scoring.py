@@ -127,10 +127,10 @@ def main() -> None:
         engine = create_sampler(dataclasses.replace(sampling, backend="vllm"), model_dir, "float32",
                                 config.prompt.max_seq_len, 0, "cpu")
         scorers["vllm"] = scorers["vllm-cache"] = engine
-    trees = [prefix_tree(sorted(builder.answer_ids(view.apply_grid(grid)) for grid in grids)) for view, _ in views]
+    trees = [prefix_tree(sorted(builder.written_ids(view.apply_grid(grid)) for grid in grids)) for view, _ in views]
     result = {"task": task.task_id, "views": len(views), "block_size": args.block_size, "candidates": len(grids),
               "threads": torch.get_num_threads(), "prompt_tokens": [len(prompt) for _, prompt in views],
-              "answer_tokens": [len(builder.answer_ids(grid)) for grid in grids],
+              "answer_tokens": [len(builder.written_ids(grid)) for grid in grids],  # as scoring reads them
               "tree_tokens": [len(tree.tokens) for tree in trees],
               "seconds": {}, "max_difference": {}}
     scores = {}

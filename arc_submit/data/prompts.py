@@ -369,13 +369,17 @@ class PromptBuilder:
         return end_ids, {turn_end} | ({eos} if eos is not None else set())
 
     def answer_ids(self, grid: Grid) -> list[int]:
-        return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):]) + self.end_ids
+        return self._grid_ids(grid) + self.end_ids
 
     def written_ids(self, grid: Grid) -> list[int]:
         """The answer's tokens as the model writes them: `answer_ids` up to the token at which generation
         stops (the template's newline after <|im_end|> is never written). Scoring reads these, so that a
         sampled answer's own log-probability is its log-likelihood under the view it was sampled on."""
-        return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):]) + self.written_end_ids
+        return self._grid_ids(grid) + self.written_end_ids
+
+    def _grid_ids(self, grid: Grid) -> list[int]:
+        """The encoded grid's tokens after the format's answer prefix (which the prompt ends with)."""
+        return self._ids(self.encoder.encode(grid)[len(self.format.answer_prefix):])
 
     def render(self, train: list[Pair], query: Grid, answer: Grid | None = None, outputs: bool = False) -> Example:
         """Token ids of the prompt (ending where the model writes) and of the answer turn; with `outputs`
