@@ -109,6 +109,37 @@ def test_auto_dtype_picks_bf16_only_from_compute_capability_8():
     assert resolve_dtype("auto", "cpu") == "float32" and resolve_dtype("float16", "cuda", (9, 0)) == "float16"
 
 
+X86_WITH_BF16 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512vl\n"
+ARM_WITH_FP16 = "processor\t: 0\nFeatures\t: fp asimd evtstrm fphp asimdhp cpuid\n"
+
+
+@pytest.mark.parametrize("cpuinfo, lacks", [
+    (X86_WITH_BF16, {"bfloat16": False, "float16": True, "float32": False}),
+    (X86_WITH_BF16.replace(" avx512_bf16", ""), {"bfloat16": True, "float16": True, "float32": False}),
+    (X86_WITH_BF16.replace("avx512_bf16", "amx_bf16 amx_fp16"), {"bfloat16": False, "float16": False}),
+    (ARM_WITH_FP16, {"bfloat16": True, "float16": False}),
+    ("", {"bfloat16": False, "float16": False}),  # a CPU that says nothing is not warned about
+])
+def test_a_half_precision_is_said_to_lack_instructions_from_the_cpus_own_flags(cpuinfo, lacks):
+    from arc_submit.model.load import cpu_lacks_instructions_for
+
+    assert {dtype: cpu_lacks_instructions_for(dtype, cpuinfo) for dtype in lacks} == lacks
+
+
+def test_loading_in_a_half_precision_the_cpu_lacks_warns_in_one_line(tiny_model_dir, monkeypatch, caplog):
+    from arc_submit.model import load
+    from arc_submit.model.resolve import ResolvedModel
+
+    resolved = ResolvedModel(tiny_model_dir, None)
+    monkeypatch.setattr(load, "cpu_lacks_instructions_for", lambda dtype: dtype == "bfloat16")
+    with caplog.at_level("WARNING", logger="arc_submit"):
+        load.load_model(resolved, "float32", "cpu")
+        assert not caplog.records
+        _, model = load.load_model(resolved, "bfloat16", "cpu")
+    [record] = caplog.records
+    assert "model.dtype = bfloat16" in record.getMessage() and "avx512_bf16" in record.getMessage()
+    assert str(next(model.parameters()).dtype) == "torch.bfloat16" and "\n" not in record.getMessage()
+
 def test_a_max_seq_len_beyond_the_models_context_is_refused_naming_both(tiny_model_dir, tmp_path):
     from tests.conftest import run_cli
 

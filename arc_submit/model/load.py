@@ -3,12 +3,15 @@ tokenizer, prompt builder and model from a resolved folder.
 
     dtype = resolve_dtype("auto", "cuda")              # bfloat16 on compute capability >= 8, else float16
     check_context(resolved, max_seq_len=8192)          # UserError naming both numbers when it is too long
-    tokenizer, model = load_model(resolve("smollm2-135m"), dtype, "cpu")
+    tokenizer, model = load_model(resolve("smollm2-135m"), dtype, "cpu")  # warns of a half precision the CPU
+                                                                          # has no instructions for
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 from arc_submit.config import PromptConfig
 from arc_submit.data.encoders import create as create_encoder
@@ -17,6 +20,14 @@ from arc_submit.errors import UserError
 from arc_submit.model.resolve import ResolvedModel, set_offline
 
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+# The CPU flags (/proc/cpuinfo: x86 "flags", Arm "Features") that give a half precision its own instructions.
+# Without them torch emulates it: measured on one of these 2-core machines, a 2048x2048 matrix product ran at
+# 0.3 GFLOP/s in bfloat16 against ~115 in float32; on one with avx512_bf16, float16 ran at 0.8 GFLOP/s (and
+# bfloat16 at ~880 against ~190 in float32).
+HALF_PRECISION_FLAGS = {"bfloat16": {"avx512_bf16", "amx_bf16", "bf16"},
+                        "float16": {"avx512_fp16", "amx_fp16", "asimdhp"}}
+
+log = logging.getLogger("arc_submit")
 
 
 def resolve_dtype(name: str, device: str, capability: tuple[int, int] | None = None) -> str:
@@ -26,7 +37,8 @@ def resolve_dtype(name: str, device: str, capability: tuple[int, int] | None = N
     if name != "auto":
         return name
     if device == "cpu":
-        return "float32"  # CPUs without bf16 instructions run bf16 ~20x slower
+        return "float32"  # see HALF_PRECISION_FLAGS; with bf16 instructions bfloat16 is faster, but scored lower
+        # on the 8 local tasks (README, "Get going")
     if capability is None:
         import torch
 
@@ -65,9 +77,27 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def cpu_lacks_instructions_for(dtype: str, cpuinfo: str | None = None) -> bool:
+    """Whether the CPU says (`cpuinfo`: the text of /proc/cpuinfo, read when not given) that it has no
+    instructions for the half precision `dtype`; False for float32, and where the CPU does not say."""
+    if dtype not in HALF_PRECISION_FLAGS:
+        return False
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    lists = [line.partition(":")[2].split() for line in cpuinfo.splitlines()
+             if line.partition(":")[0].strip() in ("flags", "Features")]
+    return bool(lists) and not HALF_PRECISION_FLAGS[dtype] & set(lists[0])
+
+
 def load_model(resolved: ResolvedModel, dtype: str, device: str, gradient_checkpointing: bool = False):
-    """(tokenizer, frozen model on `device`) of the resolved base folder, in `dtype`."""
+    """(tokenizer, frozen model on `device`) of the resolved base folder, in `dtype`; on a CPU without
+    instructions for that half precision, a warning that the run will be many times slower."""
     set_offline()
+    if device == "cpu" and cpu_lacks_instructions_for(dtype):
+        log.warning("model.dtype = %s on a CPU without instructions for it (none of %s in /proc/cpuinfo): torch "
+                    "emulates it, many times slower than float32 (the CPU default)", dtype,
+                    ", ".join(sorted(HALF_PRECISION_FLAGS[dtype])))
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
