@@ -3,8 +3,7 @@ tokenizer, prompt builder and model from a resolved folder.
 
     dtype = resolve_dtype("auto", "cuda")              # bfloat16 on compute capability >= 8, else float16
     check_context(resolved, max_seq_len=8192)          # UserError naming both numbers when it is too long
-    tokenizer, model = load_model(resolve("smollm2-135m"), dtype, "cpu")  # warns of a half precision the CPU
-                                                                          # has no instructions for
+    tokenizer, model = load_model(resolve("smollm2-135m"), dtype, "cpu")
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ from arc_submit.model.resolve import ResolvedModel, set_offline
 
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 # The CPU flags (/proc/cpuinfo: x86 "flags", Arm "Features") that give a half precision its own instructions.
-# Without them torch emulates it: measured on one of these 2-core machines, a 2048x2048 matrix product ran at
-# 0.3 GFLOP/s in bfloat16 against ~115 in float32; on one with avx512_bf16, float16 ran at 0.8 GFLOP/s (and
-# bfloat16 at ~880 against ~190 in float32).
+# Without them torch emulates it: a 2048x2048 matrix product on 2 cores ran at 0.3 GFLOP/s in bfloat16 against
+# ~115 in float32 on a CPU without avx512_bf16 (NOTES.md); on one with it, at ~880 against ~190, and a
+# 1024x1024 one in float16 (no avx512_fp16) at 1.2 GFLOP/s against 192 in float32.
 HALF_PRECISION_FLAGS = {"bfloat16": {"avx512_bf16", "amx_bf16", "bf16"},
                         "float16": {"avx512_fp16", "amx_fp16", "asimdhp"}}
 
