@@ -140,6 +140,7 @@ def test_loading_in_a_half_precision_the_cpu_lacks_warns_in_one_line(tiny_model_
     assert "model.dtype = bfloat16" in record.getMessage() and "avx512_bf16" in record.getMessage()
     assert str(next(model.parameters()).dtype) == "torch.bfloat16" and "\n" not in record.getMessage()
 
+
 def test_a_max_seq_len_beyond_the_models_context_is_refused_naming_both(tiny_model_dir, tmp_path):
     from tests.conftest import run_cli
 
