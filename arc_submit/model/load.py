@@ -84,9 +84,9 @@ def cpu_lacks_instructions_for(dtype: str, cpuinfo: str | None = None) -> bool:
     if cpuinfo is None:
         path = Path("/proc/cpuinfo")
         cpuinfo = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-    lists = [line.partition(":")[2].split() for line in cpuinfo.splitlines()
-             if line.partition(":")[0].strip() in ("flags", "Features")]
-    return bool(lists) and not HALF_PRECISION_FLAGS[dtype] & set(lists[0])
+    flags = next((line.partition(":")[2].split() for line in cpuinfo.splitlines()
+                  if line.partition(":")[0].strip() in ("flags", "Features")), None)  # every core lists the same
+    return flags is not None and not HALF_PRECISION_FLAGS[dtype] & set(flags)
 
 
 def load_model(resolved: ResolvedModel, dtype: str, device: str, gradient_checkpointing: bool = False):

@@ -126,8 +126,8 @@ class VLLMSampler(Sampler):
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(config.kv_cache_gib)))
             if not config.enforce_eager:  # vLLM 0.32's CPU build cannot load the model it compiled ahead of time
                 # ("'function' object has no attribute 'finalize_loading'") and compiles it again at every start
-                # (measured: 46-58 s each start, against 48 s the first time and 21 s after with torch's own
-                # compile cache, which this reads back; eager starts in 10-12 s)
+                # (measured: 46-68 s each start, against 48 s the first time and 18-21 s after with torch's own
+                # compile cache, which this reads back; eager starts in 8-12 s)
                 os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
             if config.samples >= IPEX_SHARED_DECODERS and _decodes_with_ipex():
                 raise UserError(f"sampling.samples = {config.samples}: vLLM 0.11's CPU build decodes with IPEX, whose "
