@@ -108,3 +108,23 @@ def test_a_cpu_block_size_vllms_cpu_attention_cannot_take_is_refused_before_the_
         pytest.skip("vLLM 0.11 has its own CPU block sizes (it cannot read its cache to score)")
     with pytest.raises(UserError, match=r"sampling.block_size = 48: vLLM's CPU build takes a multiple of 32"):
         create_sampler(SamplingConfig(block_size=48), tmp_path / "no-model", "float32", 2048, 0, "cpu")
+
+
+def test_a_cpu_without_a_cxx_compiler_is_refused_before_the_engine_starts(tmp_path, monkeypatch):
+    """vLLM's CPU build compiles kernels with torch's inductor at its first request with log-probabilities
+    (eager or not), which fails without a C++ compiler after the model's load: refused first, in one line
+    that names the compiler looked for ($CXX, else g++) and the ways out."""
+    import sys
+
+    from arc_submit.config import SamplingConfig
+    from arc_submit.errors import UserError
+    from arc_submit.predict.backends import create_sampler, missing_compiler
+
+    assert missing_compiler({"CXX": "no-such-compiler-0"}) == "no-such-compiler-0"
+    assert missing_compiler({"CXX": sys.executable}) is None  # any program on PATH is taken, as inductor takes it
+    assert missing_compiler({"CXX": "no-such-compiler-0", "TORCH_INDUCTOR_INSTALL_GXX": "1"}) is None
+    monkeypatch.setenv("CXX", "no-such-compiler-0")
+    for eager in (True, False):
+        with pytest.raises(UserError, match=r"needs a C\+\+ compiler: no-such-compiler-0 is not on PATH; install g\+\+ "
+                                            r"\(or name a compiler in CXX\), or use sampling.backend = \"transformers\""):
+            create_sampler(SamplingConfig(enforce_eager=eager), tmp_path / "no-model", "float32", 2048, 0, "cpu")

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,12 @@ class VLLMSampler(Sampler):
         # through Python's last-resort handler to the console
         if device == "cpu":
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(config.kv_cache_gib)))
+            compiler = missing_compiler()
+            if compiler:  # else the engine fails at its first request, after the model's load, in many lines
+                raise UserError(f"vLLM's CPU build compiles kernels with torch's inductor (its log-probabilities, and "
+                                "the model unless sampling.enforce_eager = true), which needs a C++ compiler: "
+                                f"{compiler} is not on PATH; install g++ (or name a compiler in CXX), or use "
+                                "sampling.backend = \"transformers\"")
             if not config.enforce_eager:  # vLLM 0.32's CPU build cannot load the model it compiled ahead of time
                 # ("'function' object has no attribute 'finalize_loading'") and compiles it again at every start
                 # (measured: 46-68 s each start, against 48 s the first time and 18-21 s after with torch's own
@@ -427,6 +434,15 @@ def engine_scores_from_cache() -> bool:
     from vllm import SamplingParams
 
     return {"skip_reading_prefix_cache", "logprob_token_ids"} <= set(getattr(SamplingParams, "__struct_fields__", ()))
+
+
+def missing_compiler(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The C++ compiler torch's inductor looks for ($CXX, else g++), when it is not on PATH. vLLM's CPU build
+    compiles kernels with inductor at its first request with log-probabilities, eager or not (measured on
+    0.11 and 0.32), and the model too when it is not eager; without a compiler that request fails
+    ("InvalidCxxCompiler"). None too where inductor may install one itself (TORCH_INDUCTOR_INSTALL_GXX)."""
+    compiler = environ.get("CXX", "g++")
+    return None if shutil.which(compiler) or environ.get("TORCH_INDUCTOR_INSTALL_GXX") else compiler
 
 
 def _decodes_with_ipex() -> bool:
