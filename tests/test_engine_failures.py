@@ -125,6 +125,7 @@ def test_a_cpu_without_a_cxx_compiler_is_refused_before_the_engine_starts(tmp_pa
     assert missing_compiler({"CXX": "no-such-compiler-0", "TORCH_INDUCTOR_INSTALL_GXX": "1"}) is None
     monkeypatch.setenv("CXX", "no-such-compiler-0")
     for eager in (True, False):
-        with pytest.raises(UserError, match=r"needs a C\+\+ compiler: no-such-compiler-0 is not on PATH; install g\+\+ "
-                                            r"\(or name a compiler in CXX\), or use sampling.backend = \"transformers\""):
+        with pytest.raises(UserError, match=r"needs a C\+\+ compiler: no-such-compiler-0 is not on PATH; install "
+                                            r"g\+\+ \(or name a compiler in CXX\), or use sampling.backend = "
+                                            r"\"transformers\""):
             create_sampler(SamplingConfig(enforce_eager=eager), tmp_path / "no-model", "float32", 2048, 0, "cpu")
