@@ -84,9 +84,9 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
         def __init__(self, scorer):
             self.scorer = scorer
 
-        def score(self, prompt_ids, answers, adapter=None):
-            asked.append(len(answers))
-            return self.scorer.score(prompt_ids, answers, adapter)
+        def score_views(self, views, adapter=None):
+            asked.extend(len(answers) for _, answers in views)
+            return self.scorer.score_views(views, adapter)
 
     with stack.scorer(kept) as scorer:
         reused, _ = score_candidates(Counting(scorer), builder, candidates, jobs, 3, adapter)
@@ -318,12 +318,12 @@ def test_sampling_again_on_the_base_model_takes_the_kept_adapter_off_first(tiny_
 @pytest.mark.engine
 def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path):
     """vLLM scores an answer on the prompt's cached KV blocks (left by sampling on that prompt) where it can
-    read them for prompt log-probabilities: the same log-likelihoods as a full forward of the transformers
-    model, for answers off the sampled path, and for the sampled answer itself and its prefix, whose cached
-    blocks reach past the prompt (vLLM leaves those positions unset: they are completed piece by piece,
-    never by scoring the whole answer again). The same engine (its start is the cost) also samples at a
-    temperature with seeds, more prompts than a step holds: on CPU it raised before no prompt was cut; each
-    sample's log-probability is its tokens' log-likelihood (raw logits, not tempered)."""
+    read them for prompt log-probabilities, two views' answers in one call: the same log-likelihoods as a
+    full forward of the transformers model, for answers off the sampled path, and for the sampled answer
+    itself and its prefix, whose cached blocks reach past the prompt (vLLM leaves those positions unset: they
+    are completed piece by piece, never by scoring the whole answer again). The same engine (its start is the
+    cost) also samples at a temperature with seeds, more prompts than a step holds: on CPU it raised before no
+    prompt was cut; each sample's log-probability is its tokens' log-likelihood (raw logits, not tempered)."""
     import os
     import subprocess
     import sys
@@ -344,7 +344,7 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     assert found["scores_from_cache"] == found["reads_cache_param"]  # the path is taken wherever vLLM has it
     assert found["auto_on_model"] is not found["scores_from_cache"]  # voting.scorer = "auto" on CPU: the engine if so
     if found["scores_from_cache"]:
-        assert found["completed"] == 2 and found["rescored"] == 0  # the greedy answer and its prefix
-        assert found["scored_from_cache"] >= 4 * 256  # at least two 128-token blocks of the 300-token prompt each
+        assert found["completed"] == 4 and found["rescored"] == 0  # each view's greedy answer and its prefix
+        assert found["scored_from_cache"] >= 8 * 256  # at least two 128-token blocks of each answer's prompt
     else:
         assert found["completed"] == found["rescored"] == found["scored_from_cache"] == 0

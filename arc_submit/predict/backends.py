@@ -103,6 +103,11 @@ class Sampler(ABC):
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
         """The log-likelihood of each answer (all its tokens) as the continuation of the prompt."""
 
+    def score_views(self, views: list[tuple[list[int], list[list[int]]]],
+                    adapter: Adapter | None = None) -> list[list[float]]:
+        """`score` of each (prompt_ids, answers); a backend that can batches them."""
+        return [self.score(prompt_ids, answers, adapter) for prompt_ids, answers in views]
+
     def sleep(self) -> None:
         """Give accelerator memory back while something else (training) needs it."""
 
@@ -335,9 +340,14 @@ class VLLMSampler(Sampler):
         return self.reads_cache_to_score and self.can_score_from_cache
 
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
-        """Each answer's log-likelihood after the prompt, from vLLM's prompt log-probabilities of (prompt +
-        answer): one prefill per answer, or, where vLLM can read its prefix cache for them, only what the
-        cache lacks (the prompt's blocks are there from sampling this view, or from the first answer).
+        return self.score_views([(prompt_ids, answers)], adapter)[0]
+
+    def score_views(self, views: list[tuple[list[int], list[list[int]]]],
+                    adapter: Adapter | None = None) -> list[list[float]]:
+        """Each answer's log-likelihood after its view's prompt, every view's answers in the same engine calls,
+        from vLLM's prompt log-probabilities of (prompt + answer): one prefill per answer, or, where vLLM can
+        read its prefix cache for them, only what the cache lacks (a view's prompt blocks are there from
+        sampling that view, or from its first answer).
 
         vLLM leaves the log-probabilities of cached positions unset. Where an answer's own tokens were
         cached (it was sampled on this view), its missing tokens are read from short requests that each
@@ -347,12 +357,20 @@ class VLLMSampler(Sampler):
         from vllm import SamplingParams
 
         lora = self._lora(adapter)
-        start = len(prompt_ids)
-        sequences = [prompt_ids + answer for answer in answers]
+        starts = [len(prompt_ids) for prompt_ids, answers in views for _ in answers]
+        sequences = [prompt_ids + answer for prompt_ids, answers in views for answer in answers]
         if not self.scores_from_cache:
             outputs = self._run(sequences, SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), lora)
-            return [sum(_prompt_logprobs(output, sequence, start).values())
-                    for output, sequence in zip(outputs, sequences)]  # every position computed
+            known = [_prompt_logprobs(output, sequence, start)  # every position computed
+                     for output, sequence, start in zip(outputs, sequences, starts)]
+        else:
+            known = self._cached_logprobs(sequences, starts, lora)
+        scores = iter([sum(entries.values()) for entries in known])
+        return [[next(scores) for _ in answers] for _, answers in views]
+
+    def _cached_logprobs(self, sequences: list[list[int]], starts: list[int], lora) -> list[dict[int, float]]:
+        """score_views' log-probabilities of each sequence's tokens from its start, reading the prefix cache."""
+        from vllm import SamplingParams
 
         def reading(next_token: int | None = None, reads_cache: bool = True):  # unset entries: never detokenized
             extra = {"logprobs": 1, "logprob_token_ids": [next_token]} if next_token is not None else {}
@@ -361,23 +379,24 @@ class VLLMSampler(Sampler):
 
         outputs = self._run(sequences, reading(), lora)
         known = [_prompt_logprobs(output, sequence, start, cached=True)
-                 for output, sequence in zip(outputs, sequences)]
-        self.scored_from_cache += sum(min(output.num_cached_tokens, start) for output in outputs)
+                 for output, sequence, start in zip(outputs, sequences, starts)]
+        self.scored_from_cache += sum(min(output.num_cached_tokens, start) for output, start in zip(outputs, starts))
         unit = self._cache_unit()
-        pieces = [(i, end) for i, output in enumerate(outputs) if output.num_cached_tokens >= start
+        pieces = [(i, end) for i, (output, start) in enumerate(zip(outputs, starts))
+                  if output.num_cached_tokens >= start
                   for end in range((start - 1) // unit * unit + unit, output.num_cached_tokens + 1, unit)]
         if pieces:
             self.completed += len({i for i, _ in pieces})
             params = [reading(sequences[i][end]) for i, end in pieces]
             for (i, end), output in zip(pieces, self._run([sequences[i][:end] for i, end in pieces], params, lora)):
-                known[i].update(_prompt_logprobs(output, sequences[i][:end], start, cached=True))
+                known[i].update(_prompt_logprobs(output, sequences[i][:end], starts[i], cached=True))
                 known[i][end] = output.outputs[0].logprobs[0][sequences[i][end]].logprob
-        again = [i for i, sequence in enumerate(sequences) if len(known[i]) != len(sequence) - start]
+        again = [i for i, sequence in enumerate(sequences) if len(known[i]) != len(sequence) - starts[i]]
         if again:
             self.rescored += len(again)
             for i, output in zip(again, self._run([sequences[i] for i in again], reading(reads_cache=False), lora)):
-                known[i] = _prompt_logprobs(output, sequences[i], start)
-        return [sum(entries.values()) for entries in known]
+                known[i] = _prompt_logprobs(output, sequences[i], starts[i])
+        return known
 
     def _cache_unit(self) -> int:
         """The finest token boundary a prefix-cache hit lands on (vLLM's block size, unless finer)."""

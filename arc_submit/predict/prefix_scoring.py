@@ -136,3 +136,7 @@ class ModelScorer:
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter=None) -> list[float]:
         """`adapter` (the engine's LoRA) is not read: the model carries its weights."""
         return answer_logprobs(self.model, prompt_ids, answers)
+
+    def score_views(self, views: list[tuple[list[int], list[list[int]]]], adapter=None) -> list[list[float]]:
+        """`score` of each (prompt_ids, answers): one prompt's cache at a time."""
+        return [self.score(prompt_ids, answers) for prompt_ids, answers in views]

@@ -26,24 +26,30 @@ from arc_submit.predict.candidates import Candidate, PromptJob, prompt_key
 def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
                   grids: list[Grid], adapter: Adapter | None = None, deadline: float | None = None,
                   clock: Callable[[], float] = time.monotonic,
-                  on_view: Callable[[int], None] = lambda view: None,
+                  on_views: Callable[[int], None] = lambda count: None,
                   known: dict[bytes, dict[tuple, float]] | None = None) -> dict[tuple, list[float]]:
     """For each grid (in the task's own orientation and colours), its log-likelihood under each view
-    (augmentation, prompt ids) whose prompt leaves room for every grid's answer; views after `deadline`
-    are left out for every grid alike. `on_view(i)` before each view (heartbeats). `known`: log-likelihoods
-    already known, {prompt_key: {grid_key: logprob}} (`sampled_logprobs`), not computed again."""
+    (augmentation, prompt ids) whose prompt leaves room for every grid's answer, every view's answers in one
+    `score_views` call; at `deadline` no view is scored (for every grid alike). `on_views(n)` before the
+    call (heartbeats). `known`: log-likelihoods already known, {prompt_key: {grid_key: logprob}}
+    (`sampled_logprobs`), not computed again."""
     result: dict[tuple, list[float]] = {grid_key(grid): [] for grid in grids}
-    for number, (augmentation, prompt_ids) in enumerate(views):
-        if deadline is not None and clock() >= deadline:
-            break
-        on_view(number)
+    if deadline is not None and clock() >= deadline:
+        return result
+    fitting = []  # (prompt ids, {grid_key: answer ids}, {grid_key: logprob known})
+    for augmentation, prompt_ids in views:
         answers = {grid_key(grid): builder.written_ids(augmentation.apply_grid(grid)) for grid in grids}
-        if len(prompt_ids) + max(len(answer) for answer in answers.values()) > builder.max_seq_len:
-            continue  # the same views for every candidate: this one cannot hold the longest answer
-        logprobs = dict((known or {}).get(prompt_key(prompt_ids), {}))
-        missing = [key for key in answers if key not in logprobs]
-        if missing:
-            logprobs.update(zip(missing, sampler.score(prompt_ids, [answers[key] for key in missing], adapter)))
+        if len(prompt_ids) + max(len(answer) for answer in answers.values()) <= builder.max_seq_len:
+            fitting.append((prompt_ids, answers, dict((known or {}).get(prompt_key(prompt_ids), {}))))
+        # else: the same views for every candidate, and this one cannot hold the longest answer
+    on_views(len(fitting))
+    missing = [[key for key in answers if key not in logprobs] for _, answers, logprobs in fitting]
+    asked = [(prompt_ids, [answers[key] for key in keys]) for (prompt_ids, answers, _), keys in zip(fitting, missing)
+             if keys]
+    computed = iter(sampler.score_views(asked, adapter) if asked else [])
+    for (_, answers, logprobs), keys in zip(fitting, missing):
+        if keys:
+            logprobs.update(zip(keys, next(computed)))
         for key in answers:
             result[key].append(logprobs[key])
     return result
@@ -66,13 +72,13 @@ def score_candidates(sampler: Sampler, builder: PromptBuilder, candidates: list[
     """Each test input's distinct candidate grids scored under the first `views` of its jobs' views (fewer,
     the same for every candidate, when `end` comes first; a candidate sampled on one of them brings its
     log-likelihood there, `sampled_logprobs`); and the test inputs scored under fewer views than asked
-    because of `end`. `beat` is called before each view (heartbeats)."""
+    because of `end`. `beat` is called before each test input's views are scored (heartbeats)."""
     scored, short = [], []
     for index, output in enumerate(candidates):
         grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
         chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
-        on_view = lambda view, index=index: beat(f"test[{index}] view {view + 1}")  # noqa: E731
-        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock, on_view,
+        on_views = lambda count, index=index: beat(f"test[{index}] {count} views")  # noqa: E731
+        scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock, on_views,
                                sampled_logprobs(output)) if grids else {}
         if grids and len(next(iter(scores.values()))) < min(len(chosen), views):
             short.append(index)
