@@ -48,6 +48,30 @@ def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
         assert scores[grid_key(grid)] == pytest.approx(direct, abs=1e-4)
 
 
+@pytest.mark.parametrize("batches", [False, True])
+def test_views_stop_at_the_deadline_a_call_at_a_time(tiny_model_dir, tiny, batches):
+    """A sampler that scores a view at a time is stopped between views by the deadline (each call costs a
+    tick of the clock here); one that batches them scores every view in one call, or none after the deadline.
+    Every grid gets the same views, with the scores of an unhurried run."""
+    _, tokenizer = tiny
+    builder = PromptBuilder(tokenizer, create(DEFAULT_ENCODER), 4096)
+    sampler = TransformersSampler(tiny_model_dir, "float32", 4096, SamplingConfig(), 0, "cpu")
+    sampler.batches_views = batches
+    views = []
+    for augmentation in balanced_views(np.random.default_rng(0), 3, len(TASK.train)):
+        augmented = augmentation.apply_task(TASK)
+        views.append((augmentation, builder.render(augmented.train, augmented.test[0].input).prompt_ids))
+    grids = [[[9, 8, 7]], [[1], [2]]]
+    full = view_logprobs(sampler, builder, views, grids)
+    for deadline, expected in [(0.0, 0), (1.5, 3 if batches else 2), (10.0, 3)]:
+        ticks, calls = [], []
+        scores = view_logprobs(sampler, builder, views, grids, deadline=deadline, clock=lambda: len(ticks),
+                               on_views=lambda which: (ticks.append(1), calls.append(which)))
+        assert all(values == pytest.approx(full[key][:expected], abs=1e-5) for key, values in scores.items())
+        assert calls == (["views 1-3"] if batches else ["view 1", "view 2", "view 3"])[:len(calls)]
+        assert len(calls) == (min(expected, 1) if batches else expected)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["sample", "dfs"])
 def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model_dir, method):
@@ -82,7 +106,7 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
 
     class Counting:  # the real scorer, counting the answers it is asked for
         def __init__(self, scorer):
-            self.scorer = scorer
+            self.scorer, self.batches_views = scorer, scorer.batches_views
 
         def score_views(self, views, adapter=None):
             asked.extend(len(answers) for _, answers in views)

@@ -154,7 +154,8 @@ def test_masked_dfs_on_the_vllm_engine_finds_what_transformers_finds(tmp_path, k
 
 def test_every_long_stage_beats_the_heart(tmp_path):
     """A worker is killed after run.worker_timeout without a heartbeat: TTFT beats each step, DFS each
-    round, scoring each view, so a long healthy stage is not taken for a hung one."""
+    round, scoring each call (a view here; vLLM scores a test input's views in one), so a long healthy stage
+    is not taken for a hung one."""
     from arc_submit.config import load_config
     from arc_submit.run.budget import TaskPlan
     from arc_submit.run.runner import TaskRunner

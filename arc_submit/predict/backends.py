@@ -103,9 +103,11 @@ class Sampler(ABC):
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
         """The log-likelihood of each answer (all its tokens) as the continuation of the prompt."""
 
+    batches_views = False  # whether score_views scores several views in one batch (else: a view at a time)
+
     def score_views(self, views: list[tuple[list[int], list[list[int]]]],
                     adapter: Adapter | None = None) -> list[list[float]]:
-        """`score` of each (prompt_ids, answers); a backend that can batches them."""
+        """`score` of each (prompt_ids, answers); a backend that can batches them (`batches_views`)."""
         return [self.score(prompt_ids, answers, adapter) for prompt_ids, answers in views]
 
     def sleep(self) -> None:
@@ -329,6 +331,7 @@ class VLLMSampler(Sampler):
             paths.append(path_from_steps(steps, budget, stop_ids, allowed))
         return paths
 
+    batches_views = True
     reads_cache_to_score = True  # `bench` and the selection benchmark turn it off to compare
     scored_from_cache = 0  # prompt tokens that scoring read from the prefix cache instead of computing them
     completed = 0  # answers whose own tokens were cached (sampled on that view), completed piece by piece

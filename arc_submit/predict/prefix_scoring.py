@@ -129,6 +129,7 @@ class ModelScorer:
     it): the caller makes sure it holds the weights the candidates were sampled with."""
 
     model: object
+    batches_views = False  # one prompt's cache at a time
 
     def __post_init__(self):
         self.model.eval()  # no LoRA dropout
@@ -138,5 +139,5 @@ class ModelScorer:
         return answer_logprobs(self.model, prompt_ids, answers)
 
     def score_views(self, views: list[tuple[list[int], list[list[int]]]], adapter=None) -> list[list[float]]:
-        """`score` of each (prompt_ids, answers): one prompt's cache at a time."""
+        """`score` of each (prompt_ids, answers)."""
         return [self.score(prompt_ids, answers) for prompt_ids, answers in views]

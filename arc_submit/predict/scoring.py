@@ -5,7 +5,8 @@ tokens, brings its log-likelihood there with it (its sampling log-probability), 
 grid) pairs are computed. The transformers backend prefills a view's prompt once and scores its
 candidates as one prefix tree on that cache, each distinct prefix computed once
 (arc_submit.predict.prefix_scoring); vLLM 0.11 prefills each (prompt + candidate) pair, since its prompt
-log-probabilities never read the prefix cache; vLLM 0.32 reads the view's prompt from its cache.
+log-probabilities never read the prefix cache; vLLM 0.32 reads the view's prompt from its cache. On vLLM
+every view of a test input goes in one call (`Sampler.batches_views`), a view at a time elsewhere.
 
     logprobs = view_logprobs(sampler, builder, views, grids, adapter)   # {grid_key: [logprob per view]}
     views, short = score_candidates(sampler, builder, candidates, jobs, 8, adapter, end)  # per test input
@@ -26,32 +27,36 @@ from arc_submit.predict.candidates import Candidate, PromptJob, prompt_key
 def view_logprobs(sampler: Sampler, builder: PromptBuilder, views: list[tuple[Augmentation, list[int]]],
                   grids: list[Grid], adapter: Adapter | None = None, deadline: float | None = None,
                   clock: Callable[[], float] = time.monotonic,
-                  on_views: Callable[[int], None] = lambda count: None,
+                  on_views: Callable[[str], None] = lambda which: None,
                   known: dict[bytes, dict[tuple, float]] | None = None) -> dict[tuple, list[float]]:
     """For each grid (in the task's own orientation and colours), its log-likelihood under each view
-    (augmentation, prompt ids) whose prompt leaves room for every grid's answer, every view's answers in one
-    `score_views` call; at `deadline` no view is scored (for every grid alike). `on_views(n)` before the
-    call (heartbeats). `known`: log-likelihoods already known, {prompt_key: {grid_key: logprob}}
-    (`sampled_logprobs`), not computed again."""
+    (augmentation, prompt ids) whose prompt leaves room for every grid's answer: every view in one
+    `score_views` call where the sampler batches them, else a call per view; calls after `deadline` are left
+    out for every grid alike. `on_views("view 1")` or `on_views("views 1-8")` before each call (heartbeats).
+    `known`: log-likelihoods already known, {prompt_key: {grid_key: logprob}} (`sampled_logprobs`), not
+    computed again."""
     result: dict[tuple, list[float]] = {grid_key(grid): [] for grid in grids}
-    if deadline is not None and clock() >= deadline:
-        return result
     fitting = []  # (prompt ids, {grid_key: answer ids}, {grid_key: logprob known})
     for augmentation, prompt_ids in views:
         answers = {grid_key(grid): builder.written_ids(augmentation.apply_grid(grid)) for grid in grids}
         if len(prompt_ids) + max(len(answer) for answer in answers.values()) <= builder.max_seq_len:
             fitting.append((prompt_ids, answers, dict((known or {}).get(prompt_key(prompt_ids), {}))))
         # else: the same views for every candidate, and this one cannot hold the longest answer
-    on_views(len(fitting))
-    missing = [[key for key in answers if key not in logprobs] for _, answers, logprobs in fitting]
-    asked = [(prompt_ids, [answers[key] for key in keys]) for (prompt_ids, answers, _), keys in zip(fitting, missing)
-             if keys]
-    computed = iter(sampler.score_views(asked, adapter) if asked else [])
-    for (_, answers, logprobs), keys in zip(fitting, missing):
-        if keys:
-            logprobs.update(zip(keys, next(computed)))
-        for key in answers:
-            result[key].append(logprobs[key])
+    size = max(len(fitting), 1) if sampler.batches_views else 1
+    for first in range(0, len(fitting), size):
+        if deadline is not None and clock() >= deadline:
+            break
+        batch = fitting[first: first + size]
+        on_views(f"view {first + 1}" if len(batch) == 1 else f"views {first + 1}-{first + len(batch)}")
+        missing = [[key for key in answers if key not in logprobs] for _, answers, logprobs in batch]
+        asked = [(prompt_ids, [answers[key] for key in keys])
+                 for (prompt_ids, answers, _), keys in zip(batch, missing) if keys]
+        computed = iter(sampler.score_views(asked, adapter) if asked else [])
+        for (_, answers, logprobs), keys in zip(batch, missing):
+            if keys:
+                logprobs.update(zip(keys, next(computed)))
+            for key in answers:
+                result[key].append(logprobs[key])
     return result
 
 
@@ -72,12 +77,12 @@ def score_candidates(sampler: Sampler, builder: PromptBuilder, candidates: list[
     """Each test input's distinct candidate grids scored under the first `views` of its jobs' views (fewer,
     the same for every candidate, when `end` comes first; a candidate sampled on one of them brings its
     log-likelihood there, `sampled_logprobs`); and the test inputs scored under fewer views than asked
-    because of `end`. `beat` is called before each test input's views are scored (heartbeats)."""
+    because of `end`. `beat` is called before each scoring call (heartbeats)."""
     scored, short = [], []
     for index, output in enumerate(candidates):
         grids = list({grid_key(c.grid): c.grid for c in output if c.grid}.values())
         chosen = [(job.augmentation, job.prompt_ids) for job in jobs if job.test_index == index]
-        on_views = lambda count, index=index: beat(f"test[{index}] {count} views")  # noqa: E731
+        on_views = lambda which, index=index: beat(f"test[{index}] {which}")  # noqa: E731
         scores = view_logprobs(sampler, builder, chosen[:views], grids, adapter, end, clock, on_views,
                                sampled_logprobs(output)) if grids else {}
         if grids and len(next(iter(scores.values()))) < min(len(chosen), views):
