@@ -1,15 +1,15 @@
-"""Views per call benchmark: scoring a test input's candidates under its 8 views on vLLM through the runner's
-own `score_candidates`, a view per engine call (`batches_views` off, as before) against every view in one
-call (`VLLMSampler`'s default), on the N smallest ARC-AGI-1 eval tasks with the `cpu` preset's engine and
+"""Views per call benchmark: scoring a test input's candidates under its views (`--views`, 8) on vLLM through
+the runner's own `score_candidates`, a view per engine call (`batches_views` off, as before) against every view
+in one call (`VLLMSampler`'s default), on the N smallest ARC-AGI-1 eval tasks with the `cpu` preset's engine and
 untrained weights. Each task's views are sampled greedily (their prompts then sit in the prefix cache, as in
 a run, and a greedy grid brings its log-likelihood on its own view), and the candidates are the greedy grids
 plus each test output's 8 rotations and reflections (an untrained model's answers rarely parse); both ways
 score the same candidates on fresh caches after sampling again, in alternating order task by task.
 
-    .venv/bin/python benchmarks/scoring_views.py --tasks 8
+    .venv/bin/python benchmarks/scoring_views.py --tasks 8 [--views 32]
 
-Prints a line per task and a JSON object as the last line: seconds each way, engine calls, the ratio, and
-the largest difference between the two ways' scores.
+Prints a line per task (each way's seconds so far, summed over the tasks done) and a JSON object as the last
+line: seconds each way, engine calls, the ratio, and the largest difference between the two ways' scores.
 """
 
 from __future__ import annotations
