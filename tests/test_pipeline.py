@@ -8,7 +8,7 @@ import json
 import pytest
 
 from arc_submit.config import load_config
-from arc_submit.data.submission import inputs_per_task, submission_problems
+from arc_submit.data.submission import BLANK, inputs_per_task, submission_problems
 from arc_submit.data.tasks import load_dataset, smallest
 from arc_submit.errors import UserError
 from arc_submit.run.pipeline import Pipeline
@@ -127,7 +127,7 @@ def test_too_long_tasks_get_fallback_attempts(tiny_model_dir, tmp_path):
     record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
     assert record["mode"] == "too_long" and "max_seq_len" in record["reasons"][0]
     assert "prompt does not fit max_seq_len even with one train pair" in record["reasons"][1]
-    assert record["attempts"] == [[TASKS[0].test[0].input, []]]
+    assert record["attempts"] == [[TASKS[0].test[0].input, BLANK]]
 
 
 def test_a_task_too_long_to_train_on_is_sampled_where_its_prompt_fits(tiny_model_dir, tmp_path):
@@ -227,7 +227,7 @@ def test_under_degrade_a_failed_sampling_is_redone_with_the_base_model(tiny_mode
     run(tiny_model_dir, tmp_path / "twice", 'run.on_error="degrade"')
     record = read(tmp_path / "twice" / "tasks" / f"{TASKS[0].task_id}.json")
     assert record["mode"] == "fallback" and record["failed_stages"] == ["sampling", "sampling"]
-    assert record["attempts"] == [[TASKS[0].test[0].input, []]]
+    assert record["attempts"] == [[TASKS[0].test[0].input, BLANK]]
 
 
 def test_under_degrade_an_error_outside_the_stages_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):

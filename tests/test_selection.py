@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arc_submit.data.augment import TRANSFORMS, balanced_views
-from arc_submit.data.submission import fill_attempts
+from arc_submit.data.submission import BLANK, fill_attempts
 from arc_submit.data.tasks import grid_key
 from arc_submit.predict.selection import rank, rank_scored
 
@@ -38,8 +38,8 @@ def test_empty_candidates_are_not_votes_and_attempts_are_padded():
     ranked = rank([([], -0.1, 1), ([], None, 0), (A, None, 0)])
     assert [v.grid for v in ranked] == [A]
     assert fill_attempts([v.grid for v in ranked], B) == [A, B]  # a free place: the test input as a guess
-    assert fill_attempts([v.grid for v in ranked], A) == [A, []]  # ... unless it is already there
-    assert fill_attempts([], B) == [B, []]
+    assert fill_attempts([v.grid for v in ranked], A) == [A, BLANK]  # ... unless it is already there: a blank grid
+    assert fill_attempts([], B) == [B, BLANK]
     assert fill_attempts([A, B, C], C) == [A, B]
 
 

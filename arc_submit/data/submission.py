@@ -9,20 +9,24 @@ from __future__ import annotations
 from arc_submit.data.tasks import Grid, Task, grid_problems, wrong_kind
 
 ATTEMPT_KEYS = ("attempt_1", "attempt_2")
+# The last guess for a free place: a grid, so both attempts are always grids (the official scorer and
+# `validate` also take `[]`, but a grid is what every winner's submission holds); the Kaggle notebook's
+# first cell writes the same fallback before anything is installed.
+BLANK: Grid = [[0]]
 
 
 def fill_attempts(ranked: list[Grid], test_input: Grid) -> list[Grid]:
     """The attempts of one test input: the top ranked grids; a free place gets the test input (a cheap
-    guess), then `[]`. The one place where attempts are padded."""
+    guess), then BLANK. The one place where attempts are padded."""
     k = len(ATTEMPT_KEYS)
     attempts = list(ranked[:k])
     if len(attempts) < k and test_input not in attempts:
         attempts.append(test_input)
-    return attempts + [[] for _ in range(k - len(attempts))]
+    return attempts + [BLANK for _ in range(k - len(attempts))]
 
 
 def fallback_attempts(task: Task) -> list[list[Grid]]:
-    """Attempts for a task that has no answer (yet): the test inputs as guesses."""
+    """Attempts for a task that has no answer (yet): the test inputs as guesses, then BLANK."""
     return [fill_attempts([], pair.input) for pair in task.test]
 
 
