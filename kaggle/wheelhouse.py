@@ -1,12 +1,13 @@
 """Write the manifest of a wheelhouse folder, which the Kaggle notebook reads before installing.
 
-    python kaggle/wheelhouse.py datasets-meta/arc-submit-wheels --extra gpu --python 3.11
-    python kaggle/wheelhouse.py build/kaggle-sim/wheels --twin --python 3.11      # make kaggle-sim
+    python kaggle/wheelhouse.py datasets-meta/arc-submit-wheels --extra gpu --python 3.12
+    python kaggle/wheelhouse.py build/kaggle-sim/wheels --twin --python 3.12      # make kaggle-sim
 
 `wheelhouse.json` says what to install (an extra of arc-submit: gpu on Kaggle; or, for the simulation,
 the CPU twin of the gpu extra that kaggle/stack.py wrote into the folder: requirements.txt, and
-no-deps.txt installed without dependencies), for which Python, which packages to remove after the
-install, and the folder's size.
+no-deps.txt installed without dependencies), for which Python, the pip wheel that installs it (Kaggle's
+Python has no ensurepip: the notebook's environment is made without pip and gets it from this wheel),
+which packages to remove after the install, and the folder's size.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def main() -> None:
     wheels = sorted(args.folder.glob("*.whl"))
     if not any(wheel.name.startswith("arc_submit-") for wheel in wheels):
         raise SystemExit(f"{args.folder}: no arc_submit wheel; build it first")
-    manifest = {"stack": args.extra or "kaggle-twin", "extra": args.extra, "python": args.python, "remove": args.remove}
+    pips = [wheel.name for wheel in wheels if wheel.name.startswith("pip-")]
+    if len(pips) != 1:
+        raise SystemExit(f"{args.folder}: {len(pips)} pip wheels ({', '.join(pips) or 'none'}); the notebook needs one "
+                         "to install with (Kaggle's Python has no ensurepip)")
+    manifest = {"stack": args.extra or "kaggle-twin", "extra": args.extra, "python": args.python, "pip": pips[0],
+                "remove": args.remove}
     if args.twin:
         missing = [name for name in ("requirements.txt", "no-deps.txt") if not (args.folder / name).is_file()]
         if missing:

@@ -31,23 +31,21 @@ def test_the_notebook_is_valid_nbformat_4_and_its_code_parses():
 
 
 def test_kernel_metadata_has_the_fields_the_kaggle_cli_requires():
+    """The tracked template: kaggle/push.py adds the owner, sources and accelerator (tests/test_kaggle_push.py)."""
     metadata = json.loads((ROOT / "kaggle" / "kernel-metadata.json").read_text())
-    assert KERNEL_FIELDS <= set(metadata)
-    assert (ROOT / "kaggle" / metadata["code_file"]).is_file()
+    assert KERNEL_FIELDS <= set(metadata) and "/" not in metadata["id"]
+    assert (ROOT / "kaggle" / metadata["code_file"]).is_file() and len(metadata["title"]) >= 5
     assert metadata["language"] == "python" and metadata["kernel_type"] == "notebook"
     assert metadata["enable_gpu"] is True and metadata["enable_internet"] is False and metadata["is_private"] is True
     default = re.search(r"^KAGGLE_COMPETITION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
-    assert metadata["competition_sources"] == [default] == ["arc-prize-2026-arc-agi-2"]
-    slugs = {json.loads(path.read_text())["id"] for path in (ROOT / "datasets-meta").glob("*/dataset-metadata.json")}
-    assert set(metadata["dataset_sources"]) == slugs
+    assert default == "arc-prize-2026-arc-agi-2"
 
 
 @pytest.mark.parametrize("name", ["arc-submit-wheels", "arc-submit-model"])
 def test_dataset_metadata_has_title_id_and_licence(name):
     metadata = json.loads((ROOT / "datasets-meta" / name / "dataset-metadata.json").read_text())
     assert 6 <= len(metadata["title"]) <= 50
-    owner, slug = metadata["id"].split("/")
-    assert owner and 3 <= len(slug) <= 50 and slug == name
+    assert metadata["id"] == name  # the slug; the owner is added when pushed
     assert metadata["licenses"] and "name" in metadata["licenses"][0]
 
 
@@ -82,18 +80,6 @@ def test_the_notebook_refuses_a_gpu_too_old_for_the_shipped_torch_before_install
         assert result.returncode == 0 and output[0].startswith("GPUs: [[")
 
 
-def test_make_kaggle_kernel_attaches_the_competition_given(tmp_path):
-    target = tmp_path / "kernel-metadata.json"
-    target.write_text((ROOT / "kaggle" / "kernel-metadata.json").read_text())
-    subprocess.run(["make", "-s", "kaggle-kernel", "KAGGLE_COMPETITION=arc-prize-2025", f"KERNEL_METADATA={target}"],
-                   cwd=ROOT, check=True, capture_output=True, timeout=60)
-    written = json.loads(target.read_text())
-    assert written["competition_sources"] == ["arc-prize-2025"]
-    assert {k: v for k, v in written.items() if k != "competition_sources"} == \
-        {k: v for k, v in json.loads((ROOT / "kaggle" / "kernel-metadata.json").read_text()).items()
-         if k != "competition_sources"}
-
-
 CHALLENGES = {"aaaa0001": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}, {"input": [[4]]}]}}
 
 
@@ -114,7 +100,13 @@ def test_the_notebook_finds_the_competition_wherever_kaggle_mounts_it(tmp_path, 
     assert result.returncode == 0, result.stderr
     assert f"1 tasks in {folder / 'arc-agi_test_challenges.json'}" in result.stdout
     submission = json.loads((tmp_path / "working" / "submission.json").read_text())
-    assert submission == {"aaaa0001": [{"attempt_1": [[3]], "attempt_2": []}, {"attempt_1": [[4]], "attempt_2": []}]}
+    assert submission == {"aaaa0001": [{"attempt_1": [[3]], "attempt_2": [[0]]}, {"attempt_1": [[4]], "attempt_2": [[0]]}]}
+    # the same attempts as the library's fallback, both grids
+    from arc_submit.data.submission import build, fallback_attempts
+    from arc_submit.data.tasks import parse_challenges
+
+    [task] = parse_challenges(CHALLENGES, "challenges.json")
+    assert submission == build({task.task_id: fallback_attempts(task)})
 
 
 def test_without_a_competition_the_notebook_says_in_one_line_what_is_attached(tmp_path):
@@ -139,6 +131,56 @@ def test_arc_submit_competition_chooses_the_folder_and_a_wrong_one_is_one_line(t
     wrong = first_cell(tmp_path, ARC_SUBMIT_COMPETITION=str(tmp_path / "input"))
     lines = (wrong.stdout + wrong.stderr).strip().splitlines()
     assert wrong.returncode == 1 and len(lines) == 1 and "holds no arc-agi_test_challenges.json" in lines[0]
+
+
+def first_two_cells(root, **env):
+    """The notebook's first two cells on a simulated /kaggle tree: the competition, the fallback submission, the
+    wheelhouse and the model."""
+    script = notebook_cell("# Paths, and a valid submission") + "\n" + notebook_cell("# Find the attached wheelhouse")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "ARC_SUBMIT_KAGGLE_ROOT": str(root), **env})
+
+
+def put(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text("{}")
+
+
+@pytest.mark.parametrize("model_at, adapter", [
+    ("models/someone/nvarc-qwen3-4b/transformers/default/1", False),  # a Kaggle Model: six levels
+    ("models/someone/nvarc-qwen3-4b/transformers/default/1/weights", False),  # its files a folder below
+    ("datasets/ada/arc-submit-model", True),  # a model dataset holding an adapter and its base
+    ("datasets/ada/arc-submit-model", False),
+])
+def test_the_notebook_finds_inputs_where_kaggle_mounts_them_in_2026(tmp_path, model_at, adapter):
+    competition = tmp_path / "input" / "competitions" / "arc-prize-2026-arc-agi-2"
+    competition.mkdir(parents=True)
+    (competition / "arc-agi_test_challenges.json").write_text(json.dumps(CHALLENGES))
+    put(tmp_path / "input" / "datasets" / "ada" / "arc-submit-wheels", "wheelhouse.json")
+    put(tmp_path / "input" / "datasets" / "someone" / "re-arc", "config.json")  # a config.json but no weights
+    model = tmp_path / "input" / model_at
+    if adapter:
+        put(model / "adapter", "adapter_config.json", "adapter_model.safetensors")
+        put(model / "base", "config.json", "model.safetensors")
+    else:
+        put(model, "config.json", "model-00001-of-00002.safetensors")
+    result = first_two_cells(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"wheelhouse: {tmp_path / 'input' / 'datasets' / 'ada' / 'arc-submit-wheels'}\n" in result.stdout
+    assert f"model: {model / 'adapter' if adapter else model}" in result.stdout
+    assert "re-arc" not in result.stdout
+
+
+def test_without_a_model_the_notebook_says_what_to_attach_in_one_line(tmp_path):
+    competition = tmp_path / "input" / "competitions" / "arc-prize-2026-arc-agi-2"
+    competition.mkdir(parents=True)
+    (competition / "arc-agi_test_challenges.json").write_text(json.dumps(CHALLENGES))
+    put(tmp_path / "input" / "datasets" / "ada" / "arc-submit-wheels", "wheelhouse.json")
+    result = first_two_cells(tmp_path)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert lines[-1].startswith("no model under") and "MODEL_SOURCES" in lines[-1]
 
 
 def tiny_adapter(tiny_model_dir, folder, base: str) -> None:
@@ -219,10 +261,55 @@ def test_the_notebook_lays_the_models_settings_over_the_gpu_preset(tmp_path):
     (model.parent / "arc-submit.toml").write_text('# carried\n[ttft]\nsteps = 64\n')
     script = "\n".join([
         "import json, os, time", f"START = time.time(); MODEL = {str(model)!r}; found = [['NVIDIA L4', '8.9']]",
-        "COMPETITION = '/nowhere'; challenges = {}", notebook_cell("# Preset from the GPUs found"),
+        "COMPETITION = '/nowhere'; challenges = {}; NOTEBOOK_SETTINGS = ''", notebook_cell("# Preset from the GPUs found"),
         "print('CONFIG=' + CONFIG)"])
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert f"CONFIG=kaggle-l4x4+{model.parent / 'arc-submit.toml'}" in result.stdout
     assert "  steps = 64" in result.stdout and "# carried" not in result.stdout
+
+
+def settings_cell(tmp_path, notebook_settings: str, model_settings: str):
+    model = tmp_path / "input" / "models" / "someone" / "m" / "transformers" / "default" / "1"
+    model.mkdir(parents=True)
+    if model_settings:
+        (model / "arc-submit.toml").write_text(model_settings)
+    (tmp_path / "working").mkdir()
+    script = "\n".join([
+        "import json, os, time", f"START = time.time(); MODEL = {str(model)!r}; found = [['NVIDIA L4', '8.9']]",
+        f"WORKING = {str(tmp_path / 'working')!r}; NOTEBOOK_SETTINGS = {notebook_settings!r}",
+        "COMPETITION = '/nowhere'; challenges = {}", notebook_cell("# Preset from the GPUs found"),
+        "print('CONFIG=' + CONFIG)"])
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+
+
+def test_settings_carried_by_the_notebook_are_laid_over_the_preset_and_printed(tmp_path):
+    result = settings_cell(tmp_path, "# carried\n[ttft]\nsteps = 64\n", "")
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "working" / "notebook-settings.toml"
+    assert f"CONFIG=kaggle-l4x4+{written}" in result.stdout and written.read_text().endswith("steps = 64\n")
+    assert "the notebook's settings, laid over preset kaggle-l4x4" in result.stdout and "  steps = 64" in result.stdout
+
+
+def test_settings_from_both_the_notebook_and_the_model_are_refused_in_one_line_naming_both(tmp_path):
+    result = settings_cell(tmp_path, "[ttft]\nsteps = 64\n", "[ttft]\nsteps = 8\n")
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in lines[0]
+    assert lines[0].startswith("two sources of settings") and "arc-submit.toml" in lines[0] and "notebook" in lines[0]
+
+
+def test_a_wheelhouse_without_a_pip_wheel_is_refused(tmp_path):
+    (tmp_path / "arc_submit-0.1.0-py3-none-any.whl").write_bytes(b"")
+    command = [sys.executable, str(ROOT / "kaggle" / "wheelhouse.py"), str(tmp_path), "--extra", "gpu", "--python", "3.12"]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "0 pip wheels" in refused.stderr and "ensurepip" in refused.stderr
+    (tmp_path / "pip-25.0-py3-none-any.whl").write_bytes(b"")
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    manifest = json.loads((tmp_path / "wheelhouse.json").read_text())
+    assert manifest["pip"] == "pip-25.0-py3-none-any.whl" and manifest["python"] == "3.12"
+
+
+def test_the_wheelhouses_python_defaults_to_kaggles():
+    assert re.search(r"^KAGGLE_PYTHON \?= 3\.12$", (ROOT / "Makefile").read_text(), re.M)
