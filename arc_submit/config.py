@@ -484,6 +484,32 @@ def flat_settings(data: dict, prefix: str = "") -> list[str]:
     return found
 
 
+def carried_settings(config: str, overrides: list[str], command: str) -> tuple[str, list[str]]:
+    """Settings that travel to Kaggle with a model (its arc-submit.toml) or with the notebook (`make COMMAND
+    CONFIG=... SET=...`): their TOML text, checked as the notebook will use it (laid over each Kaggle preset),
+    and the settings as `section.field = value` lines. model.name and model.base are left out: on Kaggle the
+    notebook names the model it finds."""
+    import tempfile
+
+    given = " ".join([f"CONFIG={config}"] * bool(config) + [f'SET="{" ".join(overrides)}"'] * bool(overrides))
+    data = layered_settings(config, overrides)
+    dropped = [key for key in ("name", "base") if key in data.get("model", {})]
+    for key in dropped:
+        del data["model"][key]
+    if "model" in data and not data["model"]:
+        del data["model"]
+    text = f"# written by make {command}: the notebook lays it over its GPU preset\n" + dict_to_toml(data)
+    with tempfile.TemporaryDirectory() as folder:
+        check = Path(folder) / "arc-submit.toml"
+        check.write_text(text)
+        for preset in [name for name in preset_names() if name.startswith("kaggle-")]:
+            try:
+                load_config(f"{preset}+{check}")
+            except UserError as error:
+                raise UserError(error.problems[0].replace(str(check), f"the settings to carry ({given})")) from None
+    return text, flat_settings(data) + [f"(model.{key} left out: the notebook names the model it finds)" for key in dropped]
+
+
 def _write_table(table: dict, path: list[str], lines: list[str]) -> None:
     scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
     if path:

@@ -67,34 +67,8 @@ def copy_model(model: str, out: Path, base: str = "") -> str:
 SETTINGS = "arc-submit.toml"  # the notebook looks for it beside the model (or one folder up, for adapter/)
 
 
-def settings_text(config: str, overrides: list[str], command: str) -> tuple[str, list[str]]:
-    """The text of arc-submit.toml from the config layers and overrides, checked as the notebook will use
-    it (laid over each Kaggle preset), and the settings in it as `section.field = value` lines."""
-    import tempfile
-
-    from arc_submit.config import dict_to_toml, flat_settings, layered_settings, load_config, preset_names
-    from arc_submit.errors import UserError
-
-    data = layered_settings(config, overrides)
-    dropped = [key for key in ("name", "base") if key in data.get("model", {})]
-    for key in dropped:
-        del data["model"][key]
-    if "model" in data and not data["model"]:
-        del data["model"]
-    text = f"# written by {command}: the notebook lays it over its GPU preset\n" + dict_to_toml(data)
-    with tempfile.TemporaryDirectory() as folder:
-        check = Path(folder) / SETTINGS
-        check.write_text(text)
-        for preset in [name for name in preset_names() if name.startswith("kaggle-")]:
-            try:
-                load_config(f"{preset}+{check}")
-            except UserError as error:
-                given = " ".join([f"CONFIG={config}"] * bool(config) + [f'SET="{" ".join(overrides)}"'] * bool(overrides))
-                raise UserError(error.problems[0].replace(str(check), f"the settings to carry ({given})")) from None
-    return text, flat_settings(data) + [f"(model.{key} left out: the notebook names the model it finds)" for key in dropped]
-
-
 def main() -> int:
+    from arc_submit.config import carried_settings
     from arc_submit.errors import UserError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -106,7 +80,8 @@ def main() -> int:
                         help="a setting to carry (repeatable)")
     args = parser.parse_args()
     try:
-        text, settings = settings_text(args.config, args.set, "make kaggle-model") if args.config or args.set else ("", [])
+        carried = args.config or args.set
+        text, settings = carried_settings(args.config, args.set, "kaggle-model") if carried else ("", [])
         what = copy_model(args.model, args.out, args.base)
     except UserError as error:
         print(f"error: {error.problems[0]}", file=sys.stderr)
