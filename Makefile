@@ -33,21 +33,25 @@ LOCAL_TASKS ?= 8
 LOCAL_DATA := data/local
 LOCAL_RUN := runs/local-submission
 
-# Kaggle: the wheelhouse dataset for Kaggle's platform, and a simulated Kaggle run on this machine.
-KAGGLE_PYTHON ?= 3.11
+# Kaggle: the wheelhouse dataset for Kaggle's platform (its image runs Python 3.12), the push, and a simulated
+# Kaggle run on this machine.
+KAGGLE_PYTHON ?= 3.12
 KAGGLE_WHEELS := datasets-meta/arc-submit-wheels
 KAGGLE_MODEL_DIR := datasets-meta/arc-submit-model
-# The competition the notebook attaches (kaggle/kernel-metadata.json; `make kaggle-kernel` writes it).
+# The competition the pushed notebook attaches.
 KAGGLE_COMPETITION ?= arc-prize-2026-arc-agi-2
-KERNEL_METADATA ?= kaggle/kernel-metadata.json
 MODEL ?= smollm2-135m
 SIM_WHEELS := build/kaggle-sim/wheels
 SIM_VENV := build/kaggle-sim/venv
+SIM_IMAGE := build/kaggle-sim/python
 KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platform manylinux_2_$(v)_x86_64) \
 	--platform manylinux2014_x86_64 --platform linux_x86_64
-KAGGLE_ABI := cp$(subst .,,$(KAGGLE_PYTHON))
+# pip download's options for wheels of CPython $(1) on Kaggle's platform, from PyPI only (this machine's pip
+# configuration is ignored).
+WHEELS_FOR = PIP_CONFIG_FILE=/dev/null $(PIP) download -q --only-binary=:all: $(KAGGLE_PLATFORMS) \
+	--python-version $(1) --implementation cp --abi cp$(subst .,,$(1)) --abi abi3 --abi none
 
-.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection bench-schedule study-encoders local-submission kaggle-wheels kaggle-model kaggle-kernel kaggle-sim clean
+.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection bench-schedule study-encoders local-submission kaggle-wheels kaggle-model kaggle-push kaggle-sim clean
 
 install: $(STAMP)
 
@@ -124,14 +128,12 @@ local-submission: install
 	$(PY) -m arc_submit score --submission $(LOCAL_RUN)/submission.json --solutions $(LOCAL_DATA)/solutions.json
 	$(PY) -m arc_submit metrics --predictions $(LOCAL_RUN)/predictions.json --solutions $(LOCAL_DATA)/solutions.json
 
-# The gpu extra of pyproject.toml (the one place its versions are pinned), resolved for Kaggle's
-# Python and manylinux x86_64, from PyPI only (this machine's pip configuration is ignored).
+# The gpu extra of pyproject.toml (the one place its versions are pinned), resolved for Kaggle's Python and
+# manylinux x86_64, with the pip wheel the notebook installs with (Kaggle's Python has no ensurepip).
 kaggle-wheels: install
 	rm -f $(KAGGLE_WHEELS)/*.whl $(KAGGLE_WHEELS)/wheelhouse.json
 	$(PIP) wheel -q --no-deps -w $(KAGGLE_WHEELS) .
-	PIP_CONFIG_FILE=/dev/null $(PIP) download -q --only-binary=:all: $(KAGGLE_PLATFORMS) \
-		--python-version $(KAGGLE_PYTHON) --implementation cp --abi $(KAGGLE_ABI) --abi abi3 --abi none \
-		-d $(KAGGLE_WHEELS) "$$(ls $(KAGGLE_WHEELS)/arc_submit-*.whl)[gpu]"
+	$(call WHEELS_FOR,$(KAGGLE_PYTHON)) -d $(KAGGLE_WHEELS) "$$(ls $(KAGGLE_WHEELS)/arc_submit-*.whl)[gpu]" pip
 	$(PY) kaggle/wheelhouse.py $(KAGGLE_WHEELS) --extra gpu --python $(KAGGLE_PYTHON)
 
 # A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
@@ -146,25 +148,42 @@ SET ?=
 kaggle-model: install
 	$(PY) kaggle/model.py "$(MODEL)" $(KAGGLE_MODEL_DIR) --base "$(BASE)" --config "$(CONFIG)" $(foreach s,$(SET),--set '$(s)')
 
-# The notebook's metadata for `kaggle kernels push -p kaggle`, attached to KAGGLE_COMPETITION.
-kaggle-kernel:
-	$(PYTHON) -c "import json, sys; path, name = sys.argv[1:]; data = json.load(open(path)); \
-		data['competition_sources'] = [name]; open(path, 'w').write(json.dumps(data, indent=2) + '\n')" \
-		$(KERNEL_METADATA) $(KAGGLE_COMPETITION)
-	@echo "$(KERNEL_METADATA): attaches the competition $(KAGGLE_COMPETITION)"
+# One command to Kaggle (kaggle/push.py): the wheelhouse and model datasets created or versioned (folders
+# included) and waited for, then the notebook pushed with its accelerator, attached to KAGGLE_COMPETITION; it
+# prints the command that submits it. The owner is KAGGLE_USERNAME or the kaggle CLI's own; what is pushed is
+# generated under build/kaggle-push/. ACCELERATOR: NvidiaL4 (GPU L4 x4, the kaggle-l4x4 preset's) or
+# NvidiaTeslaT4 (GPU T4 x2, kaggle-t4x2's); a preset's name is taken for its accelerator. MODEL_SOURCES: Kaggle
+# Models to attach (OWNER/MODEL/FRAMEWORK/VARIATION/VERSION) instead of the model dataset; CONFIG and SET are
+# then carried by the notebook, e.g.
+#   make kaggle-push MODEL_SOURCES=someone/nvarc-qwen3-4b/transformers/default/1 CONFIG=nvarc
+ACCELERATOR ?= NvidiaL4
+MODEL_SOURCES ?=
+kaggle-push: install
+	$(PY) kaggle/push.py --competition $(KAGGLE_COMPETITION) --accelerator $(ACCELERATOR) --python $(KAGGLE_PYTHON) \
+		$(if $(MODEL_SOURCES),--model-sources $(MODEL_SOURCES)) --config "$(CONFIG)" $(foreach s,$(SET),--set '$(s)')
 
-# The Kaggle pins' CPU twin (kaggle/stack.py) as a wheelhouse for this machine, then the notebook in a
-# simulated Kaggle tree: it installs and runs vLLM 0.11, torch 2.8, transformers 4.57 and peft 0.17,
-# with ARC Prize 2026's layout of the competition's files, then again with 2025's, which keeps the
+# Kaggle's Python for the simulation: this machine's Python $(KAGGLE_PYTHON) without ensurepip, with ipykernel.
+# KAGGLE_SIM_PYTHON=/path/to/python runs the notebook on another Python (the wheelhouse follows its version).
+KAGGLE_SIM_PYTHON ?= $(SIM_IMAGE)/bin/python$(KAGGLE_PYTHON)
+SIM_PYTHON_VERSION = $(shell $(KAGGLE_SIM_PYTHON) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+$(SIM_IMAGE)/bin/python$(KAGGLE_PYTHON): | $(STAMP)
+	$(PY) kaggle/simulate.py image --version $(KAGGLE_PYTHON) --out $(SIM_IMAGE)
+
+# The Kaggle pins' CPU twin (kaggle/stack.py) as a wheelhouse for Kaggle's Python on this machine's platform,
+# then the notebook pushed to a stand-in of Kaggle and run there on that Python (kaggle/simulate.py): vLLM 0.11,
+# torch 2.8, transformers 4.57 and peft 0.17, inputs mounted as Kaggle mounts them in 2026 (a Kaggle Model, its
+# settings in the notebook), then in 2025 (an adapter's model dataset with its settings), which keeps the
 # environment the first installed (as a notebook run again in an interactive session does).
-kaggle-sim: install
+kaggle-sim: install $(KAGGLE_SIM_PYTHON)
 	rm -rf $(SIM_WHEELS) $(SIM_VENV)
 	$(PIP) wheel -q --no-deps -w $(SIM_WHEELS) .
-	$(PY) kaggle/stack.py twin --out $(SIM_WHEELS)
-	$(PIP) download -q -d $(SIM_WHEELS) "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)" -r $(SIM_WHEELS)/requirements.txt
-	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --twin --python $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
-	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --venv $(SIM_VENV) --layout 2026
-	$(PY) kaggle/simulate.py --wheels $(SIM_WHEELS) --venv $(SIM_VENV) --layout 2025 --adapter
+	$(PY) kaggle/stack.py twin --out $(SIM_WHEELS) --python $(SIM_PYTHON_VERSION)
+	$(call WHEELS_FOR,$(SIM_PYTHON_VERSION)) -d $(SIM_WHEELS) "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)" \
+		-r $(SIM_WHEELS)/requirements.txt pip
+	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --twin --python $(SIM_PYTHON_VERSION)
+	$(PY) kaggle/simulate.py run --wheels $(SIM_WHEELS) --python $(KAGGLE_SIM_PYTHON) --venv $(SIM_VENV) --layout 2026
+	$(PY) kaggle/simulate.py run --wheels $(SIM_WHEELS) --python $(KAGGLE_SIM_PYTHON) --venv $(SIM_VENV) --layout 2025 \
+		--adapter
 
 clean:
 	rm -rf .venv .venv-kaggle .venv-gpu build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl
