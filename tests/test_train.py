@@ -49,6 +49,35 @@ def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_weights(traini
     assert history[0] == history[1] and [entry["step"] for entry in history[0]] == [2, 4, 6]
 
 
+class RunsCode:
+    """A pickled object that runs a command when loaded: what a tampered checkpoint could hold."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_holding_more_than_data_is_refused_in_one_line_and_runs_nothing(trainings, tmp_path):
+    import shutil
+
+    train, root, _ = trainings
+    shutil.copytree(root / "whole", root / "tampered")
+    shutil.rmtree(root / "tampered" / "checkpoint-6")
+    marker = tmp_path / "ran"
+    state = root / "tampered" / "checkpoint-3" / "scheduler.pt"
+    torch.save({**torch.load(state, weights_only=True), "extra": RunsCode(marker)}, state)
+    refused = train("tampered")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "scheduler.pt: holds more than tensors and plain values" in lines[0] and "posix.system" in lines[0]
+    assert not marker.exists()
+
+
 def test_checkpoints_get_the_umask_permissions_like_every_other_file(trainings):
     import os
     import stat

@@ -30,6 +30,22 @@ CHECKPOINT = "checkpoint-{step}"
 STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
 
 
+def load_state(path: Path):
+    """A checkpoint's training state (optimizer, schedule, random states), loaded as data only: tensors and
+    plain values (`weights_only`), which is all `save` writes. Anything else is refused in one line: unpickling
+    an object runs code, and a checkpoint may come from someone else."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as error:
+        said = [line.strip() for line in str(error).splitlines() if "Unsupported global" in line or "GLOBAL" in line]
+        raise UserError(f"{path}: holds more than tensors and plain values ({said[0] if said else 'not data only'}); "
+                        "refused, since loading it could run code: resume from a checkpoint `train` wrote") from None
+
+
 @dataclass(frozen=True)
 class Split:
     train: list[Task]
@@ -143,9 +159,9 @@ class Training:
             from safetensors.torch import load_file
 
             self.model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
-        self.state.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-        self.state.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-        rng = torch.load(path / "rng_state.pth", weights_only=False)
+        self.state.optimizer.load_state_dict(load_state(path / "optimizer.pt"))
+        self.state.scheduler.load_state_dict(load_state(path / "scheduler.pt"))
+        rng = load_state(path / "rng_state.pth")
         self.state.restore_stream(rng["numpy"], self.builder, self.settings)
         torch.set_rng_state(rng["torch"])
         state = read_json(path / "trainer_state.json")
