@@ -54,6 +54,23 @@ def test_rerunning_the_run_dir_resumes_without_work(smoke_run):
     assert (run_dir / "submission.json").read_bytes() == before
 
 
+def test_a_training_whose_loss_rises_but_stays_finite_degrades_its_task(smoke_run, tmp_path):
+    """The smoke preset with a learning rate far too high: the embedded model's loss goes from about 1 to a
+    uniform guess (ln 49,152 = 10.8), finite all the way. The task is sampled with the base model and says why;
+    the run exits 3, as for any degraded task. (The transformers sampler: the engine is not what is tested.)"""
+    root, _, _ = smoke_run
+    result = run_cli("--config", "smoke", "--seed", "0", "--challenges", str(root / "data" / "challenges.json"),
+                     "--run-dir", str(tmp_path / "run"), "--limit", "1", "--quiet", "--set", "ttft.learning_rate=1e6",
+                     "--set", 'sampling.backend="transformers"')
+    assert result.returncode == 3, result.stderr[-3000:]
+    [record_file] = (tmp_path / "run" / "tasks").glob("*.json")
+    record = json.loads(record_file.read_text())
+    assert all(loss < 100 for loss in record["ttft"]["losses"]) and record["ttft"]["losses"][-1] > 5
+    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["ttft"]
+    assert "the training loss rose from" in record["reasons"][0] and "worse than the base model" in record["reasons"][0]
+    assert all(len(candidates) == 2 for candidates in record["candidates"])  # sampled, with the base model
+
+
 def test_ttft_teaches_the_embedded_model_to_answer_in_grids(tmp_path):
     """After 32 LoRA steps on one small ARC-AGI-1 task, the 135M model answers with parsable grids,
     which go through decode, the inverse augmentation and the vote into the submission."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import torch
 
 from arc_submit.config import TTFTConfig
@@ -197,3 +199,19 @@ def test_lora_on_tied_embeddings_is_refused_before_any_task(tied):
                 check_targets(model, TTFTConfig(), folder)
         else:
             check_targets(model, TTFTConfig(), folder)
+
+
+@given(st.lists(st.floats(0.0, 12.0), min_size=1, max_size=64))
+def test_a_loss_that_does_not_rise_is_never_taken_for_a_worse_model(losses):
+    from arc_submit.model.training import loss_rose
+
+    assert loss_rose(sorted(losses, reverse=True)) == ""  # falling or flat: healthy
+    assert loss_rose([losses[0]] + [min(losses[0] + 1.0, losses[0] * 2.0)] * 3) == ""  # within the rule's margins
+
+
+def test_a_loss_that_ends_near_a_uniform_guess_is_a_worse_model():
+    from arc_submit.model.training import loss_rose
+
+    said = loss_rose([1.26] + [10.80] * 31)  # the held-out run: ttft.learning_rate=1e6, smoke preset
+    assert "rose from 1.260 at its first step to 10.800 over its last 8" in said
+    assert loss_rose([0.5]) == ""  # one step: nothing to compare

@@ -64,6 +64,27 @@ class TrainResult:
                    float(data["seconds"]), float(data["compute_seconds"]), str(data["stopped_early"]))
 
 
+# A training that made the model worse: the loss at its end (the mean of its last quarter of steps) above the
+# loss of its first step (computed on the untrained weights) by more than LOSS_RISE nats per answer token and
+# more than LOSS_RISE_RATIO times. A healthy TTFT falls; one example's loss differs from another's by far less
+# than a nat per token, while a learning rate far too high, or an fp16 overflow that stays finite, ends near a
+# uniform guess (ln of the vocabulary: 10.8 nats for a 49,152-token one).
+LOSS_RISE = 1.0
+LOSS_RISE_RATIO = 2.0
+
+
+def loss_rose(losses: list[float]) -> str:
+    """Why these per-step losses say the training made the model worse, or '' when they do not."""
+    if len(losses) < 2:
+        return ""
+    start, last = losses[0], losses[-max(1, len(losses) // 4):]
+    end = sum(last) / len(last)
+    if end > start + LOSS_RISE and end > start * LOSS_RISE_RATIO:
+        return (f"the training loss rose from {start:.3f} at its first step to {end:.3f} over its last {len(last)}: "
+                "the trained model is worse than the base model (a learning rate too high?)")
+    return ""
+
+
 # ----------------------------------------------------------------------------- examples
 
 

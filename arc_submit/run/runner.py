@@ -31,7 +31,7 @@ from arc_submit.config import Config
 from arc_submit.data.submission import fallback_attempts
 from arc_submit.data.tasks import Task
 from arc_submit.faults import inject
-from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter
+from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter, loss_rose
 from arc_submit.predict.backends import Adapter, EngineBroken, free_accelerator_memory
 from arc_submit.predict.candidates import PromptJob, answer_reserve, find_candidates, prompt_jobs, unparsed_counts
 from arc_submit.predict.scoring import score_candidates
@@ -194,6 +194,9 @@ class TaskRunner:
                 record.reasons.append(result.stopped_early)
             record.ttft = result
             record.timings["ttft_s"] = round(result.seconds, 3)
+            worse = loss_rose(result.losses)
+            if worse:  # as a non-finite loss: the task is sampled with the base model, and says why
+                raise FloatingPointError(worse)
             stack.sampler.wake()
             with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
                 adapter = stack.serve_trained(task.task_id, peft_model, stack.probe(task))
