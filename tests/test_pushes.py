@@ -102,3 +102,23 @@ def test_pushes_that_drop_a_name_stop_the_run(tiny_model_dir, tmp_path, monkeypa
 def test_checked_pushes_pass_on_a_real_run(tiny_model_dir, tmp_path):
     pipeline = run(tiny_model_dir, tmp_path / "run", "ttft.learning_rate=0.05")
     assert pipeline.summary["modes"] == {"full": len(TASKS)}
+
+
+@pytest.mark.parametrize("whose", ["the trained model's", "the engine's"])
+def test_a_push_check_that_meets_a_nan_fails_instead_of_passing(tiny_model_dir, tmp_path, monkeypatch, whose):
+    """A NaN compares False with the tolerance: without its own check it would pass, and the task would be
+    sampled from broken weights. Here the probe comes back NaN, from the trained model or from the engine."""
+    from arc_submit.predict.backends import TransformersSampler
+    from arc_submit.run import stack
+
+    if whose == "the engine's":
+        real = TransformersSampler.prompt_logprobs
+        monkeypatch.setattr(TransformersSampler, "prompt_logprobs",
+                            lambda self, *args: [float("nan")] + real(self, *args)[1:])
+    else:
+        real = stack.token_logprobs
+        monkeypatch.setattr(stack, "token_logprobs", lambda *args: [float("nan")] + real(*args)[1:])
+    with pytest.raises(RunStopped, match="are not finite") as error:
+        run(tiny_model_dir, tmp_path / "run", "ttft.learning_rate=0.05")
+    assert f"{whose} log-probabilities on a probe are not finite (1 of" in str(error.value)
+    assert "\n" not in str(error.value) and isinstance(error.value.__cause__, PushError)

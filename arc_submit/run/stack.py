@@ -16,6 +16,7 @@ Imports, inside run/: memory only.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import statistics
 import time
@@ -141,6 +142,12 @@ class Stack:
         if not self.config.sampling.check_pushes:
             return
         engine = self.sampler.prompt_logprobs(probe, adapter)
+        for whose, values in (("the trained model's", expected), ("the engine's", engine)):
+            broken = [value for value in values if not math.isfinite(value)]
+            if broken:  # a NaN would pass any comparison with the tolerance below
+                raise PushError(f"weight push: {whose} log-probabilities on a probe are not finite ({len(broken)} of "
+                                f"{len(values)}, e.g. {broken[0]}) in {self.dtype}: the weights are broken (an "
+                                "overflow in half precision?)")
         difference = statistics.fmean(abs(a - b) for a, b in zip(engine, expected))
         tolerance = PUSH_TOLERANCE[self.dtype]
         if difference > tolerance:
