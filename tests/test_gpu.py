@@ -16,6 +16,13 @@ torch = pytest.importorskip("torch")
 needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
+@pytest.fixture
+def on_the_cpu(monkeypatch):
+    """A CPU stand-in runs on the CPU even where a GPU is present (the stack takes CUDA when it sees it): what it
+    stands in for is the GPU path's code, and it asserts the device it ran on."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 def train_tiny(tiny_model_dir, dtype: str, device: str, steps: int = 5):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -51,16 +58,16 @@ def test_training_in_half_precision_stays_finite(tiny_model_dir, dtype, device):
     assert all(loss == loss and loss < 1e4 for loss in result.losses) and changed
 
 
-def test_bf16_pushes_pass_the_half_precision_check_on_the_cpu(tiny_model_dir, tmp_path):
+def test_bf16_pushes_pass_the_half_precision_check_on_the_cpu(tiny_model_dir, tmp_path, on_the_cpu):
     """Weights merged and pushed in bf16, then the probe compared at PUSH_TOLERANCE['bfloat16'], as on a GPU."""
     from tests.test_pipeline import TASKS, run
 
     pipeline = run(tiny_model_dir, tmp_path / "run", 'model.dtype="bfloat16"', "ttft.learning_rate=0.05")
     assert pipeline.summary["modes"] == {"full": len(TASKS)}
-    assert pipeline.stack.dtype == "bfloat16"
+    assert (pipeline.stack.dtype, pipeline.stack.device) == ("bfloat16", "cpu")
 
 
-def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_dir, tmp_path, monkeypatch):
+def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_dir, tmp_path, monkeypatch, on_the_cpu):
     """The order a CUDA engine with sleep mode needs, through the real task runner and a sampler that
     records what it is asked (the transformers sampler, told that it sleeps)."""
     from arc_submit.model import training
@@ -76,7 +83,8 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
                             lambda self, *a, _real=real, _name=name, **k: (calls.append(_name), _real(self, *a, **k))[1])
     real_advance = training.Trainer.advance
     monkeypatch.setattr(training.Trainer, "advance", lambda self, state: (calls.append("train"), real_advance(self, state))[1])
-    run(tiny_model_dir, tmp_path / "run", tasks=TASKS[:1])
+    pipeline = run(tiny_model_dir, tmp_path / "run", tasks=TASKS[:1])
+    assert pipeline.stack.device == "cpu"
     first_task = calls[calls.index("sleep"):]
     assert first_task[:3] == ["sleep", "train", "train"]  # asleep before the first step
     wake = first_task.index("wake")
@@ -113,6 +121,10 @@ def test_more_workers_than_gpus_are_refused_in_one_line(monkeypatch, tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_smoke_pipeline_on_the_gpu(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("needs vLLM's CUDA build (the smoke preset samples with vLLM): make install STACK=gpu")
     result = run_cli("--config", "smoke", "--dataset", "arc-agi-2-eval", "--smallest", "1", "--set",
                      'model.dtype="auto"', "--set",
                      "sampling.gpu_memory_utilization=0.3", "--run-dir", str(tmp_path / "run"), "--quiet")
