@@ -92,6 +92,65 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
     assert first_task[wake + 1] == "load_weights" and "generate" in first_task[wake:]
 
 
+def test_a_failed_ttft_pushes_again_what_a_sleep_that_discards_weights_lost(tiny_model_dir, tmp_path, monkeypatch,
+                                                                              on_the_cpu):
+    """vLLM's sleep level 2 discards the weights: the stand-in (the transformers sampler) zeroes its model when it
+    sleeps, as an engine's memory holds nothing servable after waking. A task whose TTFT fails (out of memory)
+    must push the base weights again before sampling, not sample from what the sleep left."""
+    from arc_submit.predict.backends import TransformersSampler
+    from tests.test_pipeline import TASKS, read, run
+
+    state = {"discarded": False, "sampled_from_discarded": 0}
+
+    def sleep(self):
+        with torch.no_grad():
+            for parameter in self.model.parameters():
+                parameter.zero_()
+        state["discarded"] = True
+
+    real_load, real_generate = TransformersSampler.load_weights, TransformersSampler.generate
+
+    def load_weights(self, weights):
+        state["discarded"] = False
+        return real_load(self, weights)
+
+    def generate(self, *args, **kwargs):
+        state["sampled_from_discarded"] += state["discarded"]
+        return real_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(TransformersSampler, "discards_weights_asleep", True, raising=False)
+    monkeypatch.setattr(TransformersSampler, "sleep", sleep)
+    monkeypatch.setattr(TransformersSampler, "load_weights", load_weights)
+    monkeypatch.setattr(TransformersSampler, "generate", generate)
+    monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"ttft:{TASKS[0].task_id}:oom")
+    pipeline = run(tiny_model_dir, tmp_path / "run", tasks=TASKS[:1])
+    record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
+    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["ttft"] and pipeline.stack.device == "cpu"
+    assert state["sampled_from_discarded"] == 0 and "load_s" in record["timings"]  # pushed again, and checked
+
+
+def test_a_sleep_that_fails_breaks_the_engine_as_any_engine_call():
+    """vLLM's sleep unmaps memory; one that raised leaves an engine in no known state: never used again (its
+    worker is replaced), as after any other engine call that raised. The engine here is a stand-in object."""
+    from arc_submit.errors import EngineBroken
+    from arc_submit.predict.backends import VLLMSampler
+
+    class Engine:
+        levels: list[int] = []
+
+        def sleep(self, level):
+            self.levels.append(level)
+            raise RuntimeError("cuMemUnmap failed")
+
+    sampler = object.__new__(VLLMSampler)  # no vLLM here: the sampler's own logic around the engine
+    sampler.llm, sampler.sleeps, sampler.sleep_level = Engine(), True, 2
+    with pytest.raises(EngineBroken, match="sleep failed: RuntimeError: cuMemUnmap failed"):
+        sampler.sleep()
+    assert Engine.levels == [2] and not sampler.asleep
+    with pytest.raises(EngineBroken, match="not used again after sleep failed"):
+        sampler.load_weights([])
+
+
 def test_each_worker_is_pinned_to_its_own_gpu(monkeypatch):
     from arc_submit.run.executors import worker_environment
 

@@ -110,6 +110,8 @@ class Sampler(ABC):
         """`score` of each (prompt_ids, answers); a backend that can batches them (`batches_views`)."""
         return [self.score(prompt_ids, answers, adapter) for prompt_ids, answers in views]
 
+    discards_weights_asleep = False  # whether its weights are gone after sleep (pushed again after waking)
+
     def sleep(self) -> None:
         """Give accelerator memory back while something else (training) needs it."""
 
@@ -168,6 +170,11 @@ class VLLMSampler(Sampler):
         self.sleeps = device == "cuda" and config.sleep_while_training
         if self.sleeps:
             options["enable_sleep_mode"] = True
+        # Asleep, level 1 keeps a pinned host copy of the weights (7.5 GiB for a 4B model, per worker) and copies
+        # them each way; level 2 discards them, which costs nothing where every task's merged weights are pushed
+        # after waking anyway (vLLM keeps the model's buffers). LoRA serving samples on the base weights: level 1.
+        self.sleep_level = 1 if lora_rank else 2
+        self.discards_weights_asleep = self.sleeps and self.sleep_level == 2
         if lora_rank:
             options.update(enable_lora=True, max_loras=1, max_lora_rank=next(r for r in LORA_RANKS if r >= lora_rank))
         self.llm = LLM(
@@ -240,8 +247,10 @@ class VLLMSampler(Sampler):
     asleep = False
 
     def sleep(self) -> None:
+        """The KV cache dropped, and the weights (level 1: to host memory; level 2: discarded); a sleep that
+        fails breaks the engine, as any engine call does."""
         if self.sleeps and not self.asleep:
-            self.llm.sleep(level=1)  # weights to CPU memory, KV cache dropped
+            self._engine("sleep", lambda: self.llm.sleep(level=self.sleep_level))
             self.asleep = True
 
     def wake(self) -> None:

@@ -183,7 +183,7 @@ class TaskRunner:
         stack = self.stack
         peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
         keep = False
-        stack.sampler.sleep()
+        stack.sleep()
         try:
             inject("ttft", task.task_id)
             self.heartbeat(f"ttft {task.task_id}")

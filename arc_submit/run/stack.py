@@ -157,6 +157,14 @@ class Stack:
 
     # -- serving weights
 
+    def sleep(self) -> None:
+        """The sampler asleep while training needs the memory. A sampler that discards its weights asleep holds
+        nothing servable until a push: the state says "loading", so that a failed TTFT's task pushes the
+        weights it samples with (serve_start) instead of sampling from discarded memory."""
+        if self.sampler.discards_weights_asleep:
+            self.engine_holds = "loading"
+        self.sampler.sleep()
+
     def serve_trained(self, task_id: str, peft_model, probe: list[int], keep: bool = False) -> Adapter | None:
         """Make the sampler answer with the trained adapter: push the merged weights into the engine, or
         (LoRA serving) save the adapter for vLLM; either way checked on the probe. `keep`: the weights
