@@ -166,6 +166,21 @@ def test_each_worker_is_pinned_to_its_own_gpu(monkeypatch):
     assert worker_environment(0, 4, 3, ["0"])["OMP_NUM_THREADS"] == "3"
 
 
+def test_workers_that_start_together_get_their_own_ports_and_compile_caches(monkeypatch, tmp_path):
+    from arc_submit.run.executors import PORTS_PER_WORKER, worker_environment
+
+    monkeypatch.delenv("VLLM_PORT", raising=False)
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "vllm"))
+    envs = [worker_environment(index, 2, 0, []) for index in range(2)]
+    ports = [int(env["VLLM_PORT"]) for env in envs]
+    assert ports[1] - ports[0] == PORTS_PER_WORKER  # vLLM counts up from its VLLM_PORT: the ranges never meet
+    assert [env["VLLM_CACHE_ROOT"] for env in envs] == [str(tmp_path / "vllm" / "worker-0"),
+                                                        str(tmp_path / "vllm" / "worker-1")]
+    assert worker_environment(1, 2, 0, [])["VLLM_PORT"] == str(ports[1])  # a restarted worker: its slot's again
+    monkeypatch.setenv("VLLM_PORT", "40000")  # a range the user chose is kept, each worker its own part
+    assert [worker_environment(index, 2, 0, [])["VLLM_PORT"] for index in range(2)] == ["40000", str(40000 + PORTS_PER_WORKER)]
+
+
 def test_more_workers_than_gpus_are_refused_in_one_line(monkeypatch, tmp_path):
     from arc_submit.errors import UserError
     from arc_submit.run.executors import LocalExecutor

@@ -82,10 +82,22 @@ def gpu_devices() -> list[str]:
     return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
 
+# Workers start together: each vLLM engine gets ports from a range of its own (vLLM counts up from VLLM_PORT to
+# the first free port; without it, two engines that ask the system for a free port at once can be handed the
+# same one before either binds it), and a compile cache folder of its own (vLLM's, under VLLM_CACHE_ROOT:
+# two engines compiling the same graph would write the same files). A restarted worker takes its slot's.
+WORKER_PORTS = 29600
+PORTS_PER_WORKER = 100
+
+
 def worker_environment(index: int, workers: int, threads: int, gpus: list[str]) -> dict[str, str]:
     """One GPU per worker where there are GPUs; and a share of the CPU cores for each worker's threads
-    (pinned for vLLM's CPU build when there is no GPU)."""
+    (pinned for vLLM's CPU build when there is no GPU); its own ports and compile cache (see WORKER_PORTS)."""
     env = dict(os.environ)
+    env["VLLM_PORT"] = str(int(os.environ.get("VLLM_PORT") or WORKER_PORTS) + index * PORTS_PER_WORKER)
+    cache = os.environ.get("VLLM_CACHE_ROOT") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")), "vllm")
+    env["VLLM_CACHE_ROOT"] = os.path.join(cache, f"worker-{index}")
     cores = os.cpu_count() or 1
     per_worker = threads or max(1, cores // workers)
     env["OMP_NUM_THREADS"] = str(per_worker)
