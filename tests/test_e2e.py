@@ -54,13 +54,12 @@ def test_rerunning_the_run_dir_resumes_without_work(smoke_run):
     assert (run_dir / "submission.json").read_bytes() == before
 
 
-def test_a_training_whose_loss_rises_but_stays_finite_degrades_its_task(smoke_run, tmp_path):
+def test_a_training_whose_loss_rises_but_stays_finite_degrades_its_task(tmp_path):
     """The smoke preset with a learning rate far too high: the embedded model's loss goes from about 1 to a
     uniform guess (ln 49,152 = 10.8), finite all the way. The task is sampled with the base model and says why;
     the run exits 3, as for any degraded task. (The transformers sampler: the engine is not what is tested.)"""
-    root, _, _ = smoke_run
-    result = run_cli("--config", "smoke", "--seed", "0", "--challenges", str(root / "data" / "challenges.json"),
-                     "--run-dir", str(tmp_path / "run"), "--limit", "1", "--quiet", "--set", "ttft.learning_rate=1e6",
+    result = run_cli("--config", "smoke", "--seed", "0", "--dataset", "arc-agi-2-eval", "--smallest", "1",
+                     "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "ttft.learning_rate=1e6",
                      "--set", 'sampling.backend="transformers"')
     assert result.returncode == 3, result.stderr[-3000:]
     [record_file] = (tmp_path / "run" / "tasks").glob("*.json")
