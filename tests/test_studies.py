@@ -180,7 +180,8 @@ def test_the_memory_estimate_counts_parameters_and_orders_what_costs_memory(tiny
     checkpointed = estimate(REFERENCE["4B"], load_config("kaggle-l4x4"), 22.5)
     assert checkpointed["activations_gib"] < estimate(REFERENCE["4B"], base, 22.5)["activations_gib"] / 5
     awake = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ["sampling.sleep_while_training=false"]), 22.5)
-    assert awake["peak_gib"] == pytest.approx(checkpointed["training_gib"] + checkpointed["engine_gib"])
+    assert awake["peak_gib"] == pytest.approx(checkpointed["training_gib"] + checkpointed["engine_gib"]
+                                              + checkpointed["graphs_gib"])
 
 
 def test_the_estimate_counts_vllms_reserve_and_the_scoring_log_softmax():
@@ -198,7 +199,25 @@ def test_the_estimate_counts_vllms_reserve_and_the_scoring_log_softmax():
     assert now["fits"] and now["full_prompts_in_kv_cache"] >= 2 and now["scoring_gib"] < 1.2
     assert estimate(REFERENCE["4B"], load_config("kaggle-l4x4"), 22.5)["scoring_gib"] == 0  # vote scores nothing
     eager = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ["sampling.enforce_eager=true"]), 22.5)
-    assert eager["engine_reserve_gib"] == pytest.approx(now["engine_reserve_gib"] - 0.75)
+    assert eager["engine_reserve_gib"] == pytest.approx(now["engine_reserve_gib"]) and eager["graphs_gib"] == 0
+
+
+def test_cuda_graphs_come_outside_the_engines_share_and_the_margin_is_said():
+    """vLLM 0.11 captures CUDA graphs after it sized its KV cache from gpu_memory_utilization: the graphs add to
+    the sampling peak, they do not come out of the KV cache. Level 2 sleep keeps no host copy of the weights;
+    LoRA serving sleeps at level 1, which keeps one."""
+    from arc_submit.config import load_config
+    from arc_submit.run.memory import GRAPHS_GIB, REFERENCE, estimate
+
+    config = load_config("kaggle-l4x4", ['voting.rule="nvarc"'])
+    row = estimate(REFERENCE["4B"], config, 22.5)
+    eager = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ['voting.rule="nvarc"', "sampling.enforce_eager=true"]),
+                     22.5)
+    assert row["kv_cache_gib"] == pytest.approx(eager["kv_cache_gib"])  # the share's KV cache: graphs or not
+    assert row["sampling_gib"] == pytest.approx(eager["sampling_gib"] + GRAPHS_GIB)
+    assert row["margin_gib"] == pytest.approx(22.5 - row["peak_gib"]) and row["host_gib"] == 0
+    lora = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ['sampling.adapter="lora"']), 22.5)
+    assert lora["host_gib"] == pytest.approx(lora["weights_gib"])
 
 
 def test_a_model_that_cannot_fit_the_gpu_is_refused_before_anything_loads(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 """Will it fit in GPU memory? An estimate for a model size on Kaggle's GPUs (L4, T4), before a 12-hour
 run: the trainable model, LoRA optimizer state, activations at max_seq_len and the answer's logits, and
 the vLLM engine (its share of the GPU: weights, its own reserve, KV cache), at peak during training and
-during sampling, where poe/nvarc scoring adds the log-softmax over the vocabulary that vLLM makes outside
-its share. It fits when the peak fits the card and the KV cache left after the engine's weights and
+during sampling, where two things come outside the engine's share: its CUDA graphs (captured after vLLM
+sized its KV cache from the share) and, with poe/nvarc scoring, the log-softmax over the vocabulary. It fits when the peak fits the card and the KV cache left after the engine's weights and
 reserve holds at least one prompt of max_seq_len (vLLM refuses to start otherwise). A run on a GPU checks
 this before its first task (`check_fits`).
 
@@ -25,7 +25,7 @@ from arc_submit.predict.selection import needs_views
 
 GIB = 2**30
 OVERHEAD_GIB = 1.5  # CUDA context of torch and vLLM in one process, allocator slack
-GRAPHS_GIB = 0.75  # CUDA graphs, captured after vLLM's memory profile (not with sampling.enforce_eager)
+GRAPHS_GIB = 0.75  # CUDA graphs, captured after vLLM sized its KV cache: outside its share (not when eager)
 ENGINE_SEQUENCES = 256  # vLLM's max_num_seqs: the sampler's logits of one step, in its profile
 VLLM_BATCHED_TOKENS = 8192  # vLLM 0.11's max_num_batched_tokens for the LLM class on cards under 70 GiB
 GPUS = {"L4": 22.5, "T4": 15.0}  # GiB a kernel can use (24 GB and 16 GB cards)
@@ -93,12 +93,17 @@ def estimate(arch: Architecture, config, gpu_gib: float) -> dict:
     kv_cache = max(0.0, engine - weights - reserve)
     concurrent = kv_cache * GIB / kv_per_token / config.prompt.max_seq_len  # prompts of max_seq_len held at once
     scoring = scoring_gib(arch, config)
-    sampling = weights + engine + scoring + OVERHEAD_GIB  # the trainable model stays resident beside the engine
-    peak = max(training, sampling) if config.sampling.sleep_while_training else training + engine
+    graphs = 0.0 if config.sampling.enforce_eager else GRAPHS_GIB
+    sampling = weights + engine + graphs + scoring + OVERHEAD_GIB  # the trainable model stays resident beside it
+    asleep = config.sampling.sleep_while_training
+    peak = max(training, sampling) if asleep else training + engine + graphs
+    # Asleep at level 1 (LoRA serving), the engine keeps its weights in pinned host memory; level 2 discards them.
+    host = weights if asleep and config.sampling.adapter == "lora" else 0.0
     return {"model": arch.name, "parameters_b": round(arch.parameters / 1e9, 2), "gpu_gib": gpu_gib,
             "weights_gib": weights, "lora_optimizer_gib": lora, "activations_gib": activations, "logits_gib": logits,
             "training_gib": training, "engine_gib": engine, "engine_reserve_gib": reserve, "kv_cache_gib": kv_cache,
-            "full_prompts_in_kv_cache": concurrent, "scoring_gib": scoring, "sampling_gib": sampling, "peak_gib": peak,
+            "full_prompts_in_kv_cache": concurrent, "graphs_gib": graphs, "scoring_gib": scoring,
+            "sampling_gib": sampling, "peak_gib": peak, "margin_gib": gpu_gib - peak, "host_gib": host,
             "fits": peak <= gpu_gib and concurrent >= 1}
 
 
@@ -108,11 +113,11 @@ def batched_tokens(config) -> int:
 
 def engine_reserve(arch: Architecture, config, half: int) -> float:
     """GiB of vLLM's share that neither weights nor KV cache get: the activations of its profile run (one
-    step of max_batched_tokens, a layer at a time), the sampler's logits, and CUDA graphs."""
+    step of max_batched_tokens, a layer at a time) and the sampler's logits."""
     q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
     step = batched_tokens(config) * (4 * arch.hidden + 2 * arch.intermediate + q + 2 * kv) * half
     sampler = ENGINE_SEQUENCES * arch.vocab * 4
-    return (step + sampler) / GIB + (0.0 if config.sampling.enforce_eager else GRAPHS_GIB)
+    return (step + sampler) / GIB
 
 
 def scoring_gib(arch: Architecture, config) -> float:
@@ -145,7 +150,8 @@ def memory_table(architectures: list[Architecture], config) -> list[dict]:
 
 def format_memory(rows: list[dict]) -> str:
     columns = ("weights_gib", "lora_optimizer_gib", "activations_gib", "logits_gib", "training_gib", "engine_gib",
-               "engine_reserve_gib", "kv_cache_gib", "scoring_gib", "sampling_gib", "peak_gib")
+               "engine_reserve_gib", "kv_cache_gib", "graphs_gib", "scoring_gib", "sampling_gib", "peak_gib",
+               "margin_gib", "host_gib")
     header = ["model", "gpu", *[c.removesuffix("_gib") for c in columns], "fits"]
     lines = [header] + [[row["model"], row["gpu"], *[f"{row[c]:.1f}" for c in columns],
                          "yes" if row["fits"] else "NO"] for row in rows]
