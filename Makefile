@@ -51,7 +51,7 @@ KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platfor
 WHEELS_FOR = PIP_CONFIG_FILE=/dev/null $(PIP) download -q --only-binary=:all: $(KAGGLE_PLATFORMS) \
 	--python-version $(1) --implementation cp --abi cp$(subst .,,$(1)) --abi abi3 --abi none
 
-.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection bench-schedule study-encoders local-submission kaggle-wheels kaggle-model kaggle-push kaggle-sim clean
+.PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection bench-schedule study-encoders local-submission kaggle-wheels kaggle-model kaggle-push kaggle-sim gpu-check clean
 
 install: $(STAMP)
 
@@ -184,6 +184,14 @@ kaggle-sim: install $(KAGGLE_SIM_PYTHON)
 	$(PY) kaggle/simulate.py run --wheels $(SIM_WHEELS) --python $(KAGGLE_SIM_PYTHON) --venv $(SIM_VENV) --layout 2026
 	$(PY) kaggle/simulate.py run --wheels $(SIM_WHEELS) --python $(KAGGLE_SIM_PYTHON) --venv $(SIM_VENV) --layout 2025 \
 		--adapter
+
+# Everything GPU-only in one command (tests/gpu_check.py: the CUDA tests, training a 4B-shaped model in bf16 and
+# fp16 under an L4's memory, a streamed push, vLLM's engine where it is installed), at most 10 minutes on one
+# GPU, one JSON report. It needs no install of arc-submit (the device machine has torch, transformers and peft):
+# GPU_PYTHON is the Python to run it with; on CPU every GPU part says it was skipped.
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	PYTHONPATH=$(CURDIR) timeout 600 $(GPU_PYTHON) tests/gpu_check.py --out build/gpu-check.json
 
 clean:
 	rm -rf .venv .venv-kaggle .venv-gpu build *.egg-info .pytest_cache $(KAGGLE_WHEELS)/*.whl

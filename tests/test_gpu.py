@@ -205,3 +205,27 @@ def test_smoke_pipeline_on_the_gpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["engine_starts"] == 1 and summary["modes"] == {"full": 1}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU, `make gpu-check` itself is the check")
+def test_gpu_check_reports_every_part_and_skips_the_gpu_ones_on_a_cpu(tmp_path):
+    """`make gpu-check` on a machine without CUDA: a JSON report that lists each part, every GPU part skipped
+    with its reason (cuda_tests, which starts pytest again, is left to `make gpu-check`)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    parts = ["training_bfloat16", "push", "training_float16", "vllm_engine"]
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "gpu_check.py"), "--out", str(tmp_path / "report.json"),
+                           "--parts", *parts], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["device"] == "no CUDA GPU" and list(report["parts"]) == parts
+    assert all(part["status"] == "skipped" and part["why"] for part in report["parts"].values())
+    assert "0 ran, 4 skipped, 0 failed" in done.stdout
+    target = re.search(r"^gpu-check:\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert "timeout 600" in target and "tests/gpu_check.py" in target  # at most 10 minutes on one GPU
