@@ -12,7 +12,8 @@ this before its first task (`check_fits`).
 A model of the bytes that must be resident, not a measurement: allocator fragmentation and framework
 overhead are a flat OVERHEAD_GIB; compare with `nvidia-smi` on the real machine when it is close.
 
-Imports, inside run/: nothing (the stack checks it on a GPU; `plan --memory` prints it).
+Imports, inside run/: nothing (the stack checks it on a GPU; `plan --memory` prints it). Below the estimate,
+what a long run does with host memory between tasks (`release_host_memory`, `process_memory`).
 """
 
 from __future__ import annotations
@@ -157,3 +158,39 @@ def format_memory(rows: list[dict]) -> str:
                          "yes" if row["fits"] else "NO"] for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines)
+
+
+# ----------------------------------------------------------------------------- between tasks
+
+def release_host_memory() -> None:
+    """Give freed host memory back to the system after a task. Training, merging and prefilling make large
+    temporary allocations; glibc keeps what they freed in its heaps, and a process's resident memory then
+    sits wherever its largest recent task left it (0.4-0.8 GiB above what is in use, on the smoke preset),
+    which a worker beside it cannot have. Nothing is lost: the memory was free. No-op without glibc."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def process_memory() -> dict[str, int]:
+    """MiB of this process: resident now and at its peak (Linux's /proc/self/status), and on a GPU what torch's
+    allocator holds now and has held at most. Logged after every task, so a run shows its own curve."""
+    found = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found["resident_mib" if key == "VmRSS" else "resident_peak_mib"] = int(value.split()[0]) // 1024
+    except OSError:  # not Linux: no reading, nothing else changes
+        pass
+    import sys
+
+    torch = sys.modules.get("torch")  # never imported here just to read it
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        found["cuda_mib"] = torch.cuda.memory_allocated() // 2**20
+        found["cuda_peak_mib"] = torch.cuda.max_memory_allocated() // 2**20
+    return found

@@ -37,6 +37,7 @@ from arc_submit.predict.candidates import PromptJob, answer_reserve, find_candid
 from arc_submit.predict.scoring import score_candidates
 from arc_submit.predict.selection import needs_views, select_attempts
 from arc_submit.run.budget import TaskPlan
+from arc_submit.run.memory import process_memory, release_host_memory
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import task_hash
 from arc_submit.run.stack import Stack
@@ -131,6 +132,9 @@ class TaskRunner:
             self.release_trained(kept)
         self._vote(task, record)
         record.timings["total_s"] = round(self.clock() - start, 3)
+        release_host_memory()
+        log.info("task %s: memory after it: %s", task.task_id,
+                 ", ".join(f"{key} {value}" for key, value in process_memory().items()))
         return record
 
     def _sample_base(self, task: Task, seed: int, record: TaskRecord,
