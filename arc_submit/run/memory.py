@@ -179,14 +179,15 @@ def release_host_memory() -> None:
 def process_memory() -> dict[str, int]:
     """MiB of this process: resident now and at its peak (Linux's /proc/self/status), and on a GPU what torch's
     allocator holds now and has held at most. Logged after every task, so a run shows its own curve."""
-    found = {}
+    status = {}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found["resident_mib" if key == "VmRSS" else "resident_peak_mib"] = int(value.split()[0]) // 1024
+            status[key] = value
     except OSError:  # not Linux: no reading, nothing else changes
         pass
+    found = {name: int(status[key].split()[0]) // 1024 for name, key in
+             (("resident_mib", "VmRSS"), ("resident_peak_mib", "VmHWM")) if key in status}
     import sys
 
     torch = sys.modules.get("torch")  # never imported here just to read it
