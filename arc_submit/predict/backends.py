@@ -245,6 +245,7 @@ class VLLMSampler(Sampler):
         return self._engine("weight push", push)
 
     asleep = False
+    sleep_level = 2  # see __init__
 
     def sleep(self) -> None:
         """The KV cache dropped, and the weights (level 1: to host memory; level 2: discarded); a sleep that
