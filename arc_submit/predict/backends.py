@@ -170,9 +170,10 @@ class VLLMSampler(Sampler):
         self.sleeps = device == "cuda" and config.sleep_while_training
         if self.sleeps:
             options["enable_sleep_mode"] = True
-        # Asleep, level 1 keeps a pinned host copy of the weights (7.5 GiB for a 4B model, per worker) and copies
-        # them each way; level 2 discards them, which costs nothing where every task's merged weights are pushed
-        # after waking anyway (vLLM keeps the model's buffers). LoRA serving samples on the base weights: level 1.
+        # Asleep, level 1 keeps a pinned host copy of the weights (a worker's whole model, in host memory) and
+        # copies them each way; level 2 discards them, which costs nothing where every task's merged weights are
+        # pushed after waking anyway (vLLM keeps the model's buffers). LoRA serving samples on the base weights:
+        # level 1.
         self.sleep_level = 1 if lora_rank else 2
         self.discards_weights_asleep = self.sleeps and self.sleep_level == 2
         if lora_rank:

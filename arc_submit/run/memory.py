@@ -165,8 +165,8 @@ def format_memory(rows: list[dict]) -> str:
 def release_host_memory() -> None:
     """Give freed host memory back to the system after a task. Training, merging and prefilling make large
     temporary allocations; glibc keeps what they freed in its heaps, and a process's resident memory then
-    sits wherever its largest recent task left it (0.4-0.8 GiB above what is in use, on the smoke preset),
-    which a worker beside it cannot have. Nothing is lost: the memory was free. No-op without glibc."""
+    sits wherever its largest recent task left it, well above what is in use (benchmarks/LOG.md), memory a
+    worker beside it cannot have. Nothing is lost: the memory was free. No-op without glibc."""
     import ctypes
     import gc
 
