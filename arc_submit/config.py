@@ -209,6 +209,10 @@ class SamplingConfig:
                                       "with the trained model's; stop on a mismatch")
     gpu_memory_utilization: float = option(0.5, "vLLM on CUDA: share of GPU memory for weights and KV cache")
     kv_cache_gib: float = option(2.0, "vLLM on CPU: KV cache size in GiB")
+    kv_cache_prompts: int = option(0, "vLLM on CUDA: a KV cache that holds this many prompts of prompt.max_seq_len, "
+                                      "given to vLLM in bytes (kv_cache_memory_bytes) and so the same whatever else "
+                                      "the card holds; 0 = what gpu_memory_utilization leaves after weights and "
+                                      "vLLM's reserve")
     enforce_eager: bool = option(True, "vLLM: skip graph capture (faster start, slower decoding)")
     max_batched_tokens: int = option(0, "vLLM: the most tokens one engine step computes (max_num_batched_tokens; "
                                         "0 = vLLM's default, 8192 on GPUs under 70 GiB, 4096 on CPU); bounds poe/nvarc "
@@ -247,6 +251,8 @@ class SamplingConfig:
                self.max_new_tokens_from, "'task' or 'grid30'")
         _check(0 < self.gpu_memory_utilization <= 1, "sampling.gpu_memory_utilization",
                self.gpu_memory_utilization, "in (0, 1]")
+        _check(self.kv_cache_prompts >= 0, "sampling.kv_cache_prompts", self.kv_cache_prompts,
+               "0 (from gpu_memory_utilization) or more")
         _check(self.max_batched_tokens == 0 or self.max_batched_tokens >= 256, "sampling.max_batched_tokens",
                self.max_batched_tokens, "0 (vLLM's default) or at least 256")
         _check(self.adapter in ADAPTER_SERVING, "sampling.adapter", self.adapter, f"one of {', '.join(ADAPTER_SERVING)}")

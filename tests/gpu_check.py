@@ -185,7 +185,7 @@ def vllm_engine() -> dict:
     from tests.tiny_model import build_tiny_model
 
     folder = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
-    config = SamplingConfig(gpu_memory_utilization=0.2, max_batched_tokens=256, enforce_eager=False,
+    config = SamplingConfig(kv_cache_prompts=4, max_batched_tokens=256, enforce_eager=False,
                             sleep_while_training=True)
     start = time.perf_counter()
     sampler = VLLMSampler(folder, "float32", 2048, config, seed=0, device="cuda")

@@ -220,6 +220,35 @@ def test_cuda_graphs_come_outside_the_engines_share_and_the_margin_is_said():
     assert lora["host_gib"] == pytest.approx(lora["weights_gib"])
 
 
+def test_a_kv_cache_in_prompts_sizes_the_engine_whatever_its_share(tiny_model_dir):
+    """sampling.kv_cache_prompts: the KV cache holds that many prompts of max_seq_len, the engine is its weights,
+    reserve and that cache (the share no longer counts), and the bytes given to vLLM agree with the estimate."""
+    from arc_submit.config import load_config
+    from arc_submit.errors import UserError
+    from arc_submit.model.load import kv_bytes_per_token
+    from arc_submit.run.memory import GIB, REFERENCE, Architecture, estimate
+
+    share = estimate(REFERENCE["4B"], load_config("kaggle-l4x4", ['voting.rule="nvarc"']), 22.5)
+    for shares in ("0.5", "0.9"):
+        config = load_config("kaggle-l4x4", ['voting.rule="nvarc"', "sampling.kv_cache_prompts=2",
+                                             f"sampling.gpu_memory_utilization={shares}"])
+        row = estimate(REFERENCE["4B"], config, 22.5)
+        assert row["full_prompts_in_kv_cache"] == pytest.approx(2)
+        assert row["kv_cache_gib"] == pytest.approx(2 * 8192 * 2 * 36 * 8 * 128 * 2 / GIB)  # 147,456 bytes a token
+        assert row["engine_gib"] == pytest.approx(row["weights_gib"] + row["engine_reserve_gib"] + row["kv_cache_gib"])
+        assert row["fits"] and row["margin_gib"] > share["margin_gib"] + 1  # 2 prompts: less than the share's 3.15
+    arch = Architecture.from_config(tiny_model_dir)
+    for dtype, width in (("float32", 4), ("bfloat16", 2)):
+        assert kv_bytes_per_token(tiny_model_dir, dtype) == 2 * arch.layers * arch.kv_heads * arch.head_dim * width
+    with pytest.raises(UserError, match="sampling.kv_cache_prompts"):
+        load_config("kaggle-l4x4", ["sampling.kv_cache_prompts=-1"])
+    from arc_submit.config import SamplingConfig
+    from arc_submit.predict.backends import kv_cache_bytes
+
+    given = kv_cache_bytes(tiny_model_dir, "bfloat16", 2048, SamplingConfig(kv_cache_prompts=3))  # vLLM 0.11 and 0.32
+    assert given == 3 * 2048 * kv_bytes_per_token(tiny_model_dir, "bfloat16")
+
+
 def test_a_model_that_cannot_fit_the_gpu_is_refused_before_anything_loads(tmp_path, monkeypatch):
     """The check a run on CUDA makes first, on a 4B model's config.json and a T4's 15 GiB."""
     from types import SimpleNamespace

@@ -90,8 +90,9 @@ def _memory(config, sizes: list[str] | None) -> int:
         architectures = [Architecture.from_config(resolve(config.model.name, config.model.base).base_dir)]
     rows = memory_table(architectures, config)
     print(f"Estimated GPU memory in GiB, with max_seq_len {config.prompt.max_seq_len}, LoRA rank {config.ttft.lora_rank}, dtype "
-          f"{config.model.dtype}, gradient checkpointing {config.ttft.gradient_checkpointing}, engine share "
-          f"{config.sampling.gpu_memory_utilization}, engine asleep in training {config.sampling.sleep_while_training}")
+          f"{config.model.dtype}, gradient checkpointing {config.ttft.gradient_checkpointing}, " + (
+              f"KV cache of {config.sampling.kv_cache_prompts} prompts" if config.sampling.kv_cache_prompts else
+              f"engine share {config.sampling.gpu_memory_utilization}") + f", engine asleep in training {config.sampling.sleep_while_training}")
     print(format_memory(rows))
     print(json.dumps({"memory": rows}))
     return 0

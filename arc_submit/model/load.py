@@ -52,6 +52,17 @@ def context_length(resolved: ResolvedModel) -> int | None:
     return next((config[key] for key in CONTEXT_KEYS if isinstance(config.get(key), int)), None)
 
 
+def kv_bytes_per_token(model_dir: Path, dtype: str) -> int:
+    """Bytes of KV cache one token takes in a model of this config.json: a key and a value per layer and
+    KV head, head_dim numbers each, in `dtype`."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    config = {**config.get("text_config", {}), **config}
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    width = 4 if dtype == "float32" else 2
+    return 2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads) * head_dim * width
+
+
 def check_context(resolved: ResolvedModel, max_seq_len: int) -> None:
     """Refuse a prompt.max_seq_len longer than the model's context, before any engine starts."""
     limit = context_length(resolved)

@@ -11,6 +11,7 @@ LoRA adapter from a folder instead.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from arc_submit.config import SamplingConfig
 from arc_submit.errors import EngineBroken, UserError
+from arc_submit.model.load import kv_bytes_per_token
 from arc_submit.predict.dfs import Path as SearchPath
 from arc_submit.predict.prefix_scoring import answer_logprobs
 
@@ -159,6 +161,8 @@ class VLLMSampler(Sampler):
         from arc_submit.predict.budget_stop import BudgetStop
 
         options = {"gpu_memory_utilization": config.gpu_memory_utilization} if device == "cuda" else {}
+        if device == "cuda" and config.kv_cache_prompts:
+            options["kv_cache_memory_bytes"] = kv_cache_bytes(model_dir, dtype, max_seq_len, config)
         if config.max_batched_tokens:
             options["max_num_batched_tokens"] = config.max_batched_tokens
         if block_size:
@@ -442,6 +446,18 @@ def _prompt_logprobs(output, sequence: list[int], start: int, cached: bool = Fal
     first = max(start, output.num_cached_tokens + 1) if cached else start
     entries = output.prompt_logprobs
     return {k: entries[k][sequence[k]].logprob for k in range(first, len(sequence))}
+
+
+def kv_cache_bytes(model_dir: Path, dtype: str, max_seq_len: int, config: SamplingConfig) -> int:
+    """sampling.kv_cache_prompts prompts of max_seq_len, in bytes, for vLLM's kv_cache_memory_bytes (0.11 has
+    it): the cache is then this size whatever else the card holds, where a share of the card
+    (gpu_memory_utilization) gives it what weights, vLLM's reserve and other memory leave."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    if "kv_cache_memory_bytes" not in {f.name for f in dataclasses.fields(EngineArgs)}:
+        raise UserError(f"sampling.kv_cache_prompts = {config.kv_cache_prompts}: this vLLM takes no KV cache size in "
+                        "bytes (kv_cache_memory_bytes, from 0.11); set sampling.kv_cache_prompts = 0")
+    return config.kv_cache_prompts * max_seq_len * kv_bytes_per_token(model_dir, dtype)
 
 
 def _generators_rewind() -> bool:

@@ -1,6 +1,7 @@
 """Will it fit in GPU memory? An estimate for a model size on Kaggle's GPUs (L4, T4), before a 12-hour
 run: the trainable model, LoRA optimizer state, activations at max_seq_len and the answer's logits, and
-the vLLM engine (its share of the GPU: weights, its own reserve, KV cache), at peak during training and
+the vLLM engine (weights, its own reserve, and a KV cache either of sampling.kv_cache_prompts prompts or what
+its share of the GPU leaves), at peak during training and
 during sampling, where two things come outside the engine's share: its CUDA graphs (captured after vLLM
 sized its KV cache from the share) and, with poe/nvarc scoring, the log-softmax over the vocabulary. It fits when the peak fits the card and the KV cache left after the engine's weights and
 reserve holds at least one prompt of max_seq_len (vLLM refuses to start otherwise). A run on a GPU checks
@@ -88,10 +89,14 @@ def estimate(arch: Architecture, config, gpu_gib: float) -> dict:
     answer = min(tokens, ANSWER_TOKENS * config.ttft.batch_size)  # training makes logits for answer tokens only
     logits = answer * arch.vocab * (half + 4 + 4) / GIB  # logits, their float32 upcast for the loss, its gradient
     training = weights + lora + activations + logits + OVERHEAD_GIB
-    engine = config.sampling.gpu_memory_utilization * gpu_gib  # vLLM takes its share up front
     reserve = engine_reserve(arch, config, half)
-    kv_per_token = 2 * arch.layers * arch.kv_heads * arch.head_dim * half
-    kv_cache = max(0.0, engine - weights - reserve)
+    kv_per_token = 2 * arch.layers * arch.kv_heads * arch.head_dim * half  # as model.load.kv_bytes_per_token
+    if config.sampling.kv_cache_prompts:  # the KV cache in bytes: the engine is what it holds, whatever the share
+        kv_cache = config.sampling.kv_cache_prompts * config.prompt.max_seq_len * kv_per_token / GIB
+        engine = weights + reserve + kv_cache
+    else:  # vLLM takes its share up front, and the KV cache is what weights and reserve leave of it
+        engine = config.sampling.gpu_memory_utilization * gpu_gib
+        kv_cache = max(0.0, engine - weights - reserve)
     concurrent = kv_cache * GIB / kv_per_token / config.prompt.max_seq_len  # prompts of max_seq_len held at once
     scoring = scoring_gib(arch, config)
     graphs = 0.0 if config.sampling.enforce_eager else GRAPHS_GIB
@@ -140,8 +145,8 @@ def check_fits(arch: Architecture, config, gpu_gib: float, gpu_name: str) -> dic
             f"{row['peak_gib']:.1f} GiB (training {row['training_gib']:.1f}, sampling {row['sampling_gib']:.1f}); the "
             f"engine's {row['engine_gib']:.1f} GiB leave a KV cache of {row['kv_cache_gib']:.2f} GiB for "
             f"{row['full_prompts_in_kv_cache']:.2f} prompts of max_seq_len {config.prompt.max_seq_len} (needs 1): see "
-            "`python -m arc_submit plan --memory`, then change sampling.gpu_memory_utilization, "
-            "sampling.max_batched_tokens or prompt.max_seq_len")
+            "`python -m arc_submit plan --memory`, then change sampling.gpu_memory_utilization (or "
+            "sampling.kv_cache_prompts), sampling.max_batched_tokens or prompt.max_seq_len")
     return row
 
 
