@@ -10,9 +10,10 @@ Parts, each reported as ran / skipped (and why) / failed (and the error), with i
   memory against `plan --memory`'s training estimate;
 - push: the merged weights streamed into a second copy of the model, tensor by tensor: its log-probabilities
   against the trained model's, and the memory the stream took above resting;
-- vllm_engine: with vLLM installed, its engine on a tiny model: start, a push under CUDA graphs checked on a
-  probe, sleep and wake (weights discarded at level 2, then pushed again and checked), prompt
-  log-probabilities of a prompt longer than max_batched_tokens (chunked prefill) against transformers'.
+- vllm_engine: with vLLM installed, its engine on a tiny model, its KV cache given in bytes: start, DFS leaves
+  against transformers' (one prompt prefilled in chunks), a push under CUDA graphs checked on a probe, sleep
+  and wake (weights discarded at level 2, then pushed again and checked), prompt log-probabilities of a
+  prompt longer than max_batched_tokens (chunked prefill) against transformers'.
 No network, with or without vLLM; on a machine without CUDA every part but cuda_tests says it was skipped.
 """
 
@@ -182,14 +183,15 @@ def vllm_engine() -> dict:
     from arc_submit.config import SamplingConfig
     from arc_submit.model.merge import iter_base_weights
     from arc_submit.predict.backends import VLLMSampler, token_logprobs
-    from tests.tiny_model import build_tiny_model
+    from tests.tiny_model import build_winner_model
 
-    folder = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    folder = build_winner_model(Path(tempfile.mkdtemp()) / "tiny", "architects")  # head_dim 32: any attention
     config = SamplingConfig(kv_cache_prompts=4, max_batched_tokens=256, enforce_eager=False,
                             sleep_while_training=True)
     start = time.perf_counter()
     sampler = VLLMSampler(folder, "float32", 2048, config, seed=0, device="cuda")
     started = time.perf_counter() - start
+    dfs = dfs_leaves_agree(sampler, folder)  # on the weights the engine started with, before any push
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to("cuda")
     with torch.no_grad():
         for parameter in model.parameters():
@@ -207,11 +209,32 @@ def vllm_engine() -> dict:
     after_wake_unpushed = largest_difference()  # level 2 discarded the weights: not the model's now
     sampler.load_weights(iter_base_weights(model, torch.float32))
     after_wake_pushed = largest_difference()
-    ok = not report.missing and after_push < 2e-3 and after_wake_pushed < 2e-3
+    ok = not report.missing and after_push < 2e-3 and after_wake_pushed < 2e-3 and dfs["same_leaves"]
     return {"status": "ran" if ok else "failed", "start_seconds": round(started, 1), "missing": report.missing,
             "sleep_level": sampler.sleep_level, "probe_tokens": len(probe), "max_batched_tokens": 256,
             "chunked_logprob_difference_after_push": after_push, "difference_after_wake_before_push": after_wake_unpushed,
-            "difference_after_wake_and_push": after_wake_pushed, "dfs": "not yet part of this check"}
+            "difference_after_wake_and_push": after_wake_pushed, "dfs": dfs}
+
+
+def dfs_leaves_agree(sampler, folder: Path, device: str = DEVICE) -> dict:
+    """DFS under CUDA graphs, a prompt prefilled in chunks, and the budget stop: vLLM's leaves against those of
+    transformers on the same weights, as tests/dfs_engines.py compares them on CPU. Half the tokens end a
+    leaf, so the tree is wide."""
+    from arc_submit.config import SamplingConfig
+    from arc_submit.predict.backends import create_sampler
+    from arc_submit.predict.dfs import search
+
+    vocabulary = sampler.llm.llm_engine.model_config.get_vocab_size()
+    prompts = [[int(i) % 60 + 3 for i in range(600)], [5, 6, 7, 8]]  # the first longer than a step of 256
+    ends = set(range(0, vocabulary, 2))
+    found = {}
+    for name, engine in (("vllm", sampler), ("transformers", create_sampler(
+            SamplingConfig(backend="transformers"), folder, "float32", 2048, 0, device))):
+        leaves, _ = search(engine, prompts, 0.04, 1000, [5, 5], ends)
+        found[name] = [[(list(leaf.tokens), leaf.logprob) for leaf in found] for found in leaves]
+    same = all([t for t, _ in a] == [t for t, _ in b] and all(abs(x - y) < 2e-3 for (_, x), (_, y) in zip(a, b))
+               for a, b in zip(found["vllm"], found["transformers"]))
+    return {"same_leaves": same, "leaves": [len(leaves) for leaves in found["vllm"]]}
 
 
 PARTS = {"cuda_tests": cuda_tests, "training_bfloat16": lambda: training("bfloat16"), "push": push,

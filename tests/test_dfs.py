@@ -5,6 +5,7 @@ prompts of different lengths searched together."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -180,3 +181,41 @@ def test_budget_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_bud
     assert all(step is not None and step > 0 for step in forced)  # both branches cut, not at the first step
     processor.update_state(BatchUpdate(1, [0, 1], [], []))  # finished branches leave the batch
     assert processor.branches == {}
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_a_prompt_prefilled_in_chunks_gives_what_a_whole_prompt_gives(tmp_path):
+    """On a GPU vLLM prefills a prompt longer than max_num_batched_tokens in chunks (on by default for CUDA; a
+    CPU run keeps every prompt whole): its prompt log-probabilities arrive in pieces, and the budget stop sees
+    the discarded sample of each chunk as its first step again. A real ARC prompt of ~1,400 tokens cut at 256,
+    against the same engine with a step that holds it whole: the same prompt log-probabilities, the same
+    greedy paths (followed to their length, and cut at a budget), the same DFS leaves, the same scores."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    found = {}
+    for name, tokens in (("chunked", 256), ("whole", 4096)):
+        out = tmp_path / f"{name}.json"
+        result = subprocess.run([sys.executable, str(ROOT / "tests" / "chunked_engines.py"), "--max-batched-tokens",
+                                 str(tokens), "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr[-3000:]
+        found[name] = json.loads(out.read_text())
+    chunked, whole = found["chunked"], found["whole"]
+    assert chunked["chunked_prefill"] and chunked["max_num_batched_tokens"] == 256 < chunked["prompt_tokens"]
+    assert whole["max_num_batched_tokens"] >= whole["prompt_tokens"] == chunked["prompt_tokens"]
+    assert len(chunked["logprobs"]) == chunked["prompt_tokens"] - 1
+    assert chunked["logprobs"] == pytest.approx(whole["logprobs"], abs=1e-3)
+    for (tokens, logprobs, finished), (whole_tokens, whole_logprobs, whole_finished) in zip(chunked["paths"],
+                                                                                          whole["paths"]):
+        assert tokens == whole_tokens and finished == whole_finished
+        assert logprobs == pytest.approx(whole_logprobs, abs=1e-3)
+    followed, cut = chunked["paths"]
+    assert len(cut[0]) < len(followed[0]) and not cut[2]  # the budget ended the second path early
+    assert [leaf[0] for leaf in chunked["leaves"]] == [leaf[0] for leaf in whole["leaves"]]
+    assert [leaf[1] for leaf in chunked["leaves"]] == pytest.approx([leaf[1] for leaf in whole["leaves"]], abs=1e-3)
+    assert chunked["scores"] == pytest.approx(whole["scores"], abs=1e-3)

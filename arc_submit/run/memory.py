@@ -3,8 +3,9 @@ run: the trainable model, LoRA optimizer state, activations at max_seq_len and t
 the vLLM engine (weights, its own reserve, and a KV cache either of sampling.kv_cache_prompts prompts or what
 its share of the GPU leaves), at peak during training and
 during sampling, where two things come outside the engine's share: its CUDA graphs (captured after vLLM
-sized its KV cache from the share) and, with poe/nvarc scoring, the log-softmax over the vocabulary. It fits when the peak fits the card and the KV cache left after the engine's weights and
-reserve holds at least one prompt of max_seq_len (vLLM refuses to start otherwise). A run on a GPU checks
+sized its KV cache from the share) and, with poe/nvarc scoring, the log-softmax over the vocabulary. It fits
+when the peak fits the card and the KV cache holds at least one prompt of max_seq_len (vLLM refuses to start
+otherwise). A run on a GPU checks
 this before its first task (`check_fits`).
 
     python -m arc_submit plan --memory --config kaggle-l4x4 --size 4B
