@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "tokens": "tokens per task for each encoder with a model's tokenizer",
     "bench": "speed of sampling, TTFT and the pipeline, each against a plain baseline",
     "plan": "expected wall time per task and for the run, against the time budget",
+    "config": "every setting with its value, default and help (--diff: only what the preset changes)",
     "worker": "(internal) one worker process of --workers, started by the run itself",
 }
 DEFAULT_COMMAND = "run"
@@ -61,6 +62,8 @@ EXAMPLES: dict[str, list[str]] = {
     "bench": ["bench --config cpu --pipeline-tasks 2"],
     "plan": ["plan --config cpu --dataset arc-agi-1-eval --smallest 8 --rates-from runs/local-submission",
              "plan --memory --config kaggle-l4x4 --size 4B"],
+    "config": ["config --config kaggle-l4x4+nvarc --diff", "config --config cpu --set ttft.steps=8 --set run.seed=1",
+               "config --markdown"],
     "worker": [],
 }
 

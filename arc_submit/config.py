@@ -1,13 +1,20 @@
 """Configuration: one dataclass per stage, each field with its help text, checked on creation.
 
+The dataclass defaults are the common base that presets are laid over, not a configuration meant to run
+alone: every command starts from a preset (`--config cpu` unless told otherwise), and what the preset leaves
+unset comes from here. `python -m arc_submit config --config cpu` prints what a command runs with a preset
+(`--diff`: only what the preset changes).
+
 Presets are TOML files shipped in `arc_submit/presets/` (`--config smoke`), or any TOML path; flags
 and `--set section.field=value` override them; the resolved config is saved as `config.toml` in the
-run dir. `python -m arc_submit run --config smoke --set ttft.steps=4` shows the whole flow.
+run dir. `python -m arc_submit run --config smoke --set ttft.steps=4` shows the whole flow; docs/config.md
+lists every setting (`python -m arc_submit config --markdown` writes it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -34,6 +41,8 @@ def _check(condition: bool, name: str, value, expected: str) -> None:
 
 @dataclass
 class ModelConfig:
+    """The model that is fine-tuned and sampled, and the dtype it runs in."""
+
     name: str = option("smollm2-135m", "alias 'smollm2-135m' (embedded), a transformers folder, or a LoRA adapter folder")
     base: str = option("", "base model of an adapter folder, when its recorded base path is not on this machine")
     dtype: str = option("auto", "float32 | bfloat16 | float16 | auto (float32 on CPU, bfloat16 on GPUs that have it)")
@@ -45,6 +54,8 @@ class ModelConfig:
 
 @dataclass
 class PromptConfig:
+    """How a task becomes text: the prompt format, the grid encoder, and the longest prompt."""
+
     format: str = option("arc-submit", "prompt format: arc-submit | arc-submit-turns (the same, one turn per grid) | "
                                        "arc24-v0 | arc24-v1 (ironbar/arc24's "
                                        "output-from-examples-v0/-v1) | nvarc (NVARC's multi-turn ChatML, 2025) | "
@@ -82,6 +93,8 @@ class PromptConfig:
 
 @dataclass
 class AugmentConfig:
+    """The random views of a task: geometry, colours, the order of its train pairs."""
+
     geometric: bool = option(True, "draw one of the 8 rotations/reflections")
     permute_colours: bool = option(True, "draw a colour permutation")
     keep_background: bool = option(True, "keep colour 0 fixed when permuting colours")
@@ -109,7 +122,10 @@ LOSSES = ("answer", "outputs", "auto")
 
 @dataclass
 class TTFTConfig:
-    SECTION = "ttft"  # where the settings live, for messages (TrainConfig has the same fields under [train])
+    """Test-time fine-tuning: a LoRA adapter trained on each task's own examples (or one on every task) before
+    sampling."""
+
+    SECTION = "ttft"  # where the settings live, for messages (TrainConfig inherits them under [train])
 
     steps: int = option(100, "optimizer steps per task (0 = no test-time fine-tuning)")
     learning_rate: float = option(1e-4, "peak learning rate")
@@ -166,12 +182,14 @@ class TTFTConfig:
 
 @dataclass
 class TrainConfig(TTFTConfig):
-    """Fine-tuning on ARC tasks (`python -m arc_submit train`), with the examples, augmentations, prompt
-    format and schedules of TTFT (the same training code), and what a long run needs besides."""
+    """Fine-tuning on ARC tasks (`python -m arc_submit train`) with TTFT's own training code: every ttft setting,
+    inherited and read under [train] (a preset's [ttft] values do not reach it), and what a long run needs
+    besides; below, only what train adds or gives another default."""
 
     SECTION = "train"
 
     steps: int = option(1000, "optimizer steps of the whole training")
+    scope: str = option("task", "not read: train trains one adapter (or all weights) on all its tasks")
     method: str = option("lora", "lora (an adapter; checkpoints are adapter folders) | full (all weights)")
     val_tasks: int = option(1, "tasks held out (chosen by the seed) for the validation loss; 0 = none")
     eval_every: int = option(50, "validation loss every k steps (0 = never)")
@@ -191,6 +209,8 @@ class TrainConfig(TTFTConfig):
 
 @dataclass
 class SamplingConfig:
+    """How candidates are drawn: the engine, the augmented prompts, the decoding, the engine's memory."""
+
     backend: str = option("vllm", "vllm (CUDA or CPU build) | transformers")
     augmentations: int = option(8, "augmented prompts (views) per test input (the identity first)")
     views: str = option("balanced", "balanced (each of the 8 rotations/reflections equally often) | random")
@@ -262,6 +282,8 @@ class SamplingConfig:
 
 @dataclass
 class VotingConfig:
+    """How the two attempts are chosen among the candidates."""
+
     rule: str = option("vote", "vote (count, then mean per-token log-probability) | poe (sum of log-likelihoods "
                                "under `views` augmented views) | nvarc (count minus mean NLL over the views) | "
                                "architects (their 2024 probmul: sum of each hit's and each view's log-likelihood + 3)")
@@ -281,6 +303,8 @@ class VotingConfig:
 
 @dataclass
 class RunConfig:
+    """The run as a whole: its seed, tasks, time budget, threads, workers, and what an error costs."""
+
     seed: int = option(0, "drives every random choice; each task's seed derives from (seed, task_id)")
     limit: int = option(0, "run only the first N tasks (0 = all); the submission still covers every task")
     time_budget: float = option(0.0, "seconds for the whole run (0 = none); work is cut to end in time")
@@ -335,7 +359,9 @@ def _build(cls, data: dict, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = [key for key in data if key not in known]
     if unknown:
-        raise UserError(f"{where}: unknown setting {unknown[0]!r}; known: {', '.join(known)}")
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"{where}: unknown setting {unknown[0]!r}{hint}; known: {', '.join(known)}")
     defaults = cls()
     values = {}
     for key, value in data.items():
@@ -486,7 +512,7 @@ def flat_settings(data: dict, prefix: str = "") -> list[str]:
     found = []
     for key, value in data.items():
         found += (flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict)
-                  else [f"{prefix}{key} = {_toml_value(value)}"])
+                  else [f"{prefix}{key} = {toml_value(value)}"])
     return found
 
 
@@ -520,13 +546,13 @@ def _write_table(table: dict, path: list[str], lines: list[str]) -> None:
     scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
     if path:
         lines.append(f"\n[{'.'.join(path)}]")
-    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    lines += [f"{key} = {toml_value(value)}" for key, value in scalars.items()]
     for key, value in table.items():
         if isinstance(value, dict):
             _write_table(value, [*path, key], lines)
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -534,5 +560,5 @@ def _toml_value(value) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")

@@ -128,7 +128,8 @@ def test_light_commands_import_no_torch(tiny_challenges, tmp_path):
     predictions.write_text(json.dumps({"aaaa0001": [[[[0, 2]]]]}))
     for argv in (["validate", "--challenges", str(challenges)],
                  ["score", "--submission", str(submission), "--solutions", str(solutions)],
-                 ["metrics", "--predictions", str(predictions), "--solutions", str(solutions)]):
+                 ["metrics", "--predictions", str(predictions), "--solutions", str(solutions)],
+                 ["config", "--config", "kaggle-l4x4+nvarc", "--diff"]):
         code = (
             f"import sys; from arc_submit.cli import main; assert main({argv!r}) == 0; "
             "heavy = [m for m in ('torch', 'transformers', 'vllm', 'numpy.linalg') if m in sys.modules]; "

@@ -356,7 +356,8 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         compute += time.perf_counter() - start
         if not math.isfinite(total_loss):
-            raise FloatingPointError(f"training loss is {total_loss}; lower ttft.learning_rate or use float32")
+            raise FloatingPointError(f"training loss is {total_loss}; lower {self.config.SECTION}.learning_rate or use "
+                                     "float32")
         return total_loss, tokens, compute
 
     def _autocast(self):
