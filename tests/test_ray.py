@@ -61,6 +61,9 @@ def test_a_seeded_run_through_ray_gives_the_local_bytes_and_survives_a_killed_ac
     for name in ("submission.json", "predictions.json"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     assert sorted(p.name for p in (tmp_path / "ray" / "workers").iterdir()) == ["ray-worker-1.log", "ray-worker-2.log"]
+    said = [next(line for line in (tmp_path / "ray" / "workers" / f"ray-worker-{n}.log").read_text().splitlines()
+                 if "vLLM ports from" in line).split(": ", 1)[1] for n in (1, 2)]
+    assert said[0] != said[1] and all("worker-" in line for line in said)  # actors on one node: ports and caches apart
 
 
 @pytest.mark.slow

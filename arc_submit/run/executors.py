@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,14 +91,19 @@ WORKER_PORTS = 29600
 PORTS_PER_WORKER = 100
 
 
+def engine_environment(index: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """Worker `index`'s own ports and compile cache, from the run's (see WORKER_PORTS): for a worker process
+    and for a Ray actor alike, and the same for a restarted one."""
+    cache = environ.get("VLLM_CACHE_ROOT") or os.path.join(
+        environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")), "vllm")
+    return {"VLLM_PORT": str(int(environ.get("VLLM_PORT") or WORKER_PORTS) + index * PORTS_PER_WORKER),
+            "VLLM_CACHE_ROOT": os.path.join(cache, f"worker-{index}")}
+
+
 def worker_environment(index: int, workers: int, threads: int, gpus: list[str]) -> dict[str, str]:
     """One GPU per worker where there are GPUs; and a share of the CPU cores for each worker's threads
     (pinned for vLLM's CPU build when there is no GPU); its own ports and compile cache (see WORKER_PORTS)."""
-    env = dict(os.environ)
-    env["VLLM_PORT"] = str(int(os.environ.get("VLLM_PORT") or WORKER_PORTS) + index * PORTS_PER_WORKER)
-    cache = os.environ.get("VLLM_CACHE_ROOT") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")), "vllm")
-    env["VLLM_CACHE_ROOT"] = os.path.join(cache, f"worker-{index}")
+    env = dict(os.environ) | engine_environment(index, os.environ)
     cores = os.cpu_count() or 1
     per_worker = threads or max(1, cores // workers)
     env["OMP_NUM_THREADS"] = str(per_worker)
@@ -276,6 +282,9 @@ class _TaskActor:
         logger.handlers[:] = [handler]
         logger.propagate = False
         self.slot, self.board, self.last = index, board, 0.0
+        os.environ.update(engine_environment(index, os.environ))  # actors of one node start together too
+        logger.info("worker %d: vLLM ports from %s, compile cache %s", index + 1, os.environ["VLLM_PORT"],
+                    os.environ["VLLM_CACHE_ROOT"])
         self.state = WorkerState(Path(run_dir), index, heartbeat=self.heartbeat)
 
     def heartbeat(self, stage: str) -> None:
