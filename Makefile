@@ -16,10 +16,10 @@ $(error STACK=$(STACK): not a stack; use cpu, kaggle or gpu)
 endif
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-# Packages go in without compiling every module (about half of the install time: 147 s against 290 s for
-# the Kaggle pins' twin on 2 cores); Python compiles a module when it is first imported and keeps the
-# bytecode, which it can only do where bytecode writing is on, so a machine-wide PYTHONDONTWRITEBYTECODE
-# is not passed on to what make runs (it would compile the stack again in every process).
+# Packages go in without compiling every module (that was about half of the install time: benchmarks/LOG.md);
+# Python compiles a module when it is first imported and keeps the bytecode, which it can only do where
+# bytecode writing is on, so a machine-wide PYTHONDONTWRITEBYTECODE is not passed on to what make runs (it
+# would compile the stack again in every process).
 INSTALL := $(PIP) install -q --no-compile
 unexport PYTHONDONTWRITEBYTECODE
 STAMP := $(VENV)/.installed
@@ -87,8 +87,9 @@ test: install
 	$(VENV)/bin/lint-imports --no-cache
 	$(PYTEST)
 
-# The inner loop (about 2 minutes): everything but the end-to-end runs of the real model and the tests
-# marked slow (processes, engines, Ray, training: 4 s or more each). `make test` runs them all.
+# The inner loop (its time: benchmarks/RESULTS.md, "Tests and CI"): everything but the end-to-end runs of
+# the real model and the tests marked slow (processes, engines, Ray, training: 4 s or more each). `make test`
+# runs them all.
 FAST_MARKS ?= not e2e and not slow
 test-fast: install
 	$(VENV)/bin/lint-imports --no-cache
@@ -112,7 +113,7 @@ study-encoders: install
 		--config cpu --set train.steps=200 --set train.save_every=100 --set train.eval_every=25 \
 		--set train.learning_rate=2e-4 --out runs/study-encoders
 
-# The selection rules compared on the same candidates (about 2 hours on 2 cores; resumes where it stopped).
+# The selection rules compared on the same candidates (hours on 2 cores, benchmarks/RESULTS.md; it resumes).
 # The time budget on a fake clock: 240 ARC-AGI-2 tasks, 4 simulated L4 workers, 12 hours (seconds to run).
 bench-schedule: install
 	$(PY) benchmarks/schedule.py

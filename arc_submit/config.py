@@ -114,7 +114,7 @@ class AugmentConfig:
 SCHEDULES = ("linear", "constant", "cosine", "cosine_restarts", "cyclic")  # arc_submit.model.schedules
 VOTING_RULES = ("vote", "poe", "nvarc", "architects")  # arc_submit.predict.selection.RULES
 SAMPLING_METHODS = ("sample", "dfs")
-SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.backends.BACKENDS
+SAMPLING_BACKENDS = ("vllm", "transformers")  # arc_submit.predict.sampler.BACKENDS
 ADAPTER_SERVING = ("merged", "lora")
 SCORERS = ("auto", "engine", "model")
 LOSSES = ("answer", "outputs", "auto")
@@ -148,7 +148,7 @@ class TTFTConfig:
     eval_every: int = option(0, "log an eval loss on held-out augmented examples every k steps (0 = never)")
     eval_examples: int = option(4, "number of held-out augmented examples for the eval loss")
     scope: str = option("task", "task (one adapter per task) | all (one adapter trained on every task)")
-    backend: str = option("peft", "peft (unsloth was removed: see README)")
+    backend: str = option("peft", "peft (unsloth was removed: see docs/pipeline.md#training)")
     gradient_checkpointing: bool = option(False, "trade compute for memory in training")
     loss: str = option("answer", "answer (the held-out pair's output only) | outputs (every output of the "
                                  "conversation, each demonstration's too, as NVARC and the ARChitects train; "
@@ -292,8 +292,8 @@ class VotingConfig:
                                  "model (the transformers model in memory, the task's adapter kept attached: a "
                                  "view's prompt prefilled once for all its candidates) | auto (the engine where it "
                                  "reads its prefix cache to score (vLLM 0.32); else the model for vLLM on CPU, "
-                                 "measured 2.7-3.4x faster there than a prefill per view and candidate; the "
-                                 "engine otherwise)")
+                                 "which prefills a view's prompt once for all its candidates where the engine "
+                                 "prefills it per candidate; the engine otherwise)")
 
     def __post_init__(self):
         _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")

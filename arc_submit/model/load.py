@@ -20,9 +20,8 @@ from arc_submit.model.resolve import ResolvedModel, set_offline
 
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 # The CPU flags (/proc/cpuinfo: x86 "flags", Arm "Features") that give a half precision its own instructions.
-# Without them torch emulates it: a 2048x2048 matrix product on 2 cores ran at 0.3 GFLOP/s in bfloat16 against
-# ~115 in float32 on a CPU without avx512_bf16 (NOTES.md); on one with it, at ~880 against ~190, and a
-# 1024x1024 one in float16 (no avx512_fp16) at 1.2 GFLOP/s against 192 in float32.
+# Without them torch emulates it, many times slower than float32 on a matrix product (the numbers:
+# benchmarks/RESULTS.md, "Precision and the compiled engine", and benchmarks/LOG.md).
 HALF_PRECISION_FLAGS = {"bfloat16": {"avx512_bf16", "amx_bf16", "bf16"},
                         "float16": {"avx512_fp16", "amx_fp16", "asimdhp"}}
 
@@ -37,7 +36,7 @@ def resolve_dtype(name: str, device: str, capability: tuple[int, int] | None = N
         return name
     if device == "cpu":
         return "float32"  # see HALF_PRECISION_FLAGS; with bf16 instructions bfloat16 is faster, but scored lower
-        # on the 8 local tasks (README, "Get going")
+        # on the 8 local tasks (benchmarks/RESULTS.md, "Precision and the compiled engine")
     if capability is None:
         import torch
 

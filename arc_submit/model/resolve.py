@@ -141,7 +141,7 @@ def embedded_gguf() -> Path:
 
 
 def embedded_model_dir() -> Path:
-    """The embedded model as a transformers folder in the cache, converted on first use (~30 s)."""
+    """The embedded model as a transformers folder in the cache, converted once, on first use."""
     gguf = embedded_gguf()
     target = cache_dir() / f"smollm2-135m-instruct-v{CONVERSION_VERSION}-{gguf.stat().st_size}"
     if not missing_model_files(target):

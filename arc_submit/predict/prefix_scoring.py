@@ -3,9 +3,9 @@ prompt is prefilled once, the answers are laid out as a prefix tree (a token tha
 the same path is one node), and the tree goes through one forward on the prompt's cache, each node seeing
 the prompt and its own ancestors (a 4D mask; its position is the prompt's length plus its depth). Every
 answer's log-likelihood is then read along its path. Candidates of one test input often agree on their
-header and first rows (626c0bcc's ten: trees of 455-580 tokens for 820 in the answers). The transformers
-backend scores this way, and so does a run on vLLM that scores on the model in memory (`voting.scorer`),
-through a ModelScorer.
+header and first rows, so the tree is smaller than the answers laid end to end (benchmarks/RESULTS.md,
+"Scoring candidates", measures by how much). The transformers backend scores this way, and so does a run on
+vLLM that scores on the model in memory (`voting.scorer`), through a ModelScorer.
 
     logprobs = answer_logprobs(model, prompt_ids, [answer_ids, ...])   # one float per answer
     logprobs = ModelScorer(peft_model).score(prompt_ids, [answer_ids, ...])
