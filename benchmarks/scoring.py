@@ -105,10 +105,11 @@ def main() -> None:
     from arc_submit.data.tasks import load_dataset
     from arc_submit.model.load import prompt_builder
     from arc_submit.model.resolve import resolve
-    from arc_submit.predict.backends import TransformersSampler, cache_reading, create_sampler
     from arc_submit.predict.candidates import answer_reserve, prompt_jobs
     from arc_submit.predict.prefix_scoring import prefix_tree
+    from arc_submit.predict.sampler import cache_reading, create_sampler
     from arc_submit.predict.scoring import view_logprobs
+    from arc_submit.predict.transformers_sampler import TransformersSampler
 
     config = load_config("cpu", [], **{"run.seed": 0})
     sampling = dataclasses.replace(config.sampling, augmentations=args.views, block_size=args.block_size)

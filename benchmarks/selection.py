@@ -13,7 +13,8 @@ stage) for the 8 local-submission tasks and for all the tasks, and writes the pe
 (OUT/results.json; a run resumes from it, and prints the tables without loading a model when it is complete).
 With --scorers the candidates are scored on the model in memory (voting.scorer = "model") and on the engine,
 and a third table compares the two.
-The results behind README's tables: benchmarks/results/selection-cpu-seed0.json.
+The results behind benchmarks/RESULTS.md's tables: benchmarks/results/selection-cpu-seed0.json (and, with
+--scorers, scorers-cpu-seed0.json).
 """
 
 from __future__ import annotations
@@ -40,24 +41,21 @@ def run_task(stack, task, seed: int, min_prob: float, compare: bool = False) -> 
     start = time.perf_counter()
     record = TaskRecord(task.task_id, "", seed, "full")
     runner = TaskRunner(config, stack)
-    adapter, kept = runner.train_and_serve(task, Budget(0, config.ttft.steps).plan(1), seed, record,
-                                           scored=True)
-    try:
+    with stack.weights.for_task(task.task_id) as weights:
+        runner.train_and_serve(weights, task, Budget(0, config.ttft.steps).plan(1), seed, record, scored=True)
         seconds["ttft"] = time.perf_counter() - start
-        return _setups(stack, task, seed, min_prob, adapter, kept, seconds, compare)
-    finally:
-        runner.release_trained(kept)
+        return _setups(stack, task, seed, min_prob, weights, seconds, compare)
 
 
-def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dict, compare: bool) -> dict:
-    """run_task's candidates, scores and attempts on the trained weights (served as `adapter`, or kept)."""
+def _setups(stack, task, seed: int, min_prob: float, weights, seconds: dict, compare: bool) -> dict:
+    """run_task's candidates, scores and attempts on the trained weights (`weights`: the task's, served)."""
     import dataclasses
 
     from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.predict.selection import needs_views, select_attempts
 
-    config = stack.config
+    config, adapter = stack.config, weights.adapter
     builder, sampling = stack.builder, config.sampling
     jobs, _ = prompt_jobs(task, builder, sampling, seed, answer_reserve(task, builder, sampling))
     methods = {"greedy": sampling, "dfs": dataclasses.replace(sampling, method="dfs", min_prob=min_prob)}
@@ -67,7 +65,7 @@ def _setups(stack, task, seed: int, min_prob: float, adapter, kept, seconds: dic
         candidates, _, _ = find_candidates(stack.sampler, builder, task, jobs, method_config, adapter)
         seconds[method] = time.perf_counter() - start
         start = time.perf_counter()
-        with stack.scorer(kept) as scorer:  # voting.scorer: on the engine, or on the trained model in memory
+        with weights.scorer() as scorer:  # voting.scorer: on the engine, or on the trained model in memory
             views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.views, adapter)
         seconds[f"{method}_scoring"] = time.perf_counter() - start
         if compare:
@@ -94,7 +92,7 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
     prefill of every (view, candidate) as before (`on_model`: their scores on the model in memory,
     voting.scorer = "model"); the seconds each took, the largest difference of either from the model's, and
     whether poe and nvarc choose the same attempts on the engine (cache read) and on the model."""
-    from arc_submit.predict.backends import cache_reading
+    from arc_submit.predict.sampler import cache_reading
     from arc_submit.predict.scoring import sampled_logprobs, score_candidates
     from arc_submit.predict.selection import select_attempts
 

@@ -30,8 +30,8 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
 
     from arc_submit.config import SamplingConfig
-    from arc_submit.predict.backends import Request, create_sampler
-    from arc_submit.run.stack import scores_on_model
+    from arc_submit.predict.sampler import Request, create_sampler
+    from arc_submit.run.weights import scores_on_model
     from tests.tiny_model import build_winner_model
 
     out = Path(args.out)

@@ -33,7 +33,7 @@ def main() -> None:
     from arc_submit.data.tasks import load_dataset
     from arc_submit.model.load import prompt_builder
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
-    from arc_submit.predict import backends
+    from arc_submit.predict import vllm_sampler, vllm_versions
     from arc_submit.predict.dfs import search, top_k_for
 
     base = resolve(EMBEDDED_ALIAS).base_dir
@@ -43,9 +43,9 @@ def main() -> None:
                          if PROMPT_TOKENS[0] <= len(example.prompt_ids) <= PROMPT_TOKENS[1])
     # Where torch's generators rewind (CUDA), the sampler lets vLLM cut prompts in parts at max_num_batched_tokens;
     # on CPU it keeps every prompt whole for seeded sampling's sake. Nothing here is seeded: the CUDA rule.
-    backends._generators_rewind = lambda: True
-    sampler = backends.VLLMSampler(base, "float32", 4096, SamplingConfig(max_batched_tokens=args.max_batched_tokens,
-                                                                       kv_cache_gib=1.0), seed=0, device="cpu")
+    vllm_versions._generators_rewind = lambda: True
+    sampler = vllm_sampler.VLLMSampler(base, "float32", 4096, SamplingConfig(
+        max_batched_tokens=args.max_batched_tokens, kv_cache_gib=1.0), seed=0, device="cpu")
     scheduler = sampler.llm.llm_engine.vllm_config.scheduler_config
     prompt = list(example.prompt_ids)
     logprobs = sampler.prompt_logprobs(prompt)

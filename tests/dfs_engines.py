@@ -29,8 +29,8 @@ def main() -> None:
 
     from arc_submit.config import SamplingConfig
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
-    from arc_submit.predict.backends import create_sampler
     from arc_submit.predict.dfs import search
+    from arc_submit.predict.sampler import create_sampler
 
     base = resolve(EMBEDDED_ALIAS).base_dir
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -69,8 +69,8 @@ def winner_search(kind: str, folder: Path) -> dict:
     from arc_submit.config import PromptConfig, SamplingConfig
     from arc_submit.data.tasks import Pair
     from arc_submit.model.load import prompt_builder
-    from arc_submit.predict.backends import create_sampler
     from arc_submit.predict.dfs import search
+    from arc_submit.predict.sampler import create_sampler
     from tests.tiny_model import build_winner_model
 
     model = build_winner_model(folder / kind, kind)

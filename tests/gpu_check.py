@@ -150,7 +150,7 @@ def push() -> dict:
     import torch
 
     from arc_submit.model.merge import iter_merged_weights
-    from arc_submit.predict.backends import token_logprobs
+    from arc_submit.predict.sampler import token_logprobs
 
     trained = PUSH_SOURCE.pop("model")
     for parameter in trained.parameters():
@@ -182,7 +182,8 @@ def vllm_engine() -> dict:
 
     from arc_submit.config import SamplingConfig
     from arc_submit.model.merge import iter_base_weights
-    from arc_submit.predict.backends import VLLMSampler, token_logprobs
+    from arc_submit.predict.sampler import token_logprobs
+    from arc_submit.predict.vllm_sampler import VLLMSampler
     from tests.tiny_model import build_winner_model
 
     folder = build_winner_model(Path(tempfile.mkdtemp()) / "tiny", "architects")  # head_dim 32: any attention
@@ -221,8 +222,8 @@ def dfs_leaves_agree(sampler, folder: Path, device: str = DEVICE) -> dict:
     transformers on the same weights, as tests/dfs_engines.py compares them on CPU. Half the tokens end a
     leaf, so the tree is wide."""
     from arc_submit.config import SamplingConfig
-    from arc_submit.predict.backends import create_sampler
     from arc_submit.predict.dfs import search
+    from arc_submit.predict.sampler import create_sampler
 
     vocabulary = sampler.llm.llm_engine.model_config.get_vocab_size()
     prompts = [[int(i) % 60 + 3 for i in range(600)], [5, 6, 7, 8]]  # the first longer than a step of 256

@@ -25,7 +25,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from arc_submit.config import SamplingConfig
-    from arc_submit.predict.backends import Request, create_sampler
+    from arc_submit.predict.sampler import Request, create_sampler
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     texts = ["Write the digits from 1 to 9.", "What is the opposite of up?", "1 012\n2 345\n3 678\nContinue:"]
@@ -42,7 +42,7 @@ def main() -> None:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from arc_submit.predict.backends import token_logprobs
+        from arc_submit.predict.sampler import token_logprobs
 
         base = load_file(str(Path(args.model) / "model.safetensors"))
         pushed = load_file(str(Path(args.push) / "model.safetensors"))

@@ -32,7 +32,7 @@ def both_scorers(runner, task, plan, candidates=None) -> dict:
     model = record.views
     if candidates is not None:
         candidates = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
-        with stack.scorer() as scorer:
+        with stack.weights.scorer() as scorer:
             model, _ = score_candidates(scorer, stack.builder, candidates, jobs, config.voting.views)
     engine, _ = score_candidates(stack.sampler, stack.builder, candidates or record.candidates, jobs,
                                  config.voting.views)
@@ -41,7 +41,7 @@ def both_scorers(runner, task, plan, candidates=None) -> dict:
     computed, _ = score_candidates(stack.sampler, stack.builder, everything, jobs, config.voting.views)
     brought = sum(c.sampled_on is not None for output in scored for c in output)
     lora = [name for name, _ in stack.model.named_parameters() if "lora_" in name]
-    return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": stack.engine_holds,
+    return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": stack.weights.holds,
             "lora_left": lora, "candidates": record.candidates,
             "model": [{str(k): v for k, v in sorted(output.items())} for output in model],
             "engine": [{str(k): v for k, v in sorted(output.items())} for output in engine],

@@ -9,7 +9,7 @@ import pytest
 from arc_submit import config
 from arc_submit.errors import UserError
 from arc_submit.model.schedules import SCHEDULES
-from arc_submit.predict.backends import BACKENDS
+from arc_submit.predict.sampler import BACKENDS
 from arc_submit.predict.selection import RULES
 
 

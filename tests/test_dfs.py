@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from arc_submit.config import SamplingConfig
-from arc_submit.predict.backends import TransformersSampler, path_from_steps
 from arc_submit.predict.dfs import search
+from arc_submit.predict.sampler import path_from_steps
+from arc_submit.predict.transformers_sampler import TransformersSampler
 
 VOCAB, STOP, LONGEST = 6, 5, 4
 PROMPTS = [[1, 2, 3], [4, 0], [2, 2, 2, 1, 0]]

@@ -177,7 +177,7 @@ def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path
         assert a == pytest.approx(b, abs=1e-3)
     # the checks the pipeline makes after every push: every parameter filled, and the engine answering
     # like the model whose weights were pushed (within PUSH_TOLERANCE for float32)
-    from arc_submit.run.stack import PUSH_TOLERANCE
+    from arc_submit.run.weights import PUSH_TOLERANCE
 
     assert live["missing"] == [] and live["names_sent"] > 200
     differences = [abs(a - b) for a, b in zip(live["engine_logprobs"], live["model_logprobs"])]

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from arc_submit.errors import EngineBroken
-from arc_submit.predict.backends import Request, VLLMSampler
+from arc_submit.predict.sampler import Request
+from arc_submit.predict.vllm_sampler import VLLMSampler
 
 pytest.importorskip("vllm")
 
@@ -89,7 +90,8 @@ def test_the_cpu_twins_ipex_kernel_is_not_given_four_samples_of_one_prompt(tmp_p
     samples per view are refused with one line, before the engine starts (elsewhere they are taken)."""
     from arc_submit.config import SamplingConfig
     from arc_submit.errors import UserError
-    from arc_submit.predict.backends import _decodes_with_ipex, create_sampler
+    from arc_submit.predict.sampler import create_sampler
+    from arc_submit.predict.vllm_versions import _decodes_with_ipex
 
     if not _decodes_with_ipex():
         pytest.skip("this vLLM decodes without IPEX (only vLLM 0.11's CPU build does)")
@@ -102,7 +104,8 @@ def test_a_cpu_block_size_vllms_cpu_attention_cannot_take_is_refused_before_the_
     another is refused with one line, before anything loads."""
     from arc_submit.config import SamplingConfig
     from arc_submit.errors import UserError
-    from arc_submit.predict.backends import create_sampler, engine_scores_from_cache
+    from arc_submit.predict.sampler import create_sampler
+    from arc_submit.predict.vllm_versions import engine_scores_from_cache
 
     if not engine_scores_from_cache():
         pytest.skip("vLLM 0.11 has its own CPU block sizes (it cannot read its cache to score)")
@@ -118,7 +121,8 @@ def test_a_cpu_without_a_cxx_compiler_is_refused_before_the_engine_starts(tmp_pa
 
     from arc_submit.config import SamplingConfig
     from arc_submit.errors import UserError
-    from arc_submit.predict.backends import create_sampler, missing_compiler
+    from arc_submit.predict.sampler import create_sampler
+    from arc_submit.predict.vllm_versions import missing_compiler
 
     assert missing_compiler({"CXX": "no-such-compiler-0"}) == "no-such-compiler-0"
     assert missing_compiler({"CXX": sys.executable}) is None  # any program on PATH is taken, as inductor takes it

@@ -71,7 +71,7 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
     """The order a CUDA engine with sleep mode needs, through the real task runner and a sampler that
     records what it is asked (the transformers sampler, told that it sleeps)."""
     from arc_submit.model import training
-    from arc_submit.predict.backends import TransformersSampler
+    from arc_submit.predict.transformers_sampler import TransformersSampler
     from tests.test_pipeline import TASKS, run
 
     calls: list[str] = []
@@ -97,7 +97,7 @@ def test_a_failed_ttft_pushes_again_what_a_sleep_that_discards_weights_lost(tiny
     """vLLM's sleep level 2 discards the weights: the stand-in (the transformers sampler) zeroes its model when it
     sleeps, as an engine's memory holds nothing servable after waking. A task whose TTFT fails (out of memory)
     must push the base weights again before sampling, not sample from what the sleep left."""
-    from arc_submit.predict.backends import TransformersSampler
+    from arc_submit.predict.transformers_sampler import TransformersSampler
     from tests.test_pipeline import TASKS, read, run
 
     state = {"discarded": False, "sampled_from_discarded": 0}
@@ -133,7 +133,7 @@ def test_a_sleep_that_fails_breaks_the_engine_as_any_engine_call():
     """vLLM's sleep unmaps memory; one that raised leaves an engine in no known state: never used again (its
     worker is replaced), as after any other engine call that raised. The engine here is a stand-in object."""
     from arc_submit.errors import EngineBroken
-    from arc_submit.predict.backends import VLLMSampler
+    from arc_submit.predict.vllm_sampler import VLLMSampler
 
     class Engine:
         levels: list[int] = []

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from arc_submit.data.augment import draw
 from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
-from arc_submit.predict.backends import Completion
 from arc_submit.predict.candidates import decode_candidate
+from arc_submit.predict.sampler import Completion
 from tests.conftest import grids, make_task
 from tests.tiny_model import build_tokenizer
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from arc_submit.predict.backends import PushReport, push_weights
+from arc_submit.predict.sampler import PushReport
+from arc_submit.predict.vllm_sampler import push_weights
 from arc_submit.run.runner import RunStopped
-from arc_submit.run.stack import PushError
+from arc_submit.run.weights import PushError
 from tests.test_pipeline import TASKS, read, run
 
 
@@ -69,7 +70,7 @@ def test_the_011_path_names_the_parameters_that_received_nothing():
 
 
 def test_a_push_that_does_not_take_effect_stops_the_run_in_one_line(tiny_model_dir, tmp_path, monkeypatch):
-    from arc_submit.predict.backends import TransformersSampler
+    from arc_submit.predict.transformers_sampler import TransformersSampler
 
     real = TransformersSampler.load_weights
 
@@ -87,7 +88,7 @@ def test_a_push_that_does_not_take_effect_stops_the_run_in_one_line(tiny_model_d
 
 
 def test_pushes_that_drop_a_name_stop_the_run(tiny_model_dir, tmp_path, monkeypatch):
-    from arc_submit.predict.backends import TransformersSampler
+    from arc_submit.predict.transformers_sampler import TransformersSampler
 
     real = TransformersSampler.load_weights
 
@@ -108,16 +109,16 @@ def test_checked_pushes_pass_on_a_real_run(tiny_model_dir, tmp_path):
 def test_a_push_check_that_meets_a_nan_fails_instead_of_passing(tiny_model_dir, tmp_path, monkeypatch, whose):
     """A NaN compares False with the tolerance: without its own check it would pass, and the task would be
     sampled from broken weights. Here the probe comes back NaN, from the trained model or from the engine."""
-    from arc_submit.predict.backends import TransformersSampler
-    from arc_submit.run import stack
+    from arc_submit.predict.transformers_sampler import TransformersSampler
+    from arc_submit.run import weights
 
     if whose == "the engine's":
         real = TransformersSampler.prompt_logprobs
         monkeypatch.setattr(TransformersSampler, "prompt_logprobs",
                             lambda self, *args: [float("nan")] + real(self, *args)[1:])
     else:
-        real = stack.token_logprobs
-        monkeypatch.setattr(stack, "token_logprobs", lambda *args: [float("nan")] + real(*args)[1:])
+        real = weights.token_logprobs
+        monkeypatch.setattr(weights, "token_logprobs", lambda *args: [float("nan")] + real(*args)[1:])
     with pytest.raises(RunStopped, match="are not finite") as error:
         run(tiny_model_dir, tmp_path / "run", "ttft.learning_rate=0.05")
     assert f"{whose} log-probabilities on a probe are not finite (1 of" in str(error.value)

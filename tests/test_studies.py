@@ -243,7 +243,7 @@ def test_a_kv_cache_in_prompts_sizes_the_engine_whatever_its_share(tiny_model_di
     with pytest.raises(UserError, match="sampling.kv_cache_prompts"):
         load_config("kaggle-l4x4", ["sampling.kv_cache_prompts=-1"])
     from arc_submit.config import SamplingConfig
-    from arc_submit.predict.backends import kv_cache_bytes
+    from arc_submit.predict.vllm_sampler import kv_cache_bytes
 
     given = kv_cache_bytes(tiny_model_dir, "bfloat16", 2048, SamplingConfig(kv_cache_prompts=3))  # vLLM 0.11 and 0.32
     assert given == 3 * 2048 * kv_bytes_per_token(tiny_model_dir, "bfloat16")

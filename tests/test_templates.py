@@ -15,8 +15,8 @@ from arc_submit.data.prompts import PromptBuilder, load_format
 from arc_submit.data.tasks import Pair, Task
 from arc_submit.model.merge import iter_merged_weights
 from arc_submit.model.training import Trainer, attach_adapter, example_stream
-from arc_submit.predict.backends import TransformersSampler
 from arc_submit.predict.candidates import PromptJob, answer_bound, decode_candidate, requests_for
+from arc_submit.predict.transformers_sampler import TransformersSampler
 from tests.tiny_model import build_styled_model
 
 TASK = Task("one", [Pair([[1, 2], [3, 4]], [[4, 3], [2, 1]])], [Pair([[1, 2], [3, 4]])])

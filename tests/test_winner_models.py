@@ -18,9 +18,9 @@ from arc_submit.data.tasks import Pair, Task
 from arc_submit.model.load import prompt_builder
 from arc_submit.model.merge import iter_merged_weights
 from arc_submit.model.training import Trainer, attach_adapter, config_stream
-from arc_submit.predict.backends import TransformersSampler
 from arc_submit.predict.candidates import PromptJob, answer_bound, decode_candidate, dfs_completions, requests_for
 from arc_submit.predict.dfs import search
+from arc_submit.predict.transformers_sampler import TransformersSampler
 from tests.conftest import ROOT, run_cli
 from tests.tiny_model import build_winner_model
 

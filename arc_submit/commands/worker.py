@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from arc_submit.predict.backends import EngineBroken
+    from arc_submit.errors import EngineBroken
     from arc_submit.run.runner import RunStopped
     from arc_submit.run.worker import WorkerState
 

@@ -10,7 +10,7 @@ Each step the processor takes the step's log-probabilities over the raw logits (
 greedy token among `ALLOWED` (the answer-token mask, applied here rather than by vLLM, whose mask comes
 before any logits processor and would change the log-probabilities), and adds the token's log-probability
 to the branch's sum; once the sum is below the budget by more than `MARGIN`, the step's token is forced
-to `STOP`. The caller (`backends.path_from_steps`) still cuts the path exactly where the sum first fell
+to `STOP`. The caller (`sampler.path_from_steps`) still cuts the path exactly where the sum first fell
 below the budget, which is at or before the forced step (a forced stop is never taken for a real end:
 the margin keeps the processor's float sums from deciding before the caller's). Holds only this module's
 state: vLLM imports it at engine start (the engine runs in this process).

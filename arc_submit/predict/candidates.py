@@ -22,7 +22,7 @@ from arc_submit.data.augment import Augmentation, balanced_views, draw_distinct
 from arc_submit.data.encoders import DecodeError
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import MAX_SIDE, Grid, Task
-from arc_submit.predict.backends import Adapter, Completion, Request
+from arc_submit.predict.sampler import Adapter, Completion, Request
 
 
 @dataclass(frozen=True)

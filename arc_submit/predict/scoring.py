@@ -20,7 +20,7 @@ from collections.abc import Callable
 from arc_submit.data.augment import Augmentation
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Grid, grid_key
-from arc_submit.predict.backends import Adapter, Sampler
+from arc_submit.predict.sampler import Adapter, Sampler
 from arc_submit.predict.candidates import Candidate, PromptJob, prompt_key
 
 

@@ -298,7 +298,7 @@ class _TaskActor:
     def run(self, message: dict) -> dict:
         import logging
 
-        from arc_submit.predict.backends import EngineBroken
+        from arc_submit.errors import EngineBroken
         from arc_submit.run.runner import RunStopped
 
         try:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from arc_submit.config import Config
 from arc_submit.data.tasks import Task
+from arc_submit.errors import EngineBroken
 from arc_submit.files import write_json
-from arc_submit.predict.backends import EngineBroken
 from arc_submit.run.budget import Budget, new_budget, plan_task, record_costs
 from arc_submit.run.executors import make_executor
 from arc_submit.run.queue import drive

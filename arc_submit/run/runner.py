@@ -9,7 +9,7 @@ called at every stage and training step, so that a worker's parent can tell a sl
     runner = TaskRunner(config, open_stack(config, progress=False))
     record = runner.run_task(task, Budget(0, config.ttft.steps).plan(1))
 
-Imports, inside run/: stack, rundir, record, budget (never the worker, the queue or the pipeline).
+Imports, inside run/: stack, weights, rundir, record, budget (never the worker, the queue or the pipeline).
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ import numpy as np
 from arc_submit.config import Config
 from arc_submit.data.submission import fallback_attempts
 from arc_submit.data.tasks import Task
+from arc_submit.errors import EngineBroken
 from arc_submit.faults import inject
-from arc_submit.model.training import TaskTooLong, TrainResult, attach_adapter, detach_adapter, loss_rose
-from arc_submit.predict.backends import Adapter, EngineBroken, free_accelerator_memory
+from arc_submit.model.training import TaskTooLong, TrainResult, loss_rose
 from arc_submit.predict.candidates import PromptJob, answer_reserve, find_candidates, prompt_jobs, unparsed_counts
+from arc_submit.predict.sampler import Adapter, free_accelerator_memory
 from arc_submit.predict.scoring import score_candidates
 from arc_submit.predict.selection import needs_views, select_attempts
 from arc_submit.run.budget import TaskPlan
@@ -41,6 +42,7 @@ from arc_submit.run.memory import process_memory, release_host_memory
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import task_hash
 from arc_submit.run.stack import Stack
+from arc_submit.run.weights import TaskWeights
 
 log = logging.getLogger("arc_submit")
 
@@ -90,7 +92,8 @@ class TaskRunner:
     heartbeat: Callable[[str], None] = lambda stage: None
 
     def run_task(self, task: Task, plan: TaskPlan) -> TaskRecord:
-        """One task from plan to record; a failing stage costs only what depends on it."""
+        """One task from plan to record: train -> serve -> sample -> score -> select. A failing stage costs
+        only what depends on it; the model is bare again after it, whatever happens."""
         inject("task", task.task_id)
         self.heartbeat(f"task {task.task_id}")
         seed = derive_seed(self.config.run.seed, task.task_id)
@@ -98,13 +101,10 @@ class TaskRunner:
         start = self.clock()
         record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
                             candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
-        trained, adapter, kept = False, None, None  # kept: the trained model, its adapter attached, to score on
-        try:
+        with self.stack.weights.for_task(task.task_id) as weights:
             if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
                 try:
-                    scored = needs_views(self.config.voting.rule)
-                    adapter, kept = self.train_and_serve(task, plan, seed, record, scored)
-                    trained = True
+                    self.train_and_serve(weights, task, plan, seed, record, needs_views(self.config.voting.rule))
                 except TaskTooLong as error:  # a prompt with fewer demonstrations may still fit: sampled without TTFT
                     record.mode = "too_long"
                     record.reasons.append(f"{error}: sampled without TTFT where a prompt fits")
@@ -113,23 +113,19 @@ class TaskRunner:
             jobs = None
             if plan.mode != "fallback":
                 try:
-                    jobs, adapter = self._sample(task, seed, record, trained, adapter, plan)
+                    jobs = self._sample(weights, task, seed, record, plan)
                 except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                     self._failed(record, "sampling", error)
-                    if trained and self.config.run.on_error == "degrade":  # once more, with the base model
-                        self.release_trained(kept)
-                        kept = None
-                        jobs, adapter = self._sample_base(task, seed, record, plan)
+                    if weights.trained and self.config.run.on_error == "degrade":  # once more, with the base model
+                        jobs = self._sample_base(weights, task, seed, record, plan)
             if jobs is not None and needs_views(self.config.voting.rule):
                 try:
                     inject("scoring", task.task_id)
                     self.heartbeat(f"scoring {task.task_id}")
                     with timed(record.timings, "score_s", self.clock):
-                        record.views = self._score_views(task, record, jobs, adapter, kept, plan.end)
+                        record.views = self._score_views(weights, task, record, jobs, plan.end)
                 except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                     self._failed(record, "scoring", error)
-        finally:
-            self.release_trained(kept)
         self._vote(task, record)
         record.timings["total_s"] = round(self.clock() - start, 3)
         release_host_memory()
@@ -137,17 +133,19 @@ class TaskRunner:
                  ", ".join(f"{key} {value}" for key, value in process_memory().items()))
         return record
 
-    def _sample_base(self, task: Task, seed: int, record: TaskRecord,
-                     plan: TaskPlan) -> tuple[list[PromptJob] | None, Adapter | None]:
+    def _sample_base(self, weights: TaskWeights, task: Task, seed: int, record: TaskRecord,
+                     plan: TaskPlan) -> list[PromptJob] | None:
         """run.on_error = degrade: sampling failed after TTFT; sample again with the base model (no TTFT)."""
         try:
-            jobs, adapter = self._sample(task, seed, record, False, None, plan)
+            weights.release()
+            weights.trained = False
+            jobs = self._sample(weights, task, seed, record, plan)
         except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
             self._failed(record, "sampling", error)
-            return None, None
+            return None
         record.mode = "no_ttft"
         record.reasons.append("sampled again with the base model (no TTFT)")
-        return jobs, adapter
+        return jobs
 
     def _failed(self, record: TaskRecord, stage: str, error: Exception) -> None:
         """A resource failure degrades the task (and says so); a broken engine ends this process's part of the
@@ -174,25 +172,16 @@ class TaskRunner:
             record.mode = "fallback"
         free_accelerator_memory()  # after an out-of-memory error above all; cheap otherwise
 
-    def release_trained(self, kept) -> None:
-        """The trained adapter kept for scoring taken off the model (ready for the next task's)."""
-        if kept is not None:
-            self.stack.model = detach_adapter(kept)
-
-    def train_and_serve(self, task: Task, plan: TaskPlan, seed: int, record: TaskRecord,
-                        scored: bool = False) -> tuple[Adapter | None, object | None]:
-        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA); the
-        adapter served, and the trained model with its adapter still attached when its candidates will be
-        `scored` on it (else None: detached here)."""
-        stack = self.stack
-        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
-        keep = False
-        stack.sleep()
-        try:
+    def train_and_serve(self, weights: TaskWeights, task: Task, plan: TaskPlan, seed: int, record: TaskRecord,
+                        scored: bool = False) -> None:
+        """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA), left
+        attached when its candidates will be `scored` on the model."""
+        trainer = self.stack.trainer
+        with weights.training(seed) as peft_model:
             inject("ttft", task.task_id)
             self.heartbeat(f"ttft {task.task_id}")
-            stack.trainer.on_step = lambda step: self.heartbeat(f"ttft {task.task_id} step {step}")
-            result = stack.trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
+            trainer.on_step = lambda step: self.heartbeat(f"ttft {task.task_id} step {step}")
+            result = trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
             if result.stopped_early:
                 record.mode = "cut"
                 record.reasons.append(result.stopped_early)
@@ -201,28 +190,19 @@ class TaskRunner:
             worse = loss_rose(result.losses)
             if worse:  # as a non-finite loss: the task is sampled with the base model, and says why
                 raise FloatingPointError(worse)
-            stack.sampler.wake()
-            with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
-                adapter = stack.serve_trained(task.task_id, peft_model, stack.probe(task))
-            keep = scored and stack.scores_on_model
-            return adapter, peft_model if keep else None
-        finally:
-            if not keep:
-                stack.model = detach_adapter(peft_model)
-            stack.sampler.wake()
+        with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
+            weights.serve_trained(self.stack.weights.probe(task), keep=scored)
 
-    def _sample(self, task: Task, seed: int, record: TaskRecord, trained: bool, adapter: Adapter | None,
-                plan: TaskPlan) -> tuple[list[PromptJob], Adapter | None]:
-        """The trained (or base) weights served, then the candidates of every view's prompt; the jobs, and the
-        adapter they were sampled with (scoring must use the same)."""
-        stack = self.stack
+    def _sample(self, weights: TaskWeights, task: Task, seed: int, record: TaskRecord,
+                plan: TaskPlan) -> list[PromptJob]:
+        """The trained weights served, else the model as given, then the candidates of every view's prompt."""
         inject("sampling", task.task_id)
         self.heartbeat(f"sampling {task.task_id}")
-        if not trained:
+        if not weights.trained:
             with timed(record.timings, "load_s", self.clock):
-                adapter = stack.serve_start(stack.probe(task))
+                weights.serve_start(self.stack.weights.probe(task))
         with timed(record.timings, "sample_s", self.clock):
-            return self._generate(task, seed, record, adapter, plan), adapter
+            return self._generate(task, seed, record, weights.adapter, plan)
 
     def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None,
                   plan: TaskPlan) -> list[PromptJob]:
@@ -247,15 +227,15 @@ class TaskRunner:
         record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
         return jobs
 
-    def _score_views(self, task: Task, record: TaskRecord, jobs: list[PromptJob], adapter: Adapter | None,
-                     kept, end: float | None) -> list:
+    def _score_views(self, weights: TaskWeights, task: Task, record: TaskRecord, jobs: list[PromptJob],
+                     end: float | None) -> list:
         """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
         (fewer views, the same for every candidate, when the task's end comes first), with the weights it
-        was sampled with: on the engine (`adapter`), or on the model (`kept`: the trained one)."""
+        was sampled with: on the engine, or on the model (the trained one, still attached)."""
         beat = lambda what: self.heartbeat(f"scoring {task.task_id} {what}")  # noqa: E731
-        with self.stack.scorer(kept) as scorer:
+        with weights.scorer() as scorer:
             views, short = score_candidates(scorer, self.stack.builder, record.candidates, jobs,
-                                            self.config.voting.views, adapter, end, self.clock, beat)
+                                            self.config.voting.views, weights.adapter, end, self.clock, beat)
         record.reasons += [f"test[{index}]: time budget: scored under fewer views" for index in short]
         return views
 
@@ -268,38 +248,31 @@ class TaskRunner:
         record.reasons += reasons
         record.reasons += [f"test[{index}]: no answer parsed: fallback attempts" for index in record.unanswered]
 
-    def train_shared(self, tasks: list[Task], deadline: float | None = None, save_to: Path | None = None) -> TrainResult:
+    def train_shared(self, tasks: list[Task], deadline: float | None = None,
+                     save_to: Path | None = None) -> TrainResult:
         """scope = "all": one adapter trained on every task's examples (stopped at `deadline`), served to
         every task, and saved to `save_to` (an adapter folder) for the other workers and a resumed run."""
         stack = self.stack
         seed = derive_seed(self.config.run.seed, "scope=all")
         seed_everything(seed)
-        peft_model = attach_adapter(stack.model, self.config.ttft, stack.resolved.adapter_dir, seed)
         stack.trainer.on_step = lambda step: self.heartbeat(f"shared ttft step {step}")
-        try:
+        with stack.weights.attached(stack.resolved.adapter_dir, seed) as peft_model:
             fitting = [task for task in tasks if task.train]
             result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed, deadline)
             if save_to is not None:
                 partial = save_to.with_name(save_to.name + ".partial")
                 peft_model.save_pretrained(partial)
                 partial.replace(save_to)  # whole or absent: a worker never loads half an adapter
-                stack.shared_adapter_dir = save_to  # attached from there to score on the model
-            stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
-        finally:
-            stack.model = detach_adapter(peft_model)
+            stack.weights.serve_shared(peft_model, stack.weights.probe(fitting[0]), save_to)
         stack.timings["shared_ttft_s"] = result.seconds
         return result
 
     def load_shared(self, folder: Path, tasks: list[Task]) -> None:
         """scope = "all": serve the shared adapter another worker (or an earlier run) trained and saved."""
-        stack = self.stack
-        peft_model = attach_adapter(stack.model, self.config.ttft, folder)
-        stack.shared_adapter_dir = folder
-        try:
+        weights = self.stack.weights
+        with weights.attached(folder) as peft_model:
             fitting = [task for task in tasks if task.train]
-            stack.shared_adapter = stack.serve_trained("shared", peft_model, stack.probe(fitting[0]), keep=True)
-        finally:
-            stack.model = detach_adapter(peft_model)
+            weights.serve_shared(peft_model, weights.probe(fitting[0]), folder)
 
 
 def failed_record(task: Task, seed: int, reason: str, stage: str = "worker") -> TaskRecord:

@@ -1,7 +1,8 @@
 """Benchmarks measured side by side in one run; ratios, not absolute times, are the result.
 
-    python -m arc_submit bench --config cpu            # ~10 minutes on 2 cores, and ~12 more for the rules
-                                                       # part (--rule-tasks 0 skips it); last line is JSON
+    python -m arc_submit bench --config cpu            # minutes on 2 cores (benchmarks/RESULTS.md); the rules
+                                                       # part is a run of its own (--rule-tasks 0 skips it);
+                                                       # last line is JSON
 
 - sampling: our sampler (the config's backend, vLLM by default) against plain transformers `generate`
   on the same model, prompts and number of new tokens (prefill included), as new tokens per second; and
@@ -78,7 +79,7 @@ def bench_sampling(stack, prompts: list[list[int]], new_tokens: int) -> dict:
     """Our sampler against plain `generate` on the same prompts: the whole (prefill and `new_tokens` tokens
     each) as `ratio`, and its two parts, each measured the same way: the prefill alone (one new token) as
     `prefill_ratio`, and the rest (whole minus prefill) as `decode_ratio`. Each prefix cache emptied first."""
-    from arc_submit.predict.backends import Request
+    from arc_submit.predict.sampler import Request
 
     def ours(tokens: int) -> float:
         if hasattr(stack.sampler, "llm"):
@@ -150,9 +151,9 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
     test output under the 8 rotations and reflections."""
     from arc_submit.data.augment import TRANSFORMS, Augmentation
     from arc_submit.data.tasks import grid_key
-    from arc_submit.predict.backends import cache_reading
     from arc_submit.predict.candidates import Candidate, answer_reserve, find_candidates, prompt_jobs
     from arc_submit.predict.prefix_scoring import ModelScorer
+    from arc_submit.predict.sampler import cache_reading
     from arc_submit.predict.scoring import score_candidates
 
     greedy = dataclasses.replace(stack.config.sampling, augmentations=augmentations, method="sample",
@@ -210,17 +211,16 @@ def plain_training_loop(model, examples, config, pad_id: int, seed: int) -> tupl
 
 
 def bench_ttft(stack, tasks, steps: int, seed: int = 0) -> dict:
-    from arc_submit.model.training import attach_adapter, config_stream, detach_adapter
+    from arc_submit.model.training import config_stream
 
     config = stack.config.ttft
     stream = config_stream(tasks, stack.builder, np.random.default_rng(seed), config)
     examples = [next(stream) for _ in range(steps)]
     plain_training_loop(stack.model, examples[:1], config, stack.trainer.pad_id, seed)  # warm-up
     plain_tokens, plain_seconds = plain_training_loop(stack.model, examples, config, stack.trainer.pad_id, seed)
-    peft_model = attach_adapter(stack.model, config, seed=seed)
     stack.trainer.progress = False
-    result = stack.trainer.train(peft_model, tasks, steps, seed)  # draws the same examples from the same seed
-    stack.model = detach_adapter(peft_model)
+    with stack.weights.attached(seed=seed) as peft_model:
+        result = stack.trainer.train(peft_model, tasks, steps, seed)  # draws the same examples from the same seed
     return {"steps": steps, "ours_tokens_per_s": result.tokens / result.seconds,
             "plain_tokens_per_s": plain_tokens / plain_seconds, "same_tokens": result.tokens == plain_tokens,
             "ratio": (result.tokens / result.seconds) / (plain_tokens / plain_seconds)}
@@ -248,16 +248,14 @@ def bench_push_memory(stack) -> dict:
     """Peak memory of one push of merged weights into the live engine: all merged tensors held at once
     (as arc-submit pushed before), against streamed tensor by tensor (as it pushes now)."""
     from arc_submit.model.merge import iter_merged_weights, merged_weights
-    from arc_submit.model.training import attach_adapter, detach_adapter
 
-    peft_model = attach_adapter(stack.model, stack.config.ttft, seed=1)
-    try:
-        held = peak_rss_above_start(lambda: stack.sampler.load_weights(merged_weights(peft_model, stack.torch_dtype).items()))
+    dtype, sampler = stack.weights.torch_dtype, stack.sampler
+    with stack.weights.attached(seed=1) as peft_model:
+        stack.weights.pushed_elsewhere()
+        held = peak_rss_above_start(lambda: sampler.load_weights(merged_weights(peft_model, dtype).items()))
         start = time.perf_counter()
-        streamed = peak_rss_above_start(lambda: stack.sampler.load_weights(iter_merged_weights(peft_model, stack.torch_dtype)))
+        streamed = peak_rss_above_start(lambda: sampler.load_weights(iter_merged_weights(peft_model, dtype)))
         push_s = time.perf_counter() - start
-    finally:
-        stack.model = detach_adapter(peft_model)
     parameters = sum(p.numel() for p in stack.model.parameters())
     return {"parameters": parameters, "held_peak_mib": held / 2**20, "streamed_peak_mib": streamed / 2**20,
             "streamed_push_s": push_s, "ratio": held / max(streamed, 1)}
@@ -269,18 +267,17 @@ def bench_adapter_serving(stack, prompts: list[list[int]], new_tokens: int, rank
     import gc
 
     from arc_submit.model.merge import iter_merged_weights
-    from arc_submit.model.training import attach_adapter, detach_adapter
-    from arc_submit.predict.backends import Adapter, Request, create_sampler
+    from arc_submit.predict.sampler import Adapter, Request, create_sampler
 
-    peft_model = attach_adapter(stack.model, stack.config.ttft, seed=1)
-    start = time.perf_counter()
-    stack.sampler.load_weights(iter_merged_weights(peft_model, stack.torch_dtype))
-    merge_push_s = time.perf_counter() - start
-    folder = Path(tempfile.mkdtemp(prefix="arc-submit-adapter-"))
-    start = time.perf_counter()
-    peft_model.save_pretrained(folder)
-    save_s = time.perf_counter() - start
-    stack.model = detach_adapter(peft_model)
+    with stack.weights.attached(seed=1) as peft_model:
+        stack.weights.pushed_elsewhere()
+        start = time.perf_counter()
+        stack.sampler.load_weights(iter_merged_weights(peft_model, stack.weights.torch_dtype))
+        merge_push_s = time.perf_counter() - start
+        folder = Path(tempfile.mkdtemp(prefix="arc-submit-adapter-"))
+        start = time.perf_counter()
+        peft_model.save_pretrained(folder)
+        save_s = time.perf_counter() - start
     stack.sampler.close()
     gc.collect()
     start = time.perf_counter()
