@@ -52,6 +52,7 @@ def _setups(stack, task, seed: int, min_prob: float, weights, seconds: dict, com
     import dataclasses
 
     from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
+    from arc_submit.predict.sampler import Serving
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.predict.selection import needs_views, select_attempts
 
@@ -62,11 +63,11 @@ def _setups(stack, task, seed: int, min_prob: float, weights, seconds: dict, com
     result = {"task_id": task.task_id, "seconds": seconds, "setups": {}}
     for method, method_config in methods.items():
         start = time.perf_counter()
-        candidates, _, _ = find_candidates(stack.sampler, builder, task, jobs, method_config, adapter)
+        candidates, _, _ = find_candidates(stack.sampler, builder, task, jobs, method_config, Serving(adapter))
         seconds[method] = time.perf_counter() - start
         start = time.perf_counter()
         with weights.scorer() as scorer:  # voting.scorer: on the engine, or on the trained model in memory
-            views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.views, adapter)
+            views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.views, Serving(adapter))
         seconds[f"{method}_scoring"] = time.perf_counter() - start
         if compare:
             result.setdefault("scorers", {})[method] = compare_scorers(stack, task, candidates, jobs, adapter, views)
@@ -92,7 +93,7 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
     prefill of every (view, candidate) as before (`on_model`: their scores on the model in memory,
     voting.scorer = "model"); the seconds each took, the largest difference of either from the model's, and
     whether poe and nvarc choose the same attempts on the engine (cache read) and on the model."""
-    from arc_submit.predict.sampler import cache_reading
+    from arc_submit.predict.sampler import Serving, cache_reading
     from arc_submit.predict.scoring import sampled_logprobs, score_candidates
     from arc_submit.predict.selection import select_attempts
 
@@ -100,7 +101,7 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
         with cache_reading(stack.sampler, reads_cache):
             start = time.perf_counter()
             scored, _ = score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views,
-                                         adapter)
+                                         Serving(adapter))
             return scored, time.perf_counter() - start
 
     on_engine, seconds = on_engine_timed(reads_cache=True)  # the sampled views' prompts from the prefix cache

@@ -16,7 +16,7 @@ from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Pair, Task, grid_key
 from arc_submit.predict.prefix_scoring import answer_logprobs, prefix_tree, tree_chunks
-from arc_submit.predict.sampler import token_logprobs
+from arc_submit.predict.sampler import Serving, token_logprobs
 from arc_submit.predict.scoring import view_logprobs
 from arc_submit.predict.transformers_sampler import TransformersSampler
 from tests.conftest import run_cli
@@ -64,10 +64,10 @@ def test_views_stop_at_the_deadline_a_call_at_a_time(tiny_model_dir, tiny, batch
         views.append((augmentation, builder.render(augmented.train, augmented.test[0].input).prompt_ids))
     grids = [[[9, 8, 7]], [[1], [2]]]
     full = view_logprobs(sampler, builder, views, grids)
-    for deadline, expected in [(0.0, 0), (1.5, 3 if batches else 2), (10.0, 3)]:
+    for end, expected in [(0.0, 0), (1.5, 3 if batches else 2), (10.0, 3)]:
         ticks, calls = [], []
-        scores = view_logprobs(sampler, builder, views, grids, deadline=deadline, clock=lambda: len(ticks),
-                               on_views=lambda which: (ticks.append(1), calls.append(which)))
+        scores = view_logprobs(sampler, builder, views, grids, Serving(
+            end=end, clock=lambda: len(ticks), beat=lambda which: (ticks.append(1), calls.append(which))))
         assert all(values == pytest.approx(full[key][:expected], abs=1e-5) for key, values in scores.items())
         assert calls == (["views 1-3"] if batches else ["view 1", "view 2", "view 3"])[:len(calls)]
         assert len(calls) == (min(expected, 1) if batches else expected)
@@ -102,7 +102,7 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
         adapter = weights.adapter
         builder = stack.builder
         jobs, _ = prompt_jobs(ONE, builder, config.sampling, seed, answer_reserve(ONE, builder, config.sampling))
-        candidates, _, _ = find_candidates(stack.sampler, builder, ONE, jobs, config.sampling, adapter)
+        candidates, _, _ = find_candidates(stack.sampler, builder, ONE, jobs, config.sampling, Serving(adapter))
         known = {(c.sampled_on, grid_key(c.grid)) for c in candidates[0] if c.sampled_on is not None}
         assert known, "no candidate wrote its grid's own tokens"
         asked = []
@@ -116,9 +116,9 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
                 return self.scorer.score_views(views, adapter)
 
         with weights.scorer() as scorer:
-            reused, _ = score_candidates(Counting(scorer), builder, candidates, jobs, 3, adapter)
+            reused, _ = score_candidates(Counting(scorer), builder, candidates, jobs, 3, Serving(adapter))
             everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
-            computed, _ = score_candidates(scorer, builder, everything, jobs, 3, adapter)
+            computed, _ = score_candidates(scorer, builder, everything, jobs, 3, Serving(adapter))
     assert reused[0].keys() == computed[0].keys()
     for key, logprobs in computed[0].items():
         assert reused[0][key] == pytest.approx(logprobs, abs=1e-4)

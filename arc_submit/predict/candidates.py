@@ -4,7 +4,7 @@ format's answer prefix, text after the answer ignored) and mapped back through i
     jobs, too_long = prompt_jobs(task, builder, config.sampling, seed, answer_reserve(task, builder, config.sampling))
     requests = requests_for(jobs, builder, config.sampling, answer_bound(builder, config.sampling))
     candidate = decode_candidate(completion, builder, job.augmentation)
-    candidates, completions, cut = find_candidates(sampler, builder, task, jobs, config.sampling, adapter, end)
+    candidates, completions, cut = find_candidates(sampler, builder, task, jobs, config.sampling, Serving(adapter, end))
 
 `find_candidates` is the one path from prompts to candidates (sampled, greedy or by DFS), for the runner
 and the selection benchmark alike.
@@ -22,7 +22,7 @@ from arc_submit.data.augment import Augmentation, balanced_views, draw_distinct
 from arc_submit.data.encoders import DecodeError
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import MAX_SIDE, Grid, Task
-from arc_submit.predict.sampler import Adapter, Completion, Request
+from arc_submit.predict.sampler import Adapter, Completion, Request, Serving
 
 
 @dataclass(frozen=True)
@@ -156,19 +156,16 @@ def requests_for(jobs: list[PromptJob], builder: PromptBuilder, config: Sampling
 
 
 def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], config: SamplingConfig, bound: int,
-                    adapter: Adapter | None = None, deadline: float | None = None, clock=None,
-                    beat=lambda what: None) -> tuple[list, str]:
+                    serving: Serving = Serving()) -> tuple[list, str]:
     """Every completion of each prompt with probability >= min_prob (see arc_submit.predict.dfs; the greedy
-    completion where none clears it), as Completions, and what the record should say of the search ("" when
-    it ended and every view found one above min_prob)."""
-    import time
-
+    completion where none clears it; the search stops at `serving.end`), as Completions, and what the record
+    should say of the search ("" when it ended and every view found one above min_prob)."""
     from arc_submit.predict.dfs import search
 
     limits = [min(bound, builder.max_seq_len - len(job.prompt_ids)) for job in jobs]
     leaves, cut = search(sampler, [job.prompt_ids for job in jobs], config.min_prob, config.max_candidates, limits,
-                         builder.stop_token_ids, deadline, clock or time.monotonic, adapter,
-                         allowed=builder.answer_token_ids, on_round=lambda n: beat(f"dfs round {n}"))
+                         builder.stop_token_ids, serving.end, serving.clock, serving.adapter,
+                         allowed=builder.answer_token_ids, on_round=lambda n: serving.beat(f"dfs round {n}"))
     decode = builder.tokenizer.decode
     floors = sum(1 for found in leaves if found and found[0].below)
     if floors:
@@ -180,18 +177,17 @@ def dfs_completions(sampler, builder: PromptBuilder, jobs: list[PromptJob], conf
 
 
 def find_candidates(sampler, builder: PromptBuilder, task: Task, jobs: list[PromptJob], config: SamplingConfig,
-                    adapter: Adapter | None = None, end: float | None = None, clock=None,
-                    beat=lambda what: None) -> tuple[list[list[Candidate]], list[list[Completion]], str]:
-    """Every job's completions by `config.method` (DFS stops at `end`), decoded and mapped back: the
+                    serving: Serving = Serving()) -> tuple[list[list[Candidate]], list[list[Completion]], str]:
+    """Every job's completions by `config.method` (DFS stops at `serving.end`), decoded and mapped back: the
     candidates per test input, the completions per job, and why DFS stopped early ("" when it did not)."""
     bound = answer_bound(builder, config)
     cut = ""
     if not jobs:
         completions = []
     elif config.method == "dfs":
-        completions, cut = dfs_completions(sampler, builder, jobs, config, bound, adapter, end, clock, beat)
+        completions, cut = dfs_completions(sampler, builder, jobs, config, bound, serving)
     else:
-        completions = sampler.generate(requests_for(jobs, builder, config, bound, adapter))
+        completions = sampler.generate(requests_for(jobs, builder, config, bound, serving.adapter))
     candidates: list[list[Candidate]] = [[] for _ in task.test]
     for job, outputs in zip(jobs, completions):
         key = prompt_key(job.prompt_ids)

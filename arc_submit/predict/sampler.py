@@ -11,9 +11,11 @@ which parameters the engine did not receive; or vLLM serves a task's LoRA adapte
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,29 @@ class Adapter:
     name: str
     number: int
     folder: Path
+
+
+def _no_beat(what: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What every stage of a task passes on beside its own work: the adapter the sampler serves the task's
+    weights as (LoRA serving; None where they are merged into the engine), when the task must be done (`end`,
+    on `clock`; None: no limit), and the heartbeat `beat(what)` said before each engine call."""
+
+    adapter: Adapter | None = None
+    end: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    beat: Callable[[str], None] = _no_beat
+
+    def past_end(self) -> bool:
+        return self.end is not None and self.clock() >= self.end
+
+    def saying(self, what: str) -> Serving:
+        """The same, its heartbeats prefixed with `what`."""
+        return dataclasses.replace(self, beat=lambda inner: self.beat(f"{what} {inner}"))
 
 
 @dataclass(frozen=True)

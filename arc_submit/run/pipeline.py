@@ -20,15 +20,15 @@ from arc_submit.config import Config
 from arc_submit.data.tasks import Task
 from arc_submit.errors import EngineBroken
 from arc_submit.files import write_json
-from arc_submit.run.budget import Budget, new_budget, plan_task, record_costs
+from arc_submit.run.budget import Budget, new_budget, plan_task
 from arc_submit.run.executors import make_executor
 from arc_submit.run.queue import drive
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome
-from arc_submit.run.runner import RunStopped, TaskRunner, describe, task_error_record
+from arc_submit.run.runner import RunStopped, describe
 from arc_submit.run.shards import shard_tasks
-from arc_submit.run.stack import imported_versions, open_stack, set_threads
-from arc_submit.run.worker import SHARED_TASKS, serve_shared
+from arc_submit.run.stack import imported_versions, set_threads
+from arc_submit.run.worker import SHARED_TASKS, TaskLoop
 
 log = logging.getLogger("arc_submit")
 
@@ -112,23 +112,19 @@ class Pipeline:
         log.info("%s", describe(record))
 
     def _run_here(self, pending: list[Task], selected: list[Task], budget: Budget) -> None:
-        """The tasks one after another in this process, on one live stack."""
-        self.stack = open_stack(self.config, self.progress, self.clock, self.run_dir.path)
-        runner = TaskRunner(self.config, self.stack, self.clock)
-        if self.config.ttft.scope == "all" and self.config.ttft.steps:
-            serve_shared(runner, self.run_dir.path, selected, budget.shared_ttft_deadline())
+        """The tasks one after another in this process, on one task loop."""
+        loop = TaskLoop(self.config, self.run_dir.path, selected, budget, self.clock, self.progress)
+        self.stack = loop.stack
         from tqdm import tqdm
 
         for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):
+            later = pending[index + 1:]
             try:
-                plan = plan_task(budget, len(pending) - index, task, self.stack.builder, self.config, pending[index + 1:])
-                record = runner.run_task(task, plan)
+                record = loop.run(task, lambda: plan_task(budget, len(pending) - index, task, loop.stack.builder,
+                                                          self.config, later))
             except EngineBroken as error:
                 raise RunStopped(f"task {task.task_id}: {error}; a run in one process cannot start a fresh engine "
                                  "(with --workers, a fresh worker takes the task over)") from error
-            except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
-                record = task_error_record(task, self.config, error)
-            record_costs(budget, record)
             self.accept(record)
 
 

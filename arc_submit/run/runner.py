@@ -34,7 +34,7 @@ from arc_submit.errors import EngineBroken
 from arc_submit.faults import inject
 from arc_submit.model.training import TaskTooLong, TrainResult, loss_rose
 from arc_submit.predict.candidates import PromptJob, answer_reserve, find_candidates, prompt_jobs, unparsed_counts
-from arc_submit.predict.sampler import Adapter, free_accelerator_memory
+from arc_submit.predict.sampler import Serving, free_accelerator_memory
 from arc_submit.predict.scoring import score_candidates
 from arc_submit.predict.selection import needs_views, select_attempts
 from arc_submit.run.budget import TaskPlan
@@ -123,7 +123,8 @@ class TaskRunner:
                     inject("scoring", task.task_id)
                     self.heartbeat(f"scoring {task.task_id}")
                     with timed(record.timings, "score_s", self.clock):
-                        record.views = self._score_views(weights, task, record, jobs, plan.end)
+                        record.views = self._score_views(weights, record, jobs,
+                                                         self.serving(weights, plan, f"scoring {task.task_id}"))
                 except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                     self._failed(record, "scoring", error)
         self._vote(task, record)
@@ -193,6 +194,10 @@ class TaskRunner:
         with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
             weights.serve_trained(self.stack.weights.probe(task), keep=scored)
 
+    def serving(self, weights: TaskWeights, plan: TaskPlan, stage: str) -> Serving:
+        """What a stage of the task passes on: the adapter served, the task's end, the clock, its heartbeat."""
+        return Serving(weights.adapter, plan.end, self.clock, lambda what: self.heartbeat(f"{stage} {what}"))
+
     def _sample(self, weights: TaskWeights, task: Task, seed: int, record: TaskRecord,
                 plan: TaskPlan) -> list[PromptJob]:
         """The trained weights served, else the model as given, then the candidates of every view's prompt."""
@@ -202,10 +207,10 @@ class TaskRunner:
             with timed(record.timings, "load_s", self.clock):
                 weights.serve_start(self.stack.weights.probe(task))
         with timed(record.timings, "sample_s", self.clock):
-            return self._generate(task, seed, record, weights.adapter, plan)
+            return self._generate(task, seed, record, plan, self.serving(weights, plan, f"sampling {task.task_id}"))
 
-    def _generate(self, task: Task, seed: int, record: TaskRecord, adapter: Adapter | None,
-                  plan: TaskPlan) -> list[PromptJob]:
+    def _generate(self, task: Task, seed: int, record: TaskRecord, plan: TaskPlan,
+                  serving: Serving) -> list[PromptJob]:
         """Candidates from every view's prompt (sampled, or all above min_prob by DFS); the jobs used."""
         stack, config = self.stack, self.config.sampling
         if plan.views is not None and plan.views < config.augmentations:
@@ -215,9 +220,7 @@ class TaskRunner:
         for index in too_long:
             record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
         with timed(record.timings, "generate_s", self.clock):
-            beat = lambda what: self.heartbeat(f"sampling {task.task_id} {what}")  # noqa: E731
-            candidates, completions, cut = find_candidates(stack.sampler, stack.builder, task, jobs, config, adapter,
-                                                           plan.end, self.clock, beat)
+            candidates, completions, cut = find_candidates(stack.sampler, stack.builder, task, jobs, config, serving)
         if cut:
             record.reasons.append(f"dfs: {cut}")
         record.candidates = candidates
@@ -227,15 +230,14 @@ class TaskRunner:
         record.prompt_tokens = sum(len(job.prompt_ids) for job in jobs)
         return jobs
 
-    def _score_views(self, weights: TaskWeights, task: Task, record: TaskRecord, jobs: list[PromptJob],
-                     end: float | None) -> list:
+    def _score_views(self, weights: TaskWeights, record: TaskRecord, jobs: list[PromptJob],
+                     serving: Serving) -> list:
         """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
         (fewer views, the same for every candidate, when the task's end comes first), with the weights it
         was sampled with: on the engine, or on the model (the trained one, still attached)."""
-        beat = lambda what: self.heartbeat(f"scoring {task.task_id} {what}")  # noqa: E731
         with weights.scorer() as scorer:
             views, short = score_candidates(scorer, self.stack.builder, record.candidates, jobs,
-                                            self.config.voting.views, weights.adapter, end, self.clock, beat)
+                                            self.config.voting.views, serving)
         record.reasons += [f"test[{index}]: time budget: scored under fewer views" for index in short]
         return views
 

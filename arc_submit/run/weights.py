@@ -10,7 +10,7 @@ A task's weights live in a block that always ends with the model bare again:
         with weights.training(seed) as peft_model:      # an adapter attached, the engine asleep
             trainer.train(peft_model, [task], steps, seed)
         weights.serve_trained(stack.weights.probe(task), keep=True)   # pushed (or saved for vLLM), checked
-        find_candidates(stack.sampler, ..., weights.adapter)
+        find_candidates(stack.sampler, ..., Serving(weights.adapter))
         with weights.scorer() as scorer:                # the engine, or the trained model still attached
             ...
 

@@ -1,6 +1,8 @@
-"""A worker's side of the work queue: the live stack opened once, then one task per message, with the
-worker's own budget planning each task from the driver's clock. `python -m arc_submit worker` (a local
-process) and the Ray actor hold one each; neither knows the queue that feeds it.
+"""The task loop, one for every process that runs tasks (TaskLoop): the live stack opened once, then one task
+at a time, planned on a budget. The single process drives it itself (run/pipeline.py); a worker's side of the
+work queue (WorkerState: `python -m arc_submit worker`, a local process, and the Ray actor hold one each)
+feeds it one task per message, with the worker's own budget planning each task from the driver's clock;
+neither knows the queue that feeds it.
 
 Imports, inside run/: budget, record, runner, stack (never the queue, the executors or the pipeline).
 """
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from arc_submit.config import load_config
-from arc_submit.data.tasks import load_tasks
+from arc_submit.config import Config, load_config
+from arc_submit.data.tasks import Task, load_tasks
 from arc_submit.files import read_json, write_json
-from arc_submit.run.budget import new_budget, plan_message, record_costs
+from arc_submit.run.budget import Budget, TaskPlan, new_budget, plan_message, record_costs
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.runner import TaskRunner, describe, task_error_record
 from arc_submit.run.stack import open_stack, set_threads
@@ -45,29 +48,48 @@ def serve_shared(runner: TaskRunner, run_dir: Path, tasks: list, deadline: float
     write_json(run_dir / "shared-ttft.json", result.to_dict())
 
 
+class TaskLoop:
+    """The one way tasks run in a process, for the single process and for every worker alike: the live stack
+    opened once (and the shared adapter of scope "all" served, trained on `selected`), then per task: plan it,
+    run it (an error outside its guarded stages costs the task under run.on_error = degrade, else goes up), and
+    count what it cost into the budget."""
+
+    def __init__(self, config: Config, run_dir: Path, selected: list[Task], budget: Budget,
+                 clock: Callable[[], float] = time.monotonic, progress: bool = False,
+                 heartbeat: Callable[[str], None] = lambda stage: None):
+        self.config, self.budget = config, budget
+        self.stack = open_stack(config, progress, clock, run_dir)
+        self.runner = TaskRunner(config, self.stack, clock, heartbeat)
+        if config.ttft.scope == "all" and config.ttft.steps:
+            serve_shared(self.runner, run_dir, selected, budget.shared_ttft_deadline())
+
+    def run(self, task: Task, plan: Callable[[], TaskPlan]) -> TaskRecord:
+        """The task's record; `plan()` plans it (on the budget, after the tasks before it)."""
+        try:
+            record = self.runner.run_task(task, plan())
+        except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
+            record = task_error_record(task, self.config, error)
+        record_costs(self.budget, record)
+        return record
+
+
 class WorkerState:
-    """What a worker keeps between tasks: the run's config and tasks, the live stack, its budget."""
+    """A worker's TaskLoop, set up from the run dir: the run's config and tasks, its own budget; one task per
+    queue message."""
 
     def __init__(self, run_dir: Path, index: int, heartbeat: Callable[[str], None] = lambda stage: None):
         config = load_config(str(run_dir / "config.toml"))
         self.tasks = {task.task_id: task for task in load_tasks(run_dir / "challenges.json")}
         set_threads(config)
         heartbeat("starting")
-        self.runner = TaskRunner(config, open_stack(config, progress=False, run_dir=run_dir), heartbeat=heartbeat)
-        self.budget = new_budget(config)
-        if config.ttft.scope == "all" and config.ttft.steps:
-            listed = run_dir / SHARED_TASKS
-            chosen = [self.tasks[task_id] for task_id in read_json(listed)] if listed.is_file() else list(self.tasks.values())
-            serve_shared(self.runner, run_dir, chosen, self.budget.shared_ttft_deadline())
+        listed = run_dir / SHARED_TASKS
+        selected = [self.tasks[task_id] for task_id in read_json(listed)] if listed.is_file() else list(self.tasks.values())
+        self.loop = TaskLoop(config, run_dir, selected, new_budget(config), heartbeat=heartbeat)
 
     def run(self, message: dict) -> TaskRecord:
         """The task of a queue message (arc_submit.run.budget.plan_message); RunStopped on a code error."""
-        task = self.tasks[message["task"]]
-        try:
-            plan = plan_message(self.budget, message, task, self.runner.stack.builder, self.runner.config, self.tasks)
-            record = self.runner.run_task(task, plan)
-        except Exception as error:  # noqa: BLE001 - under run.on_error = degrade it costs the task; else raised
-            record = task_error_record(task, self.runner.config, error)
-        record_costs(self.budget, record)
+        task, loop = self.tasks[message["task"]], self.loop
+        record = loop.run(task, lambda: plan_message(loop.budget, message, task, loop.stack.builder, loop.config,
+                                                     self.tasks))
         log.info("%s", describe(record))
         return record
