@@ -83,7 +83,8 @@ class WorkerState:
         set_threads(config)
         heartbeat("starting")
         listed = run_dir / SHARED_TASKS
-        selected = [self.tasks[task_id] for task_id in read_json(listed)] if listed.is_file() else list(self.tasks.values())
+        selected = ([self.tasks[task_id] for task_id in read_json(listed)] if listed.is_file()
+                    else list(self.tasks.values()))
         self.loop = TaskLoop(config, run_dir, selected, new_budget(config), heartbeat=heartbeat)
 
     def run(self, message: dict) -> TaskRecord:
