@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
 from arc_submit.errors import UserError
+
+log = logging.getLogger("arc_submit")
 
 PRESETS_PACKAGE = "arc_submit.presets"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -209,11 +212,14 @@ class TrainConfig(TTFTConfig):
 
 @dataclass
 class SamplingConfig:
-    """How candidates are drawn: the engine, the augmented prompts, the decoding, the engine's memory."""
+    """How candidates are drawn: the engine, the views (augmented prompts), the decoding, the engine's memory."""
+
+    RENAMED = {"views": "view_draw"}  # old name -> new: read with a warning for one release (see _renamed)
 
     backend: str = option("vllm", "vllm (CUDA or CPU build) | transformers")
     augmentations: int = option(8, "augmented prompts (views) per test input (the identity first)")
-    views: str = option("balanced", "balanced (each of the 8 rotations/reflections equally often) | random")
+    view_draw: str = option("balanced", "how each test input's views are drawn: balanced (each of the 8 "
+                                        "rotations/reflections equally often) | random")
     method: str = option("sample", "sample (one completion per prompt at temperature 0, or `samples` above it) | "
                                    "dfs (every completion with probability >= min_prob, depth first)")
     min_prob: float = option(0.1, "dfs: the least probability of a completion that is kept")
@@ -258,7 +264,8 @@ class SamplingConfig:
                 " per prompt; raise sampling.temperature or set sampling.samples = 1"
             )
         _check(self.max_new_tokens >= 0, "sampling.max_new_tokens", self.max_new_tokens, "0 (auto) or more")
-        _check(self.views in ("balanced", "random"), "sampling.views", self.views, "'balanced' or 'random'")
+        _check(self.view_draw in ("balanced", "random"), "sampling.view_draw", self.view_draw,
+               "'balanced' or 'random'")
         _check(self.method in SAMPLING_METHODS, "sampling.method", self.method, f"one of {', '.join(SAMPLING_METHODS)}")
         _check(0.04 <= self.min_prob <= 1, "sampling.min_prob", self.min_prob, "in [0.04, 1] (at most 25 tokens per "
                                                                                "step can reach it)")
@@ -284,10 +291,12 @@ class SamplingConfig:
 class VotingConfig:
     """How the two attempts are chosen among the candidates."""
 
+    RENAMED = {"views": "scoring_views"}  # old name -> new: read with a warning for one release (see _renamed)
+
     rule: str = option("vote", "vote (count, then mean per-token log-probability) | poe (sum of log-likelihoods "
-                               "under `views` augmented views) | nvarc (count minus mean NLL over the views) | "
+                               "under `scoring_views` views) | nvarc (count minus mean NLL over the views) | "
                                "architects (their 2024 probmul: sum of each hit's and each view's log-likelihood + 3)")
-    views: int = option(8, "poe, nvarc and architects: augmented views each distinct candidate is scored under")
+    scoring_views: int = option(8, "poe, nvarc and architects: views each distinct candidate is scored under")
     scorer: str = option("auto", "what scores the candidates: engine (the sampler, with the weights it serves) | "
                                  "model (the transformers model in memory, the task's adapter kept attached: a "
                                  "view's prompt prefilled once for all its candidates) | auto (the engine where it "
@@ -297,7 +306,7 @@ class VotingConfig:
 
     def __post_init__(self):
         _check(self.rule in VOTING_RULES, "voting.rule", self.rule, f"one of {', '.join(VOTING_RULES)}")
-        _check(self.views >= 1, "voting.views", self.views, "1 or more")
+        _check(self.scoring_views >= 1, "voting.scoring_views", self.scoring_views, "1 or more")
         _check(self.scorer in SCORERS, "voting.scorer", self.scorer, f"one of {', '.join(SCORERS)}")
 
 
@@ -354,8 +363,29 @@ class Config:
 # ----------------------------------------------------------------------------- building from TOML
 
 
+def _renamed(cls, data: dict, where: str) -> dict:
+    """`data` with a setting's old name (a class's RENAMED) read as its new one, and a one-line warning naming
+    both: TOML files and --set lines users already have keep working for one release. Both names at once
+    are refused."""
+    renamed = getattr(cls, "RENAMED", {})
+    if not renamed.keys() & data.keys():
+        return data
+    section = where.rsplit(".", 1)[-1]
+    data = dict(data)
+    for old, new in renamed.items():
+        if old not in data:
+            continue
+        if new in data:
+            raise UserError(f"{where}: both {old!r} and {new!r}: {section}.{old} is the old name of {section}.{new}; "
+                            f"keep {new!r} only")
+        log.warning("%s.%s: renamed %s.%s; the old name is read until the next release", where, old, section, new)
+        data[new] = data.pop(old)
+    return data
+
+
 def _build(cls, data: dict, where: str):
     """An instance of the dataclass `cls` from nested dicts, naming unknown keys and wrong types."""
+    data = _renamed(cls, data, where)
     known = {f.name: f for f in fields(cls)}
     unknown = [key for key in data if key not in known]
     if unknown:

@@ -93,6 +93,7 @@ def markdown() -> str:
         parts += [f"## {section.name}", inspect.cleandoc(type(getattr(Config(), section.name)).__doc__),
                   _table([s for s in rows if not s.same_as or _by_preset(s.key, changes)], changes)]
         parts += [_inherited_line(section.name, [s for s in rows if s.same_as and not _by_preset(s.key, changes)])]
+        parts += [_renamed_line(section.name, getattr(type(getattr(Config(), section.name)), "RENAMED", {}))]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -128,3 +129,10 @@ def _inherited_line(section: str, rows: list[Setting]) -> str:
     source = rows[0].same_as.split(".")[0]
     return (f"Every other `{source}` setting applies here too, as `{section}.FIELD`, with the same default and help "
             f"(see [{source}](#{source})): " + ", ".join(f"`{s.key}`" for s in rows) + ".")
+
+
+def _renamed_line(section: str, renamed: dict) -> str:
+    if not renamed:
+        return ""
+    return "Renamed: " + ", ".join(f"`{section}.{old}` is now `{section}.{new}`" for old, new in renamed.items()) + (
+        " (the old name is still read, with a one-line warning, until the next release).")

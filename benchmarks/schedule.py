@@ -101,7 +101,7 @@ class SimExecutor:
         self._at(self.clock() + record.timings["total_s"], Event(slot, "record", record.to_dict()))
 
     def _run(self, task, plan):
-        """The task's record after the simulated machine ran `plan` (TTFT stops at its deadline, as the
+        """The task's record after the simulated machine ran `plan` (TTFT stops at its `ttft_end`, as the
         trainer does; sampling runs to its end, as greedy sampling does)."""
         from arc_submit.model.training import TrainResult
         from arc_submit.run.record import TaskRecord
@@ -115,8 +115,8 @@ class SimExecutor:
             record.timings = {"total_s": 0.1}
             return record
         steps = plan.steps
-        if plan.deadline is not None and steps:
-            steps = min(steps, max(0, math.ceil((plan.deadline - now) / truth.step_s)))
+        if plan.ttft_end is not None and steps:
+            steps = min(steps, max(0, math.ceil((plan.ttft_end - now) / truth.step_s)))
         views = plan.views or self.config.sampling.augmentations
         ttft_s, load_s = steps * truth.step_s, truth.load_s if steps else 0.0
         sample_s = views * truth.view_s

@@ -32,11 +32,11 @@ def main() -> None:
     from arc_submit.data.tasks import load_dataset, smallest
     from arc_submit.predict.candidates import Candidate, answer_reserve, find_candidates, prompt_jobs
     from arc_submit.predict.scoring import score_candidates
-    from arc_submit.run.stack import open_stack
+    from arc_submit.run.session import open_session
 
     config = load_config("cpu", args.set)
-    stack = open_stack(config, progress=False)
-    sampler, builder = stack.sampler, stack.builder
+    session = open_session(config, progress=False)
+    sampler, builder = session.sampler, session.builder
     greedy = dataclasses.replace(config.sampling, augmentations=args.views, method="sample", temperature=0.0,
                                  samples=1)
     calls, run = [0], sampler._run

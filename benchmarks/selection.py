@@ -27,27 +27,27 @@ from pathlib import Path
 SETUPS = [("greedy", "vote"), ("greedy", "poe"), ("greedy", "nvarc"), ("dfs", "vote"), ("dfs", "poe")]
 
 
-def run_task(stack, task, seed: int, min_prob: float, compare: bool = False) -> dict:
+def run_task(session, task, seed: int, min_prob: float, compare: bool = False) -> dict:
     """Train once; candidates greedy and by DFS; their scores under the views; each setup's attempts. Every
     stage is the runner's own (arc_submit.run.runner, arc_submit.predict): only the bookkeeping is here."""
     from arc_submit.run.budget import Budget
     from arc_submit.run.record import TaskRecord
     from arc_submit.run.runner import TaskRunner, derive_seed, seed_everything
 
-    config = stack.config
+    config = session.config
     seed = derive_seed(seed, task.task_id)
     seed_everything(seed)
     seconds = {}
     start = time.perf_counter()
     record = TaskRecord(task.task_id, "", seed, "full")
-    runner = TaskRunner(config, stack)
-    with stack.weights.for_task(task.task_id) as weights:
+    runner = TaskRunner(config, session)
+    with session.weights.for_task(task.task_id) as weights:
         runner.train_and_serve(weights, task, Budget(0, config.ttft.steps).plan(1), seed, record, scored=True)
         seconds["ttft"] = time.perf_counter() - start
-        return _setups(stack, task, seed, min_prob, weights, seconds, compare)
+        return _setups(session, task, seed, min_prob, weights, seconds, compare)
 
 
-def _setups(stack, task, seed: int, min_prob: float, weights, seconds: dict, compare: bool) -> dict:
+def _setups(session, task, seed: int, min_prob: float, weights, seconds: dict, compare: bool) -> dict:
     """run_task's candidates, scores and attempts on the trained weights (`weights`: the task's, served)."""
     import dataclasses
 
@@ -56,21 +56,22 @@ def _setups(stack, task, seed: int, min_prob: float, weights, seconds: dict, com
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.predict.selection import needs_views, select_attempts
 
-    config, adapter = stack.config, weights.adapter
-    builder, sampling = stack.builder, config.sampling
+    config, adapter = session.config, weights.adapter
+    builder, sampling = session.builder, config.sampling
     jobs, _ = prompt_jobs(task, builder, sampling, seed, answer_reserve(task, builder, sampling))
     methods = {"greedy": sampling, "dfs": dataclasses.replace(sampling, method="dfs", min_prob=min_prob)}
     result = {"task_id": task.task_id, "seconds": seconds, "setups": {}}
     for method, method_config in methods.items():
         start = time.perf_counter()
-        candidates, _, _ = find_candidates(stack.sampler, builder, task, jobs, method_config, Serving(adapter))
+        candidates, _, _ = find_candidates(session.sampler, builder, task, jobs, method_config, Serving(adapter))
         seconds[method] = time.perf_counter() - start
         start = time.perf_counter()
         with weights.scorer() as scorer:  # voting.scorer: on the engine, or on the trained model in memory
-            views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.views, Serving(adapter))
+            views, _ = score_candidates(scorer, builder, candidates, jobs, config.voting.scoring_views,
+                                        Serving(adapter))
         seconds[f"{method}_scoring"] = time.perf_counter() - start
         if compare:
-            result.setdefault("scorers", {})[method] = compare_scorers(stack, task, candidates, jobs, adapter, views)
+            result.setdefault("scorers", {})[method] = compare_scorers(session, task, candidates, jobs, adapter, views)
         for rule in ("vote", "poe", "nvarc"):
             if (method, rule) not in SETUPS:
                 continue
@@ -88,7 +89,7 @@ def _setups(stack, task, seed: int, min_prob: float, weights, seconds: dict, com
     return result
 
 
-def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> dict:
+def compare_scorers(session, task, candidates, jobs, adapter, on_model: list) -> dict:
     """--scorers: the candidates scored on the engine too, first reading its prefix cache, then with a
     prefill of every (view, candidate) as before (`on_model`: their scores on the model in memory,
     voting.scorer = "model"); the seconds each took, the largest difference of either from the model's, and
@@ -98,10 +99,10 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
     from arc_submit.predict.selection import select_attempts
 
     def on_engine_timed(reads_cache: bool) -> tuple[list, float]:
-        with cache_reading(stack.sampler, reads_cache):
+        with cache_reading(session.sampler, reads_cache):
             start = time.perf_counter()
-            scored, _ = score_candidates(stack.sampler, stack.builder, candidates, jobs, stack.config.voting.views,
-                                         Serving(adapter))
+            scored, _ = score_candidates(session.sampler, session.builder, candidates, jobs,
+                                         session.config.voting.scoring_views, Serving(adapter))
             return scored, time.perf_counter() - start
 
     on_engine, seconds = on_engine_timed(reads_cache=True)  # the sampled views' prompts from the prefix cache
@@ -115,7 +116,7 @@ def compare_scorers(stack, task, candidates, jobs, adapter, on_model: list) -> d
             for rule in ("poe", "nvarc")}
     return {"engine_scoring": seconds, "engine_uncached_scoring": uncached_seconds, "scores": len(differences) // 2,
             "sampled_scores": sum(len(known) for output in candidates for known in sampled_logprobs(output).values()),
-            "cache_reads": stack.sampler.scores_from_cache, "largest_difference": max(differences, default=0.0),
+            "cache_reads": session.sampler.scores_from_cache, "largest_difference": max(differences, default=0.0),
             "same_attempts": same}
 
 
@@ -178,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     from arc_submit.config import load_config
     from arc_submit.data.tasks import load_dataset
-    from arc_submit.run.stack import open_stack
+    from arc_submit.run.session import open_session
 
     scorer = ['voting.scorer="model"'] if args.scorers else []
     config = load_config(args.config, [*args.set, *scorer], **{"run.seed": args.seed})
@@ -187,9 +188,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     done = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else []
     remaining = tasks[len(done):]
-    stack = open_stack(config, progress=False, run_dir=out) if remaining else None
+    session = open_session(config, progress=False, run_dir=out) if remaining else None
     for task in remaining:
-        done.append(run_task(stack, task, args.seed, args.min_prob, args.scorers))
+        done.append(run_task(session, task, args.seed, args.min_prob, args.scorers))
         (out / "results.json").write_text(json.dumps(done, indent=1))
         print(task.task_id, json.dumps({k: v["score"] for k, v in done[-1]["setups"].items()}), flush=True)
     text = table(done[: args.local], "local-submission tasks") + "\n\n" + table(done, f"{len(done)} smallest ARC-AGI-1 eval tasks")

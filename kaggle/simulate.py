@@ -44,7 +44,7 @@ COMPETITIONS = {"2026": "arc-prize-2026-arc-agi-2", "2025": "arc-prize-2025"}
 KAGGLE_MODEL = f"{OWNER}/smollm2-135m/transformers/default/1"  # OWNER/MODEL/FRAMEWORK/VARIATION/VERSION
 # Settings carried to the run (by the notebook in 2026, by the adapter's model dataset in 2025); the run's
 # config.toml must show them.
-CARRIED = {"sampling.augmentations": "3", "voting.views": "3"}
+CARRIED = {"sampling.augmentations": "3", "voting.scoring_views": "3"}
 
 
 # ---------------------------------------------------------------------------------------------------------------

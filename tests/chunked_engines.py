@@ -1,6 +1,6 @@
 """Helper for test_dfs: one real ARC prompt, longer than one engine step, on vLLM's engine with chunked
 prefill (a step of `--max-batched-tokens` cuts it in parts, as a GPU does) or whole (a step holds it). Writes
-what chunking touches: the prompt's log-probabilities (they arrive in pieces), the DFS leaves (its budget
+what chunking touches: the prompt's log-probabilities (they arrive in pieces), the DFS leaves (its floor
 stop sees the discarded sample of every chunk as a repeated first step) and the leaves' scores from the
 engine. Run as a script, once per step size (vLLM's engine wants its own process):
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 PROMPT_TOKENS = (1200, 2000)  # the task taken: the first of ARC-AGI-1 eval whose prompt is this long
 MIN_PROB, MAX_CANDIDATES = 0.1, 4
-BUDGET = -8.0  # nats: a greedy path of this model on this prompt falls below it after some steps
+FLOOR = -8.0  # nats: a greedy path of this model on this prompt falls below it after some steps
 
 
 def main() -> None:
@@ -54,8 +54,8 @@ def main() -> None:
     leaves, cut = search(sampler, [prompt], MIN_PROB, MAX_CANDIDATES, [answer_tokens], set(builder.stop_token_ids),
                          allowed=builder.answer_token_ids)  # grids only: the leaves end where an answer ends
     sampler.llm.reset_prefix_cache()
-    # the budget stop on its own: the same prompt twice in one call, followed to its length and cut at a budget
-    paths = sampler.greedy_paths([prompt, prompt], [-math.inf, BUDGET], [answer_tokens] * 2,
+    # the floor stop on its own: the same prompt twice in one call, followed to its length and cut at a floor
+    paths = sampler.greedy_paths([prompt, prompt], [-math.inf, FLOOR], [answer_tokens] * 2,
                                  set(builder.stop_token_ids), top_k_for(MIN_PROB), allowed=builder.answer_token_ids)
     sampler.llm.reset_prefix_cache()
     answers = [list(leaf.tokens) for leaf in leaves[0]] + [list(example.answer_ids)]

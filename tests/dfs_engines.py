@@ -46,7 +46,7 @@ def main() -> None:
         greedy_paths = sampler.greedy_paths
         sampler.greedy_paths = lambda sequences, *rest, **named: (continued.append(len(sequences)),
                                                                   greedy_paths(sequences, *rest, **named))[1]
-        # vLLM twice: branches ended at their budget (the default), then every branch decoded to its end
+        # vLLM twice: branches ended at their floor (the default), then every branch decoded to its end
         for name, cuts in ((backend, True), ("vllm uncut", False))[:2 if backend == "vllm" else 1]:
             continued.clear()
             if backend == "vllm":

@@ -218,7 +218,7 @@ def vllm_engine() -> dict:
 
 
 def dfs_leaves_agree(sampler, folder: Path, device: str = DEVICE) -> dict:
-    """DFS under CUDA graphs, a prompt prefilled in chunks, and the budget stop: vLLM's leaves against those of
+    """DFS under CUDA graphs, a prompt prefilled in chunks, and the floor stop: vLLM's leaves against those of
     transformers on the same weights, as tests/dfs_engines.py compares them on CPU. Half the tokens end a
     leaf, so the tree is wide."""
     from arc_submit.config import SamplingConfig

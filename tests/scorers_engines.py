@@ -16,7 +16,7 @@ from pathlib import Path
 
 def both_scorers(runner, task, plan, candidates=None) -> dict:
     """A run of the task; its candidates (or `candidates`: the base model's rarely parse; not sampled on these
-    weights, so they bring no log-likelihoods) scored as configured, on the stack's scorer for the weights
+    weights, so they bring no log-likelihoods) scored as configured, on the session's scorer for the weights
     served, and on the engine: once as the runner does (candidates found on a view bring their DFS
     log-probability there), once computing every pair."""
     import dataclasses
@@ -25,23 +25,24 @@ def both_scorers(runner, task, plan, candidates=None) -> dict:
     from arc_submit.predict.scoring import score_candidates
     from arc_submit.run.runner import derive_seed
 
-    stack, config = runner.stack, runner.config
+    session, config = runner.session, runner.config
     record = runner.run_task(task, plan)
     seed = derive_seed(config.run.seed, task.task_id)
-    jobs, _ = prompt_jobs(task, stack.builder, config.sampling, seed, answer_reserve(task, stack.builder, config.sampling))
-    model = record.views
+    reserve = answer_reserve(task, session.builder, config.sampling)
+    jobs, _ = prompt_jobs(task, session.builder, config.sampling, seed, reserve)
+    model = record.view_scores
     if candidates is not None:
         candidates = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in candidates]
-        with stack.weights.scorer() as scorer:
-            model, _ = score_candidates(scorer, stack.builder, candidates, jobs, config.voting.views)
-    engine, _ = score_candidates(stack.sampler, stack.builder, candidates or record.candidates, jobs,
-                                 config.voting.views)
+        with session.weights.scorer() as scorer:
+            model, _ = score_candidates(scorer, session.builder, candidates, jobs, config.voting.scoring_views)
+    engine, _ = score_candidates(session.sampler, session.builder, candidates or record.candidates, jobs,
+                                 config.voting.scoring_views)
     scored = candidates or record.candidates
     everything = [[dataclasses.replace(c, sampled_on=None) for c in output] for output in scored]
-    computed, _ = score_candidates(stack.sampler, stack.builder, everything, jobs, config.voting.views)
+    computed, _ = score_candidates(session.sampler, session.builder, everything, jobs, config.voting.scoring_views)
     brought = sum(c.sampled_on is not None for output in scored for c in output)
-    lora = [name for name, _ in stack.model.named_parameters() if "lora_" in name]
-    return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": stack.weights.holds,
+    lora = [name for name, _ in session.model.named_parameters() if "lora_" in name]
+    return {"mode": record.mode, "failed": record.failed_stages, "engine_holds": session.weights.holds,
             "lora_left": lora, "candidates": record.candidates,
             "model": [{str(k): v for k, v in sorted(output.items())} for output in model],
             "engine": [{str(k): v for k, v in sorted(output.items())} for output in engine],
@@ -56,7 +57,7 @@ def main() -> None:
     from arc_submit.data.tasks import Pair, Task
     from arc_submit.run.budget import TaskPlan
     from arc_submit.run.runner import TaskRunner
-    from arc_submit.run.stack import open_stack
+    from arc_submit.run.session import open_session
     from tests.tiny_model import build_winner_model
 
     out = Path(args.out)
@@ -66,11 +67,11 @@ def main() -> None:
                                 "ttft.lora_rank=8", "ttft.lora_alpha=16.0", "ttft.augment.geometric=false",
                                 "ttft.augment.permute_colours=false", 'sampling.backend="vllm"',
                                 "sampling.kv_cache_gib=1.0", "sampling.augmentations=2", 'sampling.method="dfs"',
-                                "sampling.min_prob=0.05", 'voting.rule="nvarc"', "voting.views=2",
+                                "sampling.min_prob=0.05", 'voting.rule="nvarc"', "voting.scoring_views=2",
                                 'voting.scorer="model"', "run.threads=1"])
     grids = [[[1, 2], [3, 4]], [[5, 0, 5], [0, 5, 0]], [[7, 7], [2, 2], [7, 1]]]
     task = Task("copy", [Pair(g, g) for g in grids], [Pair(grids[0])])
-    runner = TaskRunner(config, open_stack(config, progress=False))
+    runner = TaskRunner(config, open_session(config, progress=False))
     trained = both_scorers(runner, task, TaskPlan("full", 100, None))
     base = both_scorers(runner, task, TaskPlan("no_ttft", 0, None), trained.pop("candidates"))
     base.pop("candidates")

@@ -31,8 +31,8 @@ def simulate(budget_s: float, tasks: int, steps: int, step_s: float, sample_s: f
         plans.append(plan)
         start = clock.now
         done = 0
-        for _ in range(plan.steps):  # TTFT stops at its deadline, as the trainer does
-            if plan.deadline is not None and clock.now >= plan.deadline:
+        for _ in range(plan.steps):  # TTFT stops at its end, as the trainer does
+            if plan.ttft_end is not None and clock.now >= plan.ttft_end:
                 break
             clock.now += step_s
             done += 1

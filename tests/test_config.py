@@ -175,3 +175,28 @@ def test_docs_config_md_is_current():
     assert text.count("peak learning rate") == 1  # train's inherited settings are named, not repeated
     for key, _, _ in _every_field(config.Config(), ""):
         assert f"`{key}`" in text, key
+
+
+RENAMED = [("sampling", "views", "view_draw", '"random"', "random"), ("voting", "views", "scoring_views", "3", 3)]
+
+
+@pytest.mark.parametrize("section, old, new, written, value", RENAMED)
+def test_a_renamed_setting_is_read_under_its_old_name_with_a_warning(section, old, new, written, value, tmp_path,
+                                                                        caplog):
+    """For one release, TOML files and --set lines that use a setting's old name keep working, and say the new
+    name in one line; both names at once are refused."""
+    import logging
+
+    toml = tmp_path / "old.toml"
+    toml.write_text(f"[{section}]\n{old} = {written}\n")
+    for loaded in (lambda: config.load_config(str(toml)),
+                   lambda: config.load_config(None, [f"{section}.{old}={written}"])):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="arc_submit"):
+            assert getattr(getattr(loaded(), section), new) == value
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1 and f"{section}.{old}: renamed {section}.{new}" in said[0] and "\n" not in said[0]
+    with pytest.raises(UserError, match=f"both '{old}' and '{new}'"):
+        config.load_config(None, [f"{section}.{old}={written}", f"{section}.{new}={written}"])
+    assert f"{new} =" in config.to_toml(config.load_config(str(toml))) and f"\n{old} =" not in config.to_toml(
+        config.load_config(str(toml)))

@@ -116,39 +116,39 @@ def test_max_candidates_keeps_exactly_brute_forces_most_probable_even_when_it_bi
     assert binds >= 1
 
 
-def test_a_spent_deadline_stops_the_search(small_vocabulary_model):
+def test_a_search_stops_at_its_end(small_vocabulary_model):
     sampler = TransformersSampler(small_vocabulary_model, "float32", 64, SamplingConfig(), 0, "cpu")
-    leaves, cut = search(sampler, PROMPTS, 0.05, 100, [LONGEST] * 3, {STOP}, deadline=0.0, clock=lambda: 1.0)
+    leaves, cut = search(sampler, PROMPTS, 0.05, 100, [LONGEST] * 3, {STOP}, end=0.0, clock=lambda: 1.0)
     assert leaves == [[], [], []] and "time budget" in cut
 
 
-def test_a_path_stops_where_it_falls_below_its_budget():
+def test_a_path_stops_where_it_falls_below_its_floor():
     steps = [(1, {1: -0.1, 2: -2.0}), (3, {3: -0.5, 4: -0.9}), (5, {5: -3.0})]
-    path = path_from_steps(steps, budget=-1.2, stop_ids={5})
+    path = path_from_steps(steps, floor=-1.2, stop_ids={5})
     assert path.tokens == [1, 3] and not path.finished
     assert path.alternatives == [[], [(4, -0.9)]]
-    assert path_from_steps(steps, budget=-10.0, stop_ids={5}).finished
+    assert path_from_steps(steps, floor=-10.0, stop_ids={5}).finished
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_budget_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_budget(masked):
+def test_floor_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_floor(masked):
     """vLLM's logits processor for DFS, stepped by hand as the engine steps it: rows added, moved and
     removed; each branch's token is forced to its stop token exactly at the first step where the sum of
     its greedy tokens' raw log-probabilities (the answer-token mask applied only to the choice) falls
-    below its budget by more than the margin, and never before; other rows are left alone."""
+    below its floor by more than the margin, and never before; other rows are left alone."""
     from vllm import SamplingParams
     from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 
-    from arc_submit.predict.budget_stop import ALLOWED, BUDGET, MARGIN, STOP, BudgetStop
+    from arc_submit.predict.floor_stop import ALLOWED, FLOOR, MARGIN, STOP, FloorStop
 
     width, stop, steps = 12, 11, 10
     allowed = [0, 2, 3, 5, 7, 11] if masked else None
     generator = torch.Generator().manual_seed(3)
     logits = [torch.randn(3, width, generator=generator) * 2 for _ in range(steps)]
-    budgets = [-4.0, -6.0]
-    processor = BudgetStop(None, torch.device("cpu"), False)
+    floors = [-4.0, -6.0]
+    processor = FloorStop(None, torch.device("cpu"), False)
     outputs: list[list[int]] = [[], [], []]
-    params = [SamplingParams(extra_args={BUDGET: budget, STOP: stop, ALLOWED: allowed}) for budget in budgets]
+    params = [SamplingParams(extra_args={FLOOR: floor, STOP: stop, ALLOWED: allowed}) for floor in floors]
     processor.update_state(BatchUpdate(3, [], [(0, params[0], [1], outputs[0]), (1, params[1], [1], outputs[1]),
                                                (2, SamplingParams(), [1], outputs[2])], []))
     rows = {0: 0, 1: 1}  # branch -> row in the batch
@@ -160,7 +160,7 @@ def test_budget_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_bud
         batch = torch.stack([logits[step][rows_to_branch] for rows_to_branch in
                              [next(b for b, r in rows.items() if r == 0), next(b for b, r in rows.items() if r == 1), 2]])
         out = processor.apply(batch.clone())
-        assert torch.equal(out[2], batch[2])  # a request without a budget is untouched
+        assert torch.equal(out[2], batch[2])  # a request without a floor is untouched
         for branch, row in rows.items():
             if forced[branch] is not None:
                 continue
@@ -170,7 +170,7 @@ def test_budget_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_bud
                 choice[[t for t in range(width) if t not in allowed]] = float("-inf")
             token = int(choice.argmax())
             sums[branch] += float(logprobs[token])
-            if sums[branch] < budgets[branch] - MARGIN:
+            if sums[branch] < floors[branch] - MARGIN:
                 forced[branch] = step
                 assert int(out[row].argmax()) == stop and torch.isinf(out[row]).sum() == width - 1
             else:
@@ -188,10 +188,10 @@ def test_budget_stop_forces_the_stop_token_the_step_a_branch_falls_below_its_bud
 @pytest.mark.engine
 def test_a_prompt_prefilled_in_chunks_gives_what_a_whole_prompt_gives(tmp_path):
     """On a GPU vLLM prefills a prompt longer than max_num_batched_tokens in chunks (on by default for CUDA; a
-    CPU run keeps every prompt whole): its prompt log-probabilities arrive in pieces, and the budget stop sees
+    CPU run keeps every prompt whole): its prompt log-probabilities arrive in pieces, and the floor stop sees
     the discarded sample of each chunk as its first step again. A real ARC prompt of ~1,400 tokens cut at 256,
     against the same engine with a step that holds it whole: the same prompt log-probabilities, the same
-    greedy paths (followed to their length, and cut at a budget), the same DFS leaves, the same scores."""
+    greedy paths (followed to their length, and cut at a floor), the same DFS leaves, the same scores."""
     import os
     import subprocess
     import sys
@@ -216,7 +216,7 @@ def test_a_prompt_prefilled_in_chunks_gives_what_a_whole_prompt_gives(tmp_path):
         assert tokens == whole_tokens and finished == whole_finished
         assert logprobs == pytest.approx(whole_logprobs, abs=1e-3)
     followed, cut = chunked["paths"]
-    assert len(cut[0]) < len(followed[0]) and not cut[2]  # the budget ended the second path early
+    assert len(cut[0]) < len(followed[0]) and not cut[2]  # the floor ended the second path early
     assert [leaf[0] for leaf in chunked["leaves"]] == [leaf[0] for leaf in whole["leaves"]]
     assert [leaf[1] for leaf in chunked["leaves"]] == pytest.approx([leaf[1] for leaf in whole["leaves"]], abs=1e-3)
     assert chunked["scores"] == pytest.approx(whole["scores"], abs=1e-3)

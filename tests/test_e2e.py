@@ -201,7 +201,7 @@ def test_lora_serving_runs_a_task_with_a_checked_adapter(tmp_path):
 @pytest.mark.engine
 def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
     """The same search on vLLM (greedy continuations with top log-probabilities, prefix caching, each
-    branch ended at its budget) and on transformers (token by token with a KV cache): the same completions,
+    branch ended at its floor) and on transformers (token by token with a KV cache): the same completions,
     the same probabilities."""
     import subprocess
     import sys
@@ -219,7 +219,7 @@ def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
     for a, b in zip(vllm, transformers):
         assert [tokens for tokens, _ in a] == [tokens for tokens, _ in b]
         assert [lp for _, lp in a] == pytest.approx([lp for _, lp in b], abs=1e-3)
-    # ending each branch the step it falls below min_prob (BudgetStop) finds exactly what decoding every
+    # ending each branch the step it falls below min_prob (FloorStop) finds exactly what decoding every
     # branch to its end finds, and decodes fewer tokens
     uncut = found["vllm uncut"]
     assert uncut["continued"] == found["vllm"]["continued"]

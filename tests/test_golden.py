@@ -158,7 +158,8 @@ def run_answering(run_dir: Path) -> dict:
         "ttft.learning_rate=1e-2", 'ttft.schedule="constant"', "ttft.warmup_fraction=0.0", "ttft.lora_rank=8",
         "ttft.lora_alpha=16.0", 'ttft.loss="outputs"', "ttft.augment.geometric=false",
         "ttft.augment.permute_colours=false", 'sampling.backend="transformers"', "sampling.augmentations=2",
-        'sampling.method="dfs"', "sampling.min_prob=0.2", 'voting.rule="nvarc"', "voting.views=2", "run.threads=1"],
+        'sampling.method="dfs"', "sampling.min_prob=0.2", 'voting.rule="nvarc"', "voting.scoring_views=2",
+        "run.threads=1"],
         **{"run.seed": 7})
     import torch
 

@@ -18,7 +18,7 @@ needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 @pytest.fixture
 def on_the_cpu(monkeypatch):
-    """A CPU stand-in runs on the CPU even where a GPU is present (the stack takes CUDA when it sees it): what it
+    """A CPU stand-in runs on the CPU even where a GPU is present (the session takes CUDA when it sees it): what it
     stands in for is the GPU path's code, and it asserts the device it ran on."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
@@ -64,7 +64,7 @@ def test_bf16_pushes_pass_the_half_precision_check_on_the_cpu(tiny_model_dir, tm
 
     pipeline = run(tiny_model_dir, tmp_path / "run", 'model.dtype="bfloat16"', "ttft.learning_rate=0.05")
     assert pipeline.summary["modes"] == {"full": len(TASKS)}
-    assert (pipeline.stack.dtype, pipeline.stack.device) == ("bfloat16", "cpu")
+    assert (pipeline.session.dtype, pipeline.session.device) == ("bfloat16", "cpu")
 
 
 def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_dir, tmp_path, monkeypatch, on_the_cpu):
@@ -84,7 +84,7 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
     real_advance = training.Trainer.advance
     monkeypatch.setattr(training.Trainer, "advance", lambda self, state: (calls.append("train"), real_advance(self, state))[1])
     pipeline = run(tiny_model_dir, tmp_path / "run", tasks=TASKS[:1])
-    assert pipeline.stack.device == "cpu"
+    assert pipeline.session.device == "cpu"
     first_task = calls[calls.index("sleep"):]
     assert first_task[:3] == ["sleep", "train", "train"]  # asleep before the first step
     wake = first_task.index("wake")
@@ -125,7 +125,7 @@ def test_a_failed_ttft_pushes_again_what_a_sleep_that_discards_weights_lost(tiny
     monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"ttft:{TASKS[0].task_id}:oom")
     pipeline = run(tiny_model_dir, tmp_path / "run", tasks=TASKS[:1])
     record = read(tmp_path / "run" / "tasks" / f"{TASKS[0].task_id}.json")
-    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["ttft"] and pipeline.stack.device == "cpu"
+    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["ttft"] and pipeline.session.device == "cpu"
     assert state["sampled_from_discarded"] == 0 and "load_s" in record["timings"]  # pushed again, and checked
 
 

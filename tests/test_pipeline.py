@@ -62,7 +62,7 @@ def test_rerun_skips_finished_tasks_and_redoes_missing_ones(tiny_model_dir, tmp_
     run(tiny_model_dir, tmp_path / "run")
     first = {t.task_id: (tmp_path / "run" / "tasks" / f"{t.task_id}.json").read_text() for t in TASKS}
     again = run(tiny_model_dir, tmp_path / "run")
-    assert again.summary["ran"] == 0 and again.stack is None  # no model loaded at all
+    assert again.summary["ran"] == 0 and again.session is None  # no model loaded at all
     (tmp_path / "run" / "tasks" / f"{TASKS[1].task_id}.json").unlink()
     third = run(tiny_model_dir, tmp_path / "run")
     assert third.summary["ran"] == 1
@@ -88,9 +88,9 @@ def test_same_seed_same_bytes_other_seed_other_draws(tiny_model_dir, tmp_path):
 
 
 def test_a_failing_sampler_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):
-    import arc_submit.run.stack as stack_module
+    import arc_submit.run.session as session_module
 
-    real_create = stack_module.create_sampler
+    real_create = session_module.create_sampler
 
     def create_failing_once(*args, **kwargs):
         sampler = real_create(*args, **kwargs)
@@ -105,7 +105,7 @@ def test_a_failing_sampler_costs_only_its_task(tiny_model_dir, tmp_path, monkeyp
         sampler.generate = generate
         return sampler
 
-    monkeypatch.setattr(stack_module, "create_sampler", create_failing_once)
+    monkeypatch.setattr(session_module, "create_sampler", create_failing_once)
     run(tiny_model_dir, tmp_path / "run")
     first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
     assert first["mode"] == "fallback" and "sampling failed: RuntimeError" in first["reasons"][0]
@@ -164,7 +164,7 @@ def test_scope_all_trains_one_adapter_for_every_task(tiny_model_dir, tmp_path):
         assert record["ttft"] is None and len(record["candidates"][0]) == 2
 
 
-def test_a_passing_ttft_deadline_cuts_training(tiny_model_dir, tmp_path):
+def test_a_passing_ttft_end_cuts_training(tiny_model_dir, tmp_path):
     """The first task has no measured rates: it may use half of the time left, then TTFT stops."""
     ticks = iter(range(0, 10**6, 10))  # every clock reading is 10 s later
     pipeline = run(tiny_model_dir, tmp_path / "run", "run.time_budget=600.0", "ttft.steps=50",
@@ -196,12 +196,12 @@ def test_a_budget_that_does_not_bind_gives_the_same_bytes_on_a_slow_machine(tiny
 
 def test_a_failed_scoring_keeps_the_candidates_and_says_which_rule_ranked_them(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ARC_SUBMIT_FAULTS", f"scoring:{TASKS[0].task_id}:oom")
-    run(tiny_model_dir, tmp_path / "run", 'voting.rule="nvarc"', "voting.views=2")
+    run(tiny_model_dir, tmp_path / "run", 'voting.rule="nvarc"', "voting.scoring_views=2")
     first, second = (read(tmp_path / "run" / "tasks" / f"{t.task_id}.json") for t in TASKS)
     assert first["mode"] == "full" and first["failed_stages"] == ["scoring"]  # sampled: not a fallback
     assert any("scoring failed: RuntimeError: CUDA out of memory" in reason for reason in first["reasons"])
-    assert len(first["candidates"][0]) == 2 and not first["views"]
-    assert second["failed_stages"] == [] and len(second["views"]) == len(second["candidates"])
+    assert len(first["candidates"][0]) == 2 and not first["view_scores"]
+    assert second["failed_stages"] == [] and len(second["view_scores"]) == len(second["candidates"])
 
 
 def test_under_degrade_a_code_error_in_ttft_costs_only_its_task(tiny_model_dir, tmp_path, monkeypatch):
@@ -248,7 +248,7 @@ def test_a_shared_adapter_trained_on_other_tasks_is_trained_again_on_resume(tiny
 
 @pytest.mark.slow
 def test_memory_stays_flat_over_many_tasks_in_one_process(tiny_model_dir, tmp_path, caplog):
-    """The same task under 14 names, one after another on one stack: what the process holds after the last is
+    """The same task under 14 names, one after another in one session: what the process holds after the last is
     within 24 MiB of what it held after the third. The margin covers what the run keeps on purpose (each
     task's record, a few KB) and the allocator's pools; a leak of a model-sized thing per task (an adapter left
     attached, a copy of the weights, a growing cache) would pass it within a few tasks. Freed memory glibc

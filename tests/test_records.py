@@ -21,7 +21,9 @@ RECORD = TaskRecord(
     timings={"ttft_s": 0.5, "total_s": 1.0},
     candidates=[[Candidate([[1, 2]], -0.5, Augmentation("rot90", train_order=(1, 0))),
                  Candidate([], -3.0, Augmentation(), "prose", "not a fenced block", "not_fenced", 7)]],
-    votes=[[Vote([[1, 2]], 1, -0.5, -0.1, 1.0)]], views=[{(1, 2, (1, 2)): [-0.5, -0.25]}], attempts=[[[[1, 2]], [[3]]]], failed_stages=[], generated_tokens=12,
+    votes=[[Vote([[1, 2]], 1, -0.5, -0.1, 1.0)]], view_scores=[{(1, 2, (1, 2)): [-0.5, -0.25]}],
+    attempts=[[[[1, 2]], [[3]]]], failed_stages=[],
+    generated_tokens=12,
     prompt_tokens=300,
 )
 
@@ -30,6 +32,17 @@ def test_a_record_reads_back_to_itself():
     data = json.loads(json.dumps(RECORD.to_dict()))
     assert data["schema_version"] == SCHEMA_VERSION
     assert TaskRecord.from_dict(data) == RECORD
+
+
+def test_a_record_of_the_version_before_is_read_under_the_names_of_now():
+    """Schema 5 kept the view scores under "views"; a run dir of it resumes without redoing its tasks."""
+    data = json.loads(json.dumps(RECORD.to_dict()))
+    data["views"] = data.pop("view_scores")
+    data["schema_version"] = 5
+    assert TaskRecord.from_dict(data) == RECORD
+    data["schema_version"] = 4
+    with pytest.raises(RecordError, match="schema version 4, this arc-submit writes 6 and reads 5"):
+        TaskRecord.from_dict(data)
 
 
 @pytest.mark.parametrize("change, fragment", [

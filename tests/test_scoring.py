@@ -50,9 +50,9 @@ def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
 
 
 @pytest.mark.parametrize("batches", [False, True])
-def test_views_stop_at_the_deadline_a_call_at_a_time(tiny_model_dir, tiny, batches):
-    """A sampler that scores a view at a time is stopped between views by the deadline (each call costs a
-    tick of the clock here); one that batches them scores every view in one call, or none after the deadline.
+def test_views_stop_at_the_end_a_call_at_a_time(tiny_model_dir, tiny, batches):
+    """A sampler that scores a view at a time is stopped between views by its end (each call costs a
+    tick of the clock here); one that batches them scores every view in one call, or none after the end.
     Every grid gets the same views, with the scores of an unhurried run."""
     _, tokenizer = tiny
     builder = PromptBuilder(tokenizer, create(DEFAULT_ENCODER), 4096)
@@ -87,22 +87,22 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
     from arc_submit.run.budget import Budget
     from arc_submit.run.record import TaskRecord
     from arc_submit.run.runner import TaskRunner, derive_seed
-    from arc_submit.run.stack import open_stack
+    from arc_submit.run.session import open_session
     from tests.test_pipeline import tiny_config
 
     how = ["sampling.temperature=0.7"] if method == "sample" else ['sampling.method="dfs"', "sampling.samples=1",
                                                                    "sampling.min_prob=0.05"]
     config = tiny_config(tiny_model_dir, *LEARN, *how, "sampling.augmentations=3", 'voting.rule="poe"',
                          "sampling.augment.geometric=true")  # three distinct views
-    stack = open_stack(config, progress=False)
-    runner, seed = TaskRunner(config, stack), derive_seed(0, ONE.task_id)
-    with stack.weights.for_task(ONE.task_id) as weights:  # the trained adapter stays attached to score on
+    session = open_session(config, progress=False)
+    runner, seed = TaskRunner(config, session), derive_seed(0, ONE.task_id)
+    with session.weights.for_task(ONE.task_id) as weights:  # the trained adapter stays attached to score on
         runner.train_and_serve(weights, ONE, Budget(0, config.ttft.steps).plan(1), seed,
                                TaskRecord(ONE.task_id, "", seed, "full"), scored=True)
         adapter = weights.adapter
-        builder = stack.builder
+        builder = session.builder
         jobs, _ = prompt_jobs(ONE, builder, config.sampling, seed, answer_reserve(ONE, builder, config.sampling))
-        candidates, _, _ = find_candidates(stack.sampler, builder, ONE, jobs, config.sampling, Serving(adapter))
+        candidates, _, _ = find_candidates(session.sampler, builder, ONE, jobs, config.sampling, Serving(adapter))
         known = {(c.sampled_on, grid_key(c.grid)) for c in candidates[0] if c.sampled_on is not None}
         assert known, "no candidate wrote its grid's own tokens"
         asked = []
@@ -193,8 +193,8 @@ def test_shared_prefix_scores_equal_full_forward_passes(tiny_model_dir, tmp_path
         prompt = rng.integers(0, vocabulary, int(rng.integers(1, 60))).tolist()
         answers = related_answers(rng, vocabulary)
         direct = [full_forward_logprob(model, prompt, answer) for answer in answers]
-        for budget in (1 << 30, 7 * vocabulary, 1):  # one tree, trees of about 7 nodes, one answer each
-            assert answer_logprobs(model, prompt, answers, budget) == pytest.approx(direct, abs=1e-4)
+        for max_logits in (1 << 30, 7 * vocabulary, 1):  # one tree, trees of about 7 nodes, one answer each
+            assert answer_logprobs(model, prompt, answers, max_logits) == pytest.approx(direct, abs=1e-4)
 
 
 def test_a_prefix_tree_holds_each_distinct_prefix_once():
@@ -212,7 +212,7 @@ def test_a_prefix_tree_holds_each_distinct_prefix_once():
             assert all(parent < node for node, parent in zip(path, [-1] + path[:-1]))  # parents come first
 
 
-def test_tree_chunks_keep_order_and_the_budget():
+def test_tree_chunks_keep_order_and_their_logits_bound():
     answers = [[1, 2], [1, 2, 3], [1, 4], [5, 6, 7, 8, 9]]  # 2 nodes, +1, +1, +5
     assert tree_chunks(answers, 10, 40) == [range(0, 3), range(3, 4)]  # 4 nodes fit 40 / 10; 9 do not
     assert tree_chunks(answers, 10, 90) == [range(0, 4)]
@@ -234,11 +234,11 @@ def test_the_transformers_backend_refuses_an_adapter_to_score_with(tiny_model_di
 def test_a_run_scores_each_candidate_under_the_same_views(tiny_model_dir, tmp_path, rule):
     """A tiny model taught one task well enough to answer in grids, then its candidates scored."""
     pipeline = run(tiny_model_dir, tmp_path / "run", *LEARN, "sampling.augmentations=3", f'voting.rule="{rule}"',
-                   "voting.views=2", tasks=[ONE])
+                   "voting.scoring_views=2", tasks=[ONE])
     record = read(tmp_path / "run" / "tasks" / "flip.json")
     grids = {grid_key(c["grid"]) for c in record["candidates"][0] if c["grid"]}
     assert grids, "the model wrote no grid"
-    views = {grid_key(entry["grid"]): entry["logprobs"] for entry in record["views"][0]}
+    views = {grid_key(entry["grid"]): entry["logprobs"] for entry in record["view_scores"][0]}
     assert set(views) == grids and all(len(logprobs) == 2 for logprobs in views.values())
     for vote in record["votes"][0]:
         count = sum(c["grid"] == vote["grid"] for c in record["candidates"][0])
@@ -254,7 +254,8 @@ def test_metrics_on_a_runs_predictions_reproduces_the_runs_own_selection(tiny_mo
     challenges, solutions = kaggle_layout([ONE])
     (tmp_path / "c.json").write_text(json.dumps(challenges))
     (tmp_path / "s.json").write_text(json.dumps(solutions))
-    run(tiny_model_dir, tmp_path / "run", *LEARN, "sampling.augmentations=4", 'voting.rule="poe"', "voting.views=2",
+    run(tiny_model_dir, tmp_path / "run", *LEARN, "sampling.augmentations=4", 'voting.rule="poe"',
+        "voting.scoring_views=2",
         tasks=[ONE])
     own = read(tmp_path / "run" / "metrics.json")["summary"]
     result = run_cli("metrics", "--predictions", str(tmp_path / "run" / "predictions.json"), "--solutions",
@@ -309,7 +310,7 @@ def test_scoring_on_the_model_equals_the_samplers_whatever_weights_it_serves(tin
     """voting.scorer = "model" scores with the weights the candidates were sampled with: the task's trained
     adapter kept attached, the shared adapter of scope 'all', or a given adapter, each attached from its
     folder (on transformers both scorers share a prompt's cache: equal to float rounding)."""
-    overrides = [*LEARN, "sampling.augmentations=3", 'voting.rule="poe"', "voting.views=2"]
+    overrides = [*LEARN, "sampling.augmentations=3", 'voting.rule="poe"', "voting.scoring_views=2"]
     model_dir = tiny_model_dir
     if setting == "all":
         overrides.append('ttft.scope="all"')
@@ -322,7 +323,7 @@ def test_scoring_on_the_model_equals_the_samplers_whatever_weights_it_serves(tin
         run(model_dir, tmp_path / scorer, *overrides, f'voting.scorer="{scorer}"', tasks=[ONE])
         record = read(tmp_path / scorer / "tasks" / "flip.json")
         assert record["failed_stages"] == [] and record["mode"] == "full"
-        views[scorer] = {str(entry["grid"]): entry["logprobs"] for entry in record["views"][0]}
+        views[scorer] = {str(entry["grid"]): entry["logprobs"] for entry in record["view_scores"][0]}
     assert views["model"] and views["model"].keys() == views["engine"].keys()
     for grid, logprobs in views["model"].items():
         assert logprobs == pytest.approx(views["engine"][grid], abs=1e-4)
@@ -333,7 +334,8 @@ def test_sampling_again_on_the_base_model_takes_the_kept_adapter_off_first(tiny_
     base model's weights are served again (else their push check fails), and the run goes on."""
     monkeypatch.setenv("ARC_SUBMIT_FAULTS", "sampling:flip:error-once")
     monkeypatch.setenv("ARC_SUBMIT_FAULTS_MARKS", str(tmp_path / "marks"))
-    run(tiny_model_dir, tmp_path / "run", *LEARN, 'voting.rule="poe"', "voting.views=2", 'voting.scorer="model"',
+    run(tiny_model_dir, tmp_path / "run", *LEARN, 'voting.rule="poe"', "voting.scoring_views=2",
+        'voting.scorer="model"',
         'run.on_error="degrade"', tasks=[ONE])
     record = read(tmp_path / "run" / "tasks" / "flip.json")
     assert record["mode"] == "no_ttft" and record["failed_stages"] == ["sampling"]

@@ -258,7 +258,7 @@ def test_a_model_that_cannot_fit_the_gpu_is_refused_before_anything_loads(tmp_pa
     from arc_submit.config import load_config
     from arc_submit.errors import UserError
     from arc_submit.model.resolve import ResolvedModel
-    from arc_submit.run.stack import check_gpu_memory
+    from arc_submit.run.session import check_gpu_memory
 
     (tmp_path / "config.json").write_text(json.dumps({
         "hidden_size": 2560, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,

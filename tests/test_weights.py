@@ -14,18 +14,18 @@ TASK = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5]], [[5, 4]])], 
 
 
 @pytest.fixture(scope="module")
-def stack(tiny_model_dir):
-    from arc_submit.run.stack import open_stack
+def session(tiny_model_dir):
+    from arc_submit.run.session import open_session
 
-    return open_stack(tiny_config(tiny_model_dir, 'voting.scorer="model"'), progress=False)
+    return open_session(tiny_config(tiny_model_dir, 'voting.scorer="model"'), progress=False)
 
 
 def lora_modules(model) -> list[str]:
     return [name for name, _ in model.named_modules() if "lora_" in name]
 
 
-def test_a_task_block_leaves_the_model_bare_even_when_it_fails(stack):
-    weights = stack.weights
+def test_a_task_block_leaves_the_model_bare_even_when_it_fails(session):
+    weights = session.weights
     with pytest.raises(RuntimeError, match="in training"):
         with weights.for_task(TASK.task_id) as task_weights:
             with task_weights.training(seed=1) as peft_model:
@@ -45,10 +45,10 @@ def test_a_task_block_leaves_the_model_bare_even_when_it_fails(stack):
     assert lora_modules(weights.model) == []
 
 
-def test_what_the_sampler_serves_follows_every_push(stack):
+def test_what_the_sampler_serves_follows_every_push(session):
     """A task's trained weights are held under its id until the model as given is served again; weights pushed
     past the owner (a benchmark's own push) are not trusted: the next serve_start pushes the given ones."""
-    weights = stack.weights
+    weights = session.weights
     probe = weights.probe(TASK)
     with weights.for_task(TASK.task_id) as task_weights:
         with task_weights.training(seed=1) as peft_model:
@@ -63,7 +63,7 @@ def test_what_the_sampler_serves_follows_every_push(stack):
                 pass
         task_weights.serve_start(probe)
         assert not task_weights.trained and weights.holds == "given"
-    base = stack.sampler.prompt_logprobs(probe)
+    base = session.sampler.prompt_logprobs(probe)
     with weights.attached(seed=3) as peft_model:
         for parameter in peft_model.parameters():
             if parameter.requires_grad:
@@ -71,7 +71,7 @@ def test_what_the_sampler_serves_follows_every_push(stack):
         weights.pushed_elsewhere()
         from arc_submit.model.merge import iter_merged_weights
 
-        stack.sampler.load_weights(iter_merged_weights(peft_model, weights.torch_dtype))
-    assert weights.holds == "loading" and stack.sampler.prompt_logprobs(probe) != pytest.approx(base, abs=1e-3)
+        session.sampler.load_weights(iter_merged_weights(peft_model, weights.torch_dtype))
+    assert weights.holds == "loading" and session.sampler.prompt_logprobs(probe) != pytest.approx(base, abs=1e-3)
     weights.serve_start(probe)  # pushed again, and checked on the probe
-    assert weights.holds == "given" and stack.sampler.prompt_logprobs(probe) == pytest.approx(base, abs=1e-4)
+    assert weights.holds == "given" and session.sampler.prompt_logprobs(probe) == pytest.approx(base, abs=1e-4)

@@ -116,7 +116,7 @@ def test_the_pipeline_runs_ttft_dfs_and_the_nvarc_rule_on_a_model_of_their_kind(
     assert f'format = "{kind}"' in run_config and 'encoder = "MinimalGridEncoder()"' in run_config
     record = json.loads((tmp_path / "run" / "tasks" / "copy.json").read_text())
     assert record["ttft"]["steps"] == 100 and record["ttft"]["losses"][-1] < 0.2 and not record["failed_stages"]
-    [votes], [views] = record["votes"], record["views"]
+    [votes], [views] = record["votes"], record["view_scores"]
     assert grids[0] in [vote["grid"] for vote in votes]  # DFS found the answer ...
     assert all(len(view["logprobs"]) == 2 for view in views)  # ... and the nvarc rule scored it under 2 views
     assert all(vote["score"] == pytest.approx(vote["count"] + sum(view["logprobs"]) / 2)
@@ -159,7 +159,7 @@ def test_every_long_stage_beats_the_heart(tmp_path):
     from arc_submit.config import load_config
     from arc_submit.run.budget import TaskPlan
     from arc_submit.run.runner import TaskRunner
-    from arc_submit.run.stack import open_stack
+    from arc_submit.run.session import open_session
 
     model = build_winner_model(tmp_path / "model", "nvarc")
     config = load_config(None, [f'model.name="{model}"', 'prompt.format="nvarc"', "prompt.max_seq_len=2048",
@@ -167,13 +167,14 @@ def test_every_long_stage_beats_the_heart(tmp_path):
                                 "ttft.warmup_fraction=0.0", "ttft.lora_rank=8", "ttft.lora_alpha=16.0",
                                 "ttft.augment.geometric=false", "ttft.augment.permute_colours=false",
                                 'sampling.backend="transformers"', "sampling.augmentations=2", 'sampling.method="dfs"',
-                                "sampling.min_prob=0.05", 'voting.rule="nvarc"', "voting.views=2", "run.threads=1"])
+                                "sampling.min_prob=0.05", 'voting.rule="nvarc"', "voting.scoring_views=2",
+                                "run.threads=1"])
     grids = [[[1, 2], [3, 4]], [[5, 0, 5], [0, 5, 0]], [[7, 7], [2, 2], [7, 1]]]
     task = Task("copy", [Pair(g, g) for g in grids], [Pair(grids[0])])
     beats = []
-    runner = TaskRunner(config, open_stack(config, progress=False), heartbeat=beats.append)
+    runner = TaskRunner(config, open_session(config, progress=False), heartbeat=beats.append)
     record = runner.run_task(task, TaskPlan("full", 100, None))
-    assert record.mode == "full" and record.views and record.views[0]
+    assert record.mode == "full" and record.view_scores and record.view_scores[0]
     assert "ttft copy step 100" in beats
     assert "sampling copy dfs round 1" in beats and sum("dfs round" in b for b in beats) >= 2
     assert "scoring copy test[0] view 1" in beats and "scoring copy test[0] view 2" in beats

@@ -37,34 +37,34 @@ def main(args: argparse.Namespace) -> int:
         bench_scoring,
         bench_ttft,
         sample_prompts,
-        setup_stack,
+        setup_session,
     )
 
     config = load_config(args.config, args.set)
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="arc-submit-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     caught = warnings_to(folder / "library-warnings.log")  # the console keeps the measures only
-    stack, tasks = setup_stack(config)
-    results: dict = {"config": args.config, "device": stack.device, "dtype": stack.dtype,
-                     "engine_start_s": stack.timings["engine_start_s"]}
-    prompts = sample_prompts(stack, tasks, args.augmentations)
-    results["sampling"] = bench_sampling(stack, prompts, args.new_tokens)
+    session, tasks = setup_session(config)
+    results: dict = {"config": args.config, "device": session.device, "dtype": session.dtype,
+                     "engine_start_s": session.timings["engine_start_s"]}
+    prompts = sample_prompts(session, tasks, args.augmentations)
+    results["sampling"] = bench_sampling(session, prompts, args.new_tokens)
     print("sampling:", json.dumps(results["sampling"]), flush=True)
-    results["dfs"] = bench_dfs(stack, tasks, args.augmentations)
+    results["dfs"] = bench_dfs(session, tasks, args.augmentations)
     print("dfs:", json.dumps(results["dfs"]), flush=True)
-    results["scoring"] = bench_scoring(stack, tasks, args.augmentations, config.voting.views)
+    results["scoring"] = bench_scoring(session, tasks, args.augmentations, config.voting.scoring_views)
     print("scoring:", json.dumps(results["scoring"]), flush=True)
-    results["ttft"] = bench_ttft(stack, tasks, args.steps)
+    results["ttft"] = bench_ttft(session, tasks, args.steps)
     print("ttft:", json.dumps(results["ttft"]), flush=True)
-    results["push_memory"] = bench_push_memory(stack)
+    results["push_memory"] = bench_push_memory(session)
     print("push memory:", json.dumps(results["push_memory"]), flush=True)
     if config.sampling.backend == "vllm":
-        results["adapter_serving"] = bench_adapter_serving(stack, prompts, args.new_tokens, config.ttft.lora_rank)
+        results["adapter_serving"] = bench_adapter_serving(session, prompts, args.new_tokens, config.ttft.lora_rank)
         results["adapter_serving"]["merged_tokens_per_s"] = results["sampling"]["ours_tokens_per_s"]
         print("adapter serving:", json.dumps(results["adapter_serving"]), flush=True)
     else:
-        stack.sampler.close()
-    del stack
+        session.sampler.close()
+    del session
     if args.pipeline_tasks:
         results["pipeline"] = bench_pipeline(args.config, args.set, args.pipeline_tasks, args.steps, str(folder))
         print("pipeline:", json.dumps(results["pipeline"]), flush=True)

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from arc_submit.config import load_config
-    from arc_submit.run.stack import set_threads
+    from arc_submit.run.session import set_threads
     from arc_submit.studies.train import Training
 
     config = load_config(args.config, args.set, **{"run.seed": args.seed, "model.name": args.model})

@@ -1,5 +1,5 @@
 """`python -m arc_submit worker --run-dir DIR --index N`: one worker of `--workers`, started by the run's
-own process (not by hand). It opens the live stack once, then runs the tasks it is handed on stdin and
+own process (not by hand). It opens the session once, then runs the tasks it is handed on stdin and
 answers on stdout, one JSON object per line (ready, heartbeat, record, error); everything else it prints
 goes to DIR/workers/worker-N.log (see arc_submit.run.queue and arc_submit.run.worker)."""
 

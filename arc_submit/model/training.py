@@ -280,15 +280,15 @@ class Trainer:
             except ValueError as error:
                 raise UserError(f"{self.config.SECTION}.loss = 'outputs': {error}") from None
 
-    def train(self, model, tasks: list[Task], steps: int, seed: int, deadline: float | None = None) -> TrainResult:
-        """Run `steps` optimizer steps (fewer when `deadline` on `clock` passes). Raises TaskTooLong."""
+    def train(self, model, tasks: list[Task], steps: int, seed: int, end: float | None = None) -> TrainResult:
+        """Run `steps` optimizer steps (fewer when `end` on `clock` passes). Raises TaskTooLong."""
         state = self.begin(model, tasks, steps, seed)
         eval_set = self.eval_set(tasks, seed) if self.config.eval_every else []
         start = self.clock()
         model.train()
         bar = _progress(steps, "ttft", self.progress)
         for step in range(steps):
-            if deadline is not None and self.clock() >= deadline:
+            if end is not None and self.clock() >= end:
                 state.result.stopped_early = f"time budget: stopped after {step} of {steps} steps"
                 break
             loss = self.advance(state)

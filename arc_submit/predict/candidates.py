@@ -130,7 +130,7 @@ def prompt_jobs(task: Task, builder: PromptBuilder, config: SamplingConfig, seed
     rng = np.random.default_rng([seed, 2])
     jobs, too_long = [], []
     options = config.augment.draw_options()
-    views = balanced_views if config.views == "balanced" else draw_distinct
+    views = balanced_views if config.view_draw == "balanced" else draw_distinct
     for test_index in range(len(task.test)):
         augmentations = views(rng, config.augmentations, len(task.train), **options)
         fitted = 0

@@ -5,7 +5,7 @@ Each branch is continued greedily to its end (depth first, with the KV cache of 
 token); on the way, every other token whose probability keeps the branch above `min_prob` starts a new
 branch. Every sequence above the threshold is found exactly once: follow it from the root, and the first
 token where it leaves a greedy path starts the branch that finds it. Branches of all prompts are
-continued together, in rounds, until a deadline.
+continued together, in rounds, until their `end`.
 
 `max_candidates` keeps the most probable leaves, exactly: a branch is dropped only when the prompt already
 has that many leaves at least as probable as the branch itself (no leaf inside it can beat them), so the
@@ -60,7 +60,7 @@ def top_k_for(min_prob: float) -> int:
 
 
 def search(sampler, prompts: list[list[int]], min_prob: float, max_candidates: int, max_new_tokens: list[int],
-           stop_ids: set[int], deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
+           stop_ids: set[int], end: float | None = None, clock: Callable[[], float] = time.monotonic,
            adapter=None, allowed: frozenset[int] | None = None,
            on_round: Callable[[int], None] = lambda round_number: None) -> tuple[list[list[Leaf]], str]:
     """The leaves of every prompt (most probable first, at most `max_candidates`), and why the search ended
@@ -72,12 +72,12 @@ def search(sampler, prompts: list[list[int]], min_prob: float, max_candidates: i
     frontier = [Branch(index, (), 0.0) for index in range(len(prompts))]
     cut, rounds = "", 0
     while frontier:
-        if deadline is not None and clock() >= deadline:
+        if end is not None and clock() >= end:
             cut = f"time budget: search stopped with {len(frontier)} branches open"
             break
         rounds += 1
         on_round(rounds)
-        # a root is followed to its end whatever its probability (its greedy completion is the floor)
+        # a root has no floor: followed to its end whatever its probability (its greedy completion, the last resort)
         paths = sampler.greedy_paths([prompts[b.prompt] + list(b.prefix) for b in frontier],
                                      [floor - b.logprob if b.prefix else -math.inf for b in frontier],
                                      [max_new_tokens[b.prompt] - len(b.prefix) for b in frontier],

@@ -58,10 +58,10 @@ def _shared_length(a: list[int], b: list[int]) -> int:
     return length
 
 
-def tree_chunks(answers: list[list[int]], vocabulary: int, budget: int = LOGITS_PER_CHUNK) -> list[range]:
+def tree_chunks(answers: list[list[int]], vocabulary: int, max_logits: int = LOGITS_PER_CHUNK) -> list[range]:
     """Consecutive ranges of sorted answers, each as many as keep their tree's logits (nodes x vocabulary)
-    within the budget and its nodes within NODES_PER_CHUNK (one answer at least, whatever its length)."""
-    limit = min(budget // vocabulary, NODES_PER_CHUNK)
+    within max_logits and its nodes within NODES_PER_CHUNK (one answer at least, whatever its length)."""
+    limit = min(max_logits // vocabulary, NODES_PER_CHUNK)
     chunks, start, nodes = [], 0, 0
     for index, answer in enumerate(answers):
         new = len(answer) - (_shared_length(answers[index - 1], answer) if index > start else 0)
@@ -75,7 +75,7 @@ def tree_chunks(answers: list[list[int]], vocabulary: int, budget: int = LOGITS_
 
 
 def answer_logprobs(model, prompt_ids: list[int], answers: list[list[int]],
-                    budget: int = LOGITS_PER_CHUNK) -> list[float]:
+                    max_logits: int = LOGITS_PER_CHUNK) -> list[float]:
     """The log-likelihood of each answer (all its tokens, none empty) as the continuation of the prompt: the
     prompt's KV cache computed once, each distinct prefix of the answers once."""
     import torch
@@ -87,7 +87,7 @@ def answer_logprobs(model, prompt_ids: list[int], answers: list[list[int]],
     with torch.no_grad():
         out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
         prompt_cache, last = out.past_key_values, out.logits[0, -1].float()
-        chunks = tree_chunks(ordered, last.shape[-1], budget)
+        chunks = tree_chunks(ordered, last.shape[-1], max_logits)
         for number, chunk in enumerate(chunks):
             final = number == len(chunks) - 1  # only the last chunk may extend the prompt's own cache
             cache = prompt_cache if final else copy.deepcopy(prompt_cache)

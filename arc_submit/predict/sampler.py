@@ -110,11 +110,11 @@ class Sampler(ABC):
         """The log-probability of each prompt token after the first, given the ones before it."""
 
     @abstractmethod
-    def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
+    def greedy_paths(self, sequences: list[list[int]], floors: list[float], max_new_tokens: list[int],
                      stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
                      allowed: frozenset[int] | None = None) -> list[SearchPath]:
         """Greedy continuations of each sequence (see arc_submit.predict.dfs), each stopping at a stop token,
-        at its length, or (where the sampler can) where its log-probability falls below its budget; with
+        at its length, or (where the sampler can) where its log-probability falls below its floor; with
         `allowed`, chosen and offered only among those tokens."""
 
     @abstractmethod
@@ -152,16 +152,16 @@ def create_sampler(config: SamplingConfig, model_dir: Path, dtype: str, max_seq_
 # Helpers both samplers and their callers share
 
 
-def path_from_steps(steps: list[tuple[int, dict[int, float]]], budget: float, stop_ids: set[int],
+def path_from_steps(steps: list[tuple[int, dict[int, float]]], floor: float, stop_ids: set[int],
                     allowed: frozenset[int] | None = None) -> SearchPath:
     """A search path from (chosen token, {token: log-probability} of the step's top tokens) pairs, cut
-    where its log-probability falls below the budget; alternatives only among `allowed` tokens."""
+    where its log-probability falls below the floor; alternatives only among `allowed` tokens."""
     path, spent = SearchPath(), 0.0
     for token, top in steps:
         logprob = top[token]
-        if spent + logprob < budget:
+        if spent + logprob < floor:
             break
-        path.alternatives.append([(t, lp) for t, lp in top.items() if t != token and spent + lp >= budget
+        path.alternatives.append([(t, lp) for t, lp in top.items() if t != token and spent + lp >= floor
                                   and (allowed is None or t in allowed)])
         path.tokens.append(token)
         path.logprobs.append(logprob)

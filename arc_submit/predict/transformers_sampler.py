@@ -86,20 +86,20 @@ class TransformersSampler(Sampler):
     def prompt_logprobs(self, prompt_ids: list[int], adapter: Adapter | None = None) -> list[float]:
         return token_logprobs(self.model, prompt_ids)
 
-    def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
+    def greedy_paths(self, sequences: list[list[int]], floors: list[float], max_new_tokens: list[int],
                      stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
                      allowed: frozenset[int] | None = None, batch: int = 8) -> list[SearchPath]:
         """Batches of sequences (left-padded) continued token by token with one KV cache, each stopping at
-        a stop token, its length, or where its log-probability falls below its budget; other tokens than
+        a stop token, its length, or where its log-probability falls below its floor; other tokens than
         `allowed` are masked after the log-softmax (their probability is not shared out)."""
         paths = []
         for start in range(0, len(sequences), batch):
             end = start + batch
-            paths += self._greedy_batch(sequences[start:end], budgets[start:end], max_new_tokens[start:end], stop_ids,
+            paths += self._greedy_batch(sequences[start:end], floors[start:end], max_new_tokens[start:end], stop_ids,
                                         top_k, allowed)
         return paths
 
-    def _greedy_batch(self, sequences, budgets, max_new_tokens, stop_ids, top_k, allowed) -> list[SearchPath]:
+    def _greedy_batch(self, sequences, floors, max_new_tokens, stop_ids, top_k, allowed) -> list[SearchPath]:
         import torch
 
         masked = None
@@ -131,7 +131,7 @@ class TransformersSampler(Sampler):
                     if active[row]:
                         steps[row].append((indices[row][0], dict(zip(indices[row], values[row]))))
                         spent[row] += values[row][0]
-                        active[row] = (spent[row] >= budgets[row] and indices[row][0] not in stop_ids
+                        active[row] = (spent[row] >= floors[row] and indices[row][0] not in stop_ids
                                        and len(steps[row]) < max_new_tokens[row])
                 if not any(active):
                     break
@@ -140,7 +140,7 @@ class TransformersSampler(Sampler):
                 positions = positions[:, -1:] + 1
                 out = self.model(input_ids=chosen, attention_mask=mask, position_ids=positions,
                                  past_key_values=out.past_key_values, use_cache=True)
-        return [path_from_steps(row_steps, budget, stop_ids) for row_steps, budget in zip(steps, budgets)]
+        return [path_from_steps(row_steps, floor, stop_ids) for row_steps, floor in zip(steps, floors)]
 
     def score(self, prompt_ids: list[int], answers: list[list[int]], adapter: Adapter | None = None) -> list[float]:
         """The prompt prefilled once and its KV cache shared by the answers, batched (see prefix_scoring)."""

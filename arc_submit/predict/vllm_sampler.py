@@ -34,7 +34,7 @@ class VLLMSampler(Sampler):
         build = prepare(config, device)  # vLLM's environment, and what this build can do or refuses
         from vllm import LLM
 
-        from arc_submit.predict.budget_stop import BudgetStop
+        from arc_submit.predict.floor_stop import FloorStop
 
         self.can_score_from_cache = build.scores_from_cache
         self.sleeps = device == "cuda" and config.sleep_while_training
@@ -45,7 +45,7 @@ class VLLMSampler(Sampler):
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=dtype, max_model_len=max_seq_len, seed=seed,
             enable_prefix_caching=True, enforce_eager=config.enforce_eager, trust_remote_code=False,
-            max_logprobs=MAX_LOGPROBS, logits_processors=[BudgetStop], use_tqdm_on_load=False, **options,
+            max_logprobs=MAX_LOGPROBS, logits_processors=[FloorStop], use_tqdm_on_load=False, **options,
         )
         self.engine_starts = 1
         self.seeded_call_tokens = build.seeded_call_tokens(self.llm.llm_engine.vllm_config.scheduler_config)
@@ -76,7 +76,7 @@ class VLLMSampler(Sampler):
 
     broken: str | None = None  # why the engine is not used again
     seeded_call_tokens: int | None = None  # vLLM 0.11 on CPU: the prompt tokens one call of seeded sampling holds
-    cuts_branches = True  # DFS branches end at their budget (BudgetStop); `bench` turns it off to compare
+    cuts_branches = True  # DFS branches end at their floor (FloorStop); `bench` turns it off to compare
     branch_tokens = 0  # tokens decoded by greedy_paths so far (what ending branches early saves)
 
     def _engine(self, what: str, call):
@@ -184,37 +184,37 @@ class VLLMSampler(Sampler):
         [output] = self._run([prompt_ids], params, self._lora(adapter))
         return [entry[token].logprob for token, entry in zip(prompt_ids[1:], output.prompt_logprobs[1:])]
 
-    def greedy_paths(self, sequences: list[list[int]], budgets: list[float], max_new_tokens: list[int],
+    def greedy_paths(self, sequences: list[list[int]], floors: list[float], max_new_tokens: list[int],
                      stop_ids: set[int], top_k: int, adapter: Adapter | None = None,
                      allowed: frozenset[int] | None = None) -> list[SearchPath]:
         """vLLM continues each sequence greedily, reporting the top tokens of every step (log-probabilities of
-        the raw logits, before the `allowed` mask); a sequence with a finite budget is ended by `BudgetStop`
+        the raw logits, before the `allowed` mask); a sequence with a finite floor is ended by `FloorStop`
         the step it falls below it (when a stop token is allowed to end it), so a branch costs only the
         tokens it is worth. Prefix caching shares the prompt's KV cache between branches."""
         from vllm import SamplingParams
 
-        from arc_submit.predict.budget_stop import ALLOWED, BUDGET, STOP
+        from arc_submit.predict.floor_stop import ALLOWED, FLOOR, STOP
 
         top_k = min(top_k, self.llm.llm_engine.model_config.get_vocab_size())  # NVARC's has 16 tokens
         stop = min((t for t in stop_ids if allowed is None or t in allowed), default=None)
         answer_ids = sorted(allowed) if allowed is not None else None
         only = {"allowed_token_ids": answer_ids} if allowed is not None else {}
         params = []
-        for budget, limit in zip(budgets, max_new_tokens):
-            if self.cuts_branches and stop is not None and budget > -math.inf:  # the cut masks the answer tokens itself
-                extra = {"extra_args": {BUDGET: budget, STOP: stop, ALLOWED: answer_ids}}
+        for floor, limit in zip(floors, max_new_tokens):
+            if self.cuts_branches and stop is not None and floor > -math.inf:  # the cut masks the answer tokens itself
+                extra = {"extra_args": {FLOOR: floor, STOP: stop, ALLOWED: answer_ids}}
             else:
                 extra = only
             params.append(SamplingParams(temperature=0.0, max_tokens=limit, logprobs=top_k,
                                          stop_token_ids=sorted(stop_ids), **extra))
         outputs = self._run(sequences, params, self._lora(adapter))
         paths = []
-        for output, budget in zip(outputs, budgets):
+        for output, floor in zip(outputs, floors):
             [completion] = output.outputs
             self.branch_tokens += len(completion.token_ids)
             steps = [(token, {t: entry.logprob for t, entry in top.items()})
                      for token, top in zip(completion.token_ids, completion.logprobs)]
-            paths.append(path_from_steps(steps, budget, stop_ids, allowed))
+            paths.append(path_from_steps(steps, floor, stop_ids, allowed))
         return paths
 
     batches_views = True

@@ -3,10 +3,10 @@ cut work only when the budget binds (costs per token: arc_submit.run.costs), so 
 as long as the budget is not reached.
 
 A task gets all its work while the remaining tasks, at the rates measured so far, fit the time left;
-its deadlines then only guard the run's end (a task reaches them only when the budget binds). When they
-do not fit, a task gets fewer TTFT steps ("cut"), then no TTFT and fewer views ("no_ttft"), then fallback
-attempts without any model work ("fallback"); its record says which and why. The clock is injected, so
-the logic is tested with a fake one.
+its ends (`ttft_end` for TTFT, `end` for the whole task) then only guard the run's end (a task reaches
+them only when the budget binds). When they do not fit, a task gets fewer TTFT steps ("cut"), then no
+TTFT and fewer views ("no_ttft"), then fallback attempts without any model work ("fallback"); its record
+says which and why. The clock is injected, so the logic is tested with a fake one.
 
 Imports, inside run/: costs.
 """
@@ -29,7 +29,7 @@ SHARED_TTFT_SHARE = 0.5  # scope "all": the shared adapter may use at most this 
 class TaskPlan:
     mode: str  # one of MODES
     steps: int
-    deadline: float | None  # clock time by which TTFT must stop (None: no limit)
+    ttft_end: float | None  # clock time by which TTFT must end (None: no limit)
     reason: str = ""
     views: int | None = None  # augmented views per test input (None: as configured)
     end: float | None = None  # clock time by which the whole task must end (sampling, DFS, scoring)
@@ -64,7 +64,7 @@ class Budget:
             self.works[task.task_id] = task_work(task, builder, config)
         return self.works[task.task_id]
 
-    def shared_ttft_deadline(self) -> float | None:
+    def shared_ttft_end(self) -> float | None:
         """scope "all": when the shared adapter's training must stop (None: no budget)."""
         return self.clock() + self.left() * SHARED_TTFT_SHARE if self.seconds else None
 

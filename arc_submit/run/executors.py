@@ -43,7 +43,7 @@ class Event:
 
 
 class Executor(ABC):
-    """Runs `slots` workers, each holding a live stack, taking one task at a time."""
+    """Runs `slots` workers, each holding a session, taking one task at a time."""
 
     slots: int
 
@@ -268,7 +268,7 @@ class _Board:
 
 
 class _TaskActor:
-    """A worker as a Ray actor: the live stack, then one task per call."""
+    """A worker as a Ray actor: the session, then one task per call."""
 
     def __init__(self, run_dir: str, index: int, board):
         import logging

@@ -14,7 +14,7 @@ this before its first task (`check_fits`).
 A model of the bytes that must be resident, not a measurement: allocator fragmentation and framework
 overhead are a flat OVERHEAD_GIB; compare with `nvidia-smi` on the real machine when it is close.
 
-Imports, inside run/: nothing (the stack checks it on a GPU; `plan --memory` prints it). Below the estimate,
+Imports, inside run/: nothing (the session checks it on a GPU; `plan --memory` prints it). Below the estimate,
 what a long run does with host memory between tasks (`release_host_memory`, `process_memory`).
 """
 

@@ -5,7 +5,8 @@ submission.json valid from the first second to the last.
     python -m arc_submit --config smoke --seed 0 --challenges challenges.json --run-dir runs/smoke
     python -m arc_submit --config smoke --workers 2 ...       # a queue over two worker processes
 
-Imports, inside run/: everything below it (queue, executors, runner, stack, rundir, budget, shards); nothing imports it.
+Imports, inside run/: everything below it (queue, executors, runner, session, rundir, budget, shards);
+nothing imports it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import RunDir, outcome
 from arc_submit.run.runner import RunStopped, describe
 from arc_submit.run.shards import shard_tasks
-from arc_submit.run.stack import imported_versions, set_threads
+from arc_submit.run.session import imported_versions, set_threads
 from arc_submit.run.worker import SHARED_TASKS, TaskLoop
 
 log = logging.getLogger("arc_submit")
@@ -45,7 +46,7 @@ class Pipeline:
     workers: int = 1  # more than 1, or a Ray executor: a work queue over workers (run.queue, run.executors)
     executor: str = "local"  # local (processes on this machine) | ray
     ray_address: str | None = None
-    stack: object = None
+    session: object = None
     summary: dict = field(default_factory=dict)
     records: dict[str, TaskRecord] = field(default_factory=dict)
 
@@ -83,10 +84,10 @@ class Pipeline:
         done = [self.records[t.task_id] for t in selected if t.task_id in self.records]
         self.summary = {
             "tasks": len(selected), "ran": len(pending), "redone": len(degraded), **outcome(done), **queue,
-            "engine_starts": self.stack.sampler.engine_starts if self.stack else queue.get("engine_starts", 0),
-            "timings": {k: round(v, 3) for k, v in (self.stack.timings if self.stack else {}).items()},
+            "engine_starts": self.session.sampler.engine_starts if self.session else queue.get("engine_starts", 0),
+            "timings": {k: round(v, 3) for k, v in (self.session.timings if self.session else {}).items()},
             "model": self.model_used(),
-            **({"versions": imported_versions()} if self.stack else {}),  # at the end: peft is in by then
+            **({"versions": imported_versions()} if self.session else {}),  # at the end: peft is in by then
             "submission": str(self.output or self.run_dir.path / "submission.json"),
             **({"metrics": metrics["summary"]} if metrics else {}),
         }
@@ -96,7 +97,7 @@ class Pipeline:
         """The base folder and the adapter (None: none) the run loaded, as the model name resolved."""
         from arc_submit.model.resolve import resolve
 
-        resolved = self.stack.resolved if self.stack else resolve(self.config.model.name, self.config.model.base)
+        resolved = self.session.resolved if self.session else resolve(self.config.model.name, self.config.model.base)
         return {"base": str(resolved.base_dir), "adapter": str(resolved.adapter_dir) if resolved.adapter_dir else None}
 
     def accept(self, record: TaskRecord) -> None:
@@ -114,13 +115,13 @@ class Pipeline:
     def _run_here(self, pending: list[Task], selected: list[Task], budget: Budget) -> None:
         """The tasks one after another in this process, on one task loop."""
         loop = TaskLoop(self.config, self.run_dir.path, selected, budget, self.clock, self.progress)
-        self.stack = loop.stack
+        self.session = loop.session
         from tqdm import tqdm
 
         for index, task in enumerate(tqdm(pending, desc="tasks", disable=not self.progress, dynamic_ncols=True)):
             later = pending[index + 1:]
             try:
-                record = loop.run(task, lambda: plan_task(budget, len(pending) - index, task, loop.stack.builder,
+                record = loop.run(task, lambda: plan_task(budget, len(pending) - index, task, loop.session.builder,
                                                           self.config, later))
             except EngineBroken as error:
                 raise RunStopped(f"task {task.task_id}: {error}; a run in one process cannot start a fresh engine "

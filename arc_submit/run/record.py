@@ -18,7 +18,9 @@ from arc_submit.predict.candidates import Candidate
 from arc_submit.predict.selection import Vote
 from arc_submit.run.budget import MODES as PLAN_MODES
 
-SCHEMA_VERSION = 5  # 1: untyped; 2: no unparsed counts; 3: no views, scores; 4: no prompts_per_input
+SCHEMA_VERSION = 6  # 1: untyped; 2: no unparsed counts; 3: no views, scores; 4: no prompts_per_input;
+# 5: view_scores under the key "views"
+READS = {5: {"views": "view_scores"}}  # older versions read too: their keys that were renamed since
 MODES = (*PLAN_MODES, "too_long")
 
 
@@ -37,7 +39,7 @@ class TaskRecord:
     timings: dict[str, float] = field(default_factory=dict)
     candidates: list[list[Candidate]] = field(default_factory=list)  # per test input
     votes: list[list[Vote]] = field(default_factory=list)  # per test input, best first
-    views: list[dict] = field(default_factory=list)  # per test input: grid key -> log-likelihood per scoring view
+    view_scores: list[dict] = field(default_factory=list)  # per test input: grid key -> log-likelihood per scoring view
     attempts: list[list[Grid]] = field(default_factory=list)  # per test input, two grids (or [])
     failed_stages: list[str] = field(default_factory=list)
     unparsed: dict[str, int] = field(default_factory=dict)  # answers that did not parse, by kind
@@ -48,7 +50,7 @@ class TaskRecord:
 
     @property
     def degraded(self) -> bool:
-        """Less than its plan: fallback attempts, or a stage that failed (out of memory, a deadline)."""
+        """Less than its plan: fallback attempts, or a stage that failed (out of memory, a time limit)."""
         return self.mode == "fallback" or bool(self.failed_stages)
 
     @property
@@ -68,8 +70,8 @@ class TaskRecord:
             "prompt_tokens": self.prompt_tokens, "prompts_per_input": self.prompts_per_input,
             "candidates": [[c.to_dict() for c in output] for output in self.candidates],
             "votes": [[v.to_dict() for v in output] for output in self.votes],
-            "views": [[{"grid": _grid(key), "logprobs": logprobs} for key, logprobs in output.items()]
-                      for output in self.views],
+            "view_scores": [[{"grid": _grid(key), "logprobs": logprobs} for key, logprobs in output.items()]
+                            for output in self.view_scores],
             "attempts": self.attempts,
         }
 
@@ -79,8 +81,12 @@ class TaskRecord:
         if not isinstance(data, dict):
             raise RecordError(f"is {type(data).__name__}, not an object")
         version = data.get("schema_version", 1)
-        if version != SCHEMA_VERSION:
-            raise RecordError(f"schema version {version!r}, this arc-submit writes {SCHEMA_VERSION}")
+        if version in READS:  # an older record this one reads: its renamed keys under their names now
+            data = {READS[version].get(key, key): value for key, value in data.items()} | {
+                "schema_version": SCHEMA_VERSION}
+        elif version != SCHEMA_VERSION:
+            raise RecordError(f"schema version {version!r}, this arc-submit writes {SCHEMA_VERSION} and reads "
+                              f"{', '.join(map(str, sorted(READS)))}")
         try:
             record = cls._read(data)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -102,8 +108,8 @@ class TaskRecord:
             prompts_per_input=_expect(data, "prompts_per_input", int),
             candidates=[[Candidate.from_dict(c) for c in output] for output in _expect(data, "candidates", list)],
             votes=[[Vote.from_dict(v) for v in output] for output in _expect(data, "votes", list)],
-            views=[{grid_key(entry["grid"]): [float(x) for x in entry["logprobs"]] for entry in output}
-                   for output in _expect(data, "views", list)],
+            view_scores=[{grid_key(entry["grid"]): [float(x) for x in entry["logprobs"]] for entry in output}
+                         for output in _expect(data, "view_scores", list)],
             attempts=_expect(data, "attempts", list),
         )
 

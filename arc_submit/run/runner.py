@@ -1,4 +1,4 @@
-"""One task from plan to record, on the live stack: TTFT -> serve the weights (merged and pushed, or a
+"""One task from plan to record, in the session: TTFT -> serve the weights (merged and pushed, or a
 LoRA) -> sample (or DFS) under augmented views -> undo them -> score (poe, nvarc; on the engine, or on the
 trained model kept in memory with its adapter attached) -> select -> attempts.
 
@@ -6,10 +6,10 @@ Only resource failures (out of memory, a diverging loss) degrade a single task, 
 so; any other error is a configuration or code error and stops the run (RunStopped). `heartbeat` is
 called at every stage and training step, so that a worker's parent can tell a slow task from a hung one.
 
-    runner = TaskRunner(config, open_stack(config, progress=False))
+    runner = TaskRunner(config, open_session(config, progress=False))
     record = runner.run_task(task, Budget(0, config.ttft.steps).plan(1))
 
-Imports, inside run/: stack, weights, rundir, record, budget (never the worker, the queue or the pipeline).
+Imports, inside run/: session, weights, rundir, record, budget (never the worker, the queue or the pipeline).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from arc_submit.run.budget import TaskPlan
 from arc_submit.run.memory import process_memory, release_host_memory
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.rundir import task_hash
-from arc_submit.run.stack import Stack
+from arc_submit.run.session import Session
 from arc_submit.run.weights import TaskWeights
 
 log = logging.getLogger("arc_submit")
@@ -84,10 +84,10 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class TaskRunner:
-    """Runs tasks one at a time on a live stack; knows nothing of run dirs or queues."""
+    """Runs tasks one at a time in a session; knows nothing of run dirs or queues."""
 
     config: Config
-    stack: Stack
+    session: Session
     clock: Callable[[], float] = time.monotonic
     heartbeat: Callable[[str], None] = lambda stage: None
 
@@ -101,7 +101,7 @@ class TaskRunner:
         start = self.clock()
         record = TaskRecord(task.task_id, task_hash(task), seed, plan.mode, [plan.reason] if plan.reason else [],
                             candidates=[[] for _ in task.test], votes=[[] for _ in task.test])
-        with self.stack.weights.for_task(task.task_id) as weights:
+        with self.session.weights.for_task(task.task_id) as weights:
             if plan.mode != "fallback" and plan.steps and self.config.ttft.scope == "task":
                 try:
                     self.train_and_serve(weights, task, plan, seed, record, needs_views(self.config.voting.rule))
@@ -123,8 +123,8 @@ class TaskRunner:
                     inject("scoring", task.task_id)
                     self.heartbeat(f"scoring {task.task_id}")
                     with timed(record.timings, "score_s", self.clock):
-                        record.views = self._score_views(weights, record, jobs,
-                                                         self.serving(weights, plan, f"scoring {task.task_id}"))
+                        record.view_scores = self._score_views(weights, record, jobs,
+                                                               self.serving(weights, plan, f"scoring {task.task_id}"))
                 except Exception as error:  # noqa: BLE001 - resource failures degrade the task, others stop the run
                     self._failed(record, "scoring", error)
         self._vote(task, record)
@@ -177,12 +177,12 @@ class TaskRunner:
                         scored: bool = False) -> None:
         """Train the task's adapter, then serve it to the sampler (merged and pushed, or as a LoRA), left
         attached when its candidates will be `scored` on the model."""
-        trainer = self.stack.trainer
+        trainer = self.session.trainer
         with weights.training(seed) as peft_model:
             inject("ttft", task.task_id)
             self.heartbeat(f"ttft {task.task_id}")
             trainer.on_step = lambda step: self.heartbeat(f"ttft {task.task_id} step {step}")
-            result = trainer.train(peft_model, [task], plan.steps, seed, plan.deadline)
+            result = trainer.train(peft_model, [task], plan.steps, seed, plan.ttft_end)
             if result.stopped_early:
                 record.mode = "cut"
                 record.reasons.append(result.stopped_early)
@@ -192,7 +192,7 @@ class TaskRunner:
             if worse:  # as a non-finite loss: the task is sampled with the base model, and says why
                 raise FloatingPointError(worse)
         with timed(record.timings, "load_s", self.clock):  # merged tensor by tensor into the engine, then checked
-            weights.serve_trained(self.stack.weights.probe(task), keep=scored)
+            weights.serve_trained(self.session.weights.probe(task), keep=scored)
 
     def serving(self, weights: TaskWeights, plan: TaskPlan, stage: str) -> Serving:
         """What a stage of the task passes on: the adapter served, the task's end, the clock, its heartbeat."""
@@ -205,22 +205,23 @@ class TaskRunner:
         self.heartbeat(f"sampling {task.task_id}")
         if not weights.trained:
             with timed(record.timings, "load_s", self.clock):
-                weights.serve_start(self.stack.weights.probe(task))
+                weights.serve_start(self.session.weights.probe(task))
         with timed(record.timings, "sample_s", self.clock):
             return self._generate(task, seed, record, plan, self.serving(weights, plan, f"sampling {task.task_id}"))
 
     def _generate(self, task: Task, seed: int, record: TaskRecord, plan: TaskPlan,
                   serving: Serving) -> list[PromptJob]:
         """Candidates from every view's prompt (sampled, or all above min_prob by DFS); the jobs used."""
-        stack, config = self.stack, self.config.sampling
+        session, config = self.session, self.config.sampling
         if plan.views is not None and plan.views < config.augmentations:
             config = dataclasses.replace(config, augmentations=plan.views)
-        reserve = answer_reserve(task, stack.builder, config)
-        jobs, too_long = prompt_jobs(task, stack.builder, config, seed, reserve)
+        reserve = answer_reserve(task, session.builder, config)
+        jobs, too_long = prompt_jobs(task, session.builder, config, seed, reserve)
         for index in too_long:
             record.reasons.append(f"test[{index}]: prompt does not fit max_seq_len even with one train pair")
         with timed(record.timings, "generate_s", self.clock):
-            candidates, completions, cut = find_candidates(stack.sampler, stack.builder, task, jobs, config, serving)
+            candidates, completions, cut = find_candidates(session.sampler, session.builder, task, jobs, config,
+                                                           serving)
         if cut:
             record.reasons.append(f"dfs: {cut}")
         record.candidates = candidates
@@ -232,46 +233,46 @@ class TaskRunner:
 
     def _score_views(self, weights: TaskWeights, record: TaskRecord, jobs: list[PromptJob],
                      serving: Serving) -> list:
-        """Each distinct candidate's log-likelihood under the first `voting.views` views of its test input
+        """Each distinct candidate's log-likelihood under the first `voting.scoring_views` views of its test input
         (fewer views, the same for every candidate, when the task's end comes first), with the weights it
         was sampled with: on the engine, or on the model (the trained one, still attached)."""
         with weights.scorer() as scorer:
-            views, short = score_candidates(scorer, self.stack.builder, record.candidates, jobs,
-                                            self.config.voting.views, serving)
+            views, short = score_candidates(scorer, self.session.builder, record.candidates, jobs,
+                                            self.config.voting.scoring_views, serving)
         record.reasons += [f"test[{index}]: time budget: scored under fewer views" for index in short]
         return views
 
     def _vote(self, task: Task, record: TaskRecord) -> None:
         """Attempts from the candidates (by `vote` when the task was not scored: not sampled, or the scoring
         failed)."""
-        scored = record.views if len(record.views) == len(record.candidates) else None
+        scored = record.view_scores if len(record.view_scores) == len(record.candidates) else None
         record.votes, record.attempts, reasons = select_attempts(task, record.candidates, self.config.voting.rule,
                                                                  scored)
         record.reasons += reasons
         record.reasons += [f"test[{index}]: no answer parsed: fallback attempts" for index in record.unanswered]
 
-    def train_shared(self, tasks: list[Task], deadline: float | None = None,
+    def train_shared(self, tasks: list[Task], end: float | None = None,
                      save_to: Path | None = None) -> TrainResult:
-        """scope = "all": one adapter trained on every task's examples (stopped at `deadline`), served to
+        """scope = "all": one adapter trained on every task's examples (stopped at `end`), served to
         every task, and saved to `save_to` (an adapter folder) for the other workers and a resumed run."""
-        stack = self.stack
+        session = self.session
         seed = derive_seed(self.config.run.seed, "scope=all")
         seed_everything(seed)
-        stack.trainer.on_step = lambda step: self.heartbeat(f"shared ttft step {step}")
-        with stack.weights.attached(stack.resolved.adapter_dir, seed) as peft_model:
+        session.trainer.on_step = lambda step: self.heartbeat(f"shared ttft step {step}")
+        with session.weights.attached(session.resolved.adapter_dir, seed) as peft_model:
             fitting = [task for task in tasks if task.train]
-            result = stack.trainer.train(peft_model, fitting, self.config.ttft.steps, seed, deadline)
+            result = session.trainer.train(peft_model, fitting, self.config.ttft.steps, seed, end)
             if save_to is not None:
                 partial = save_to.with_name(save_to.name + ".partial")
                 peft_model.save_pretrained(partial)
                 partial.replace(save_to)  # whole or absent: a worker never loads half an adapter
-            stack.weights.serve_shared(peft_model, stack.weights.probe(fitting[0]), save_to)
-        stack.timings["shared_ttft_s"] = result.seconds
+            session.weights.serve_shared(peft_model, session.weights.probe(fitting[0]), save_to)
+        session.timings["shared_ttft_s"] = result.seconds
         return result
 
     def load_shared(self, folder: Path, tasks: list[Task]) -> None:
         """scope = "all": serve the shared adapter another worker (or an earlier run) trained and saved."""
-        weights = self.stack.weights
+        weights = self.session.weights
         with weights.attached(folder) as peft_model:
             fitting = [task for task in tasks if task.train]
             weights.serve_shared(peft_model, weights.probe(fitting[0]), folder)

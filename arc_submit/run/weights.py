@@ -6,11 +6,11 @@ on the engine, or on the transformers model in memory with the same weights (`vo
 
 A task's weights live in a block that always ends with the model bare again:
 
-    with stack.weights.for_task(task.task_id) as weights:
+    with session.weights.for_task(task.task_id) as weights:
         with weights.training(seed) as peft_model:      # an adapter attached, the engine asleep
             trainer.train(peft_model, [task], steps, seed)
-        weights.serve_trained(stack.weights.probe(task), keep=True)   # pushed (or saved for vLLM), checked
-        find_candidates(stack.sampler, ..., Serving(weights.adapter))
+        weights.serve_trained(session.weights.probe(task), keep=True)   # pushed (or saved for vLLM), checked
+        find_candidates(session.sampler, ..., Serving(weights.adapter))
         with weights.scorer() as scorer:                # the engine, or the trained model still attached
             ...
 

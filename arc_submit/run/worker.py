@@ -1,10 +1,10 @@
-"""The task loop, one for every process that runs tasks (TaskLoop): the live stack opened once, then one task
+"""The task loop, one for every process that runs tasks (TaskLoop): the session opened once, then one task
 at a time, planned on a budget. The single process drives it itself (run/pipeline.py); a worker's side of the
 work queue (WorkerState: `python -m arc_submit worker`, a local process, and the Ray actor hold one each)
 feeds it one task per message, with the worker's own budget planning each task from the driver's clock;
 neither knows the queue that feeds it.
 
-Imports, inside run/: budget, record, runner, stack (never the queue, the executors or the pipeline).
+Imports, inside run/: budget, record, runner, session (never the queue, the executors or the pipeline).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from arc_submit.files import read_json, write_json
 from arc_submit.run.budget import Budget, TaskPlan, new_budget, plan_message, record_costs
 from arc_submit.run.record import TaskRecord
 from arc_submit.run.runner import TaskRunner, describe, task_error_record
-from arc_submit.run.stack import open_stack, set_threads
+from arc_submit.run.session import open_session, set_threads
 
 log = logging.getLogger("arc_submit")
 
@@ -30,7 +30,7 @@ SHARED_ADAPTER = "shared-adapter"  # scope "all": the adapter trained once for t
 SHARED_TASKS = "shared-tasks.json"  # the task ids it is trained on (the run's selected tasks)
 
 
-def serve_shared(runner: TaskRunner, run_dir: Path, tasks: list, deadline: float | None) -> None:
+def serve_shared(runner: TaskRunner, run_dir: Path, tasks: list, end: float | None) -> None:
     """scope = "all": train the run's shared adapter once and save it (with shared-ttft.json), or serve the
     one already saved (by the first worker, or an earlier run of this run dir)."""
     folder = run_dir / SHARED_ADAPTER
@@ -43,13 +43,13 @@ def serve_shared(runner: TaskRunner, run_dir: Path, tasks: list, deadline: float
     if folder.is_dir():  # trained on other tasks (a resume with another limit or shard): trained again
         log.info("scope all: the shared adapter in %s was trained on other tasks; training it again", folder)
         shutil.rmtree(folder)
-    result = runner.train_shared(tasks, deadline, save_to=folder)
+    result = runner.train_shared(tasks, end, save_to=folder)
     write_json(trained_on, ids)
     write_json(run_dir / "shared-ttft.json", result.to_dict())
 
 
 class TaskLoop:
-    """The one way tasks run in a process, for the single process and for every worker alike: the live stack
+    """The one way tasks run in a process, for the single process and for every worker alike: the session
     opened once (and the shared adapter of scope "all" served, trained on `selected`), then per task: plan it,
     run it (an error outside its guarded stages costs the task under run.on_error = degrade, else goes up), and
     count what it cost into the budget."""
@@ -58,10 +58,10 @@ class TaskLoop:
                  clock: Callable[[], float] = time.monotonic, progress: bool = False,
                  heartbeat: Callable[[str], None] = lambda stage: None):
         self.config, self.budget = config, budget
-        self.stack = open_stack(config, progress, clock, run_dir)
-        self.runner = TaskRunner(config, self.stack, clock, heartbeat)
+        self.session = open_session(config, progress, clock, run_dir)
+        self.runner = TaskRunner(config, self.session, clock, heartbeat)
         if config.ttft.scope == "all" and config.ttft.steps:
-            serve_shared(self.runner, run_dir, selected, budget.shared_ttft_deadline())
+            serve_shared(self.runner, run_dir, selected, budget.shared_ttft_end())
 
     def run(self, task: Task, plan: Callable[[], TaskPlan]) -> TaskRecord:
         """The task's record; `plan()` plans it (on the budget, after the tasks before it)."""
@@ -90,7 +90,7 @@ class WorkerState:
     def run(self, message: dict) -> TaskRecord:
         """The task of a queue message (arc_submit.run.budget.plan_message); RunStopped on a code error."""
         task, loop = self.tasks[message["task"]], self.loop
-        record = loop.run(task, lambda: plan_message(loop.budget, message, task, loop.stack.builder, loop.config,
+        record = loop.run(task, lambda: plan_message(loop.budget, message, task, loop.session.builder, loop.config,
                                                      self.tasks))
         log.info("%s", describe(record))
         return record

@@ -9,9 +9,9 @@
   the two parts apart: the prefill (one new token) and the decoding (the rest), each as a ratio;
 - dfs: DFS (the config's min_prob and max_candidates) against greedy sampling of the same views, as
   seconds and candidates found; on vLLM also DFS with every branch decoded to its end (as before
-  BudgetStop), to show what ending a branch at its budget saves;
+  FloorStop), to show what ending a branch at its floor saves;
 - scoring: every distinct candidate (greedy's, and each test output under the 8 rotations/reflections as
-  stand-ins for a trained model's) scored under `voting.views` views (the poe and
+  stand-ins for a trained model's) scored under `voting.scoring_views` views (the poe and
   nvarc rules' cost), on the sampling engine (reading its prefix cache where vLLM can, and, to compare,
   with a prefill per view and candidate as before) and on the transformers model in memory (prompt
   prefilled once per view), against the sampling that found them; the views are not the sampled ones,
@@ -39,21 +39,21 @@ import numpy as np
 from arc_submit.config import Config
 
 
-def setup_stack(config: Config):
+def setup_session(config: Config):
     from arc_submit.data.tasks import load_dataset, smallest
-    from arc_submit.run.stack import open_stack
+    from arc_submit.run.session import open_session
 
-    stack = open_stack(config, progress=False)
-    return stack, smallest(load_dataset("arc-agi-1-eval"), 4)
+    session = open_session(config, progress=False)
+    return session, smallest(load_dataset("arc-agi-1-eval"), 4)
 
 
-def sample_prompts(stack, tasks, augmentations: int) -> list[list[int]]:
+def sample_prompts(session, tasks, augmentations: int) -> list[list[int]]:
     from arc_submit.predict.candidates import answer_reserve, prompt_jobs
 
-    sampling = dataclasses.replace(stack.config.sampling, augmentations=augmentations)
+    sampling = dataclasses.replace(session.config.sampling, augmentations=augmentations)
     prompts = []
     for task in tasks:
-        jobs, _ = prompt_jobs(task, stack.builder, sampling, 0, answer_reserve(task, stack.builder, sampling))
+        jobs, _ = prompt_jobs(task, session.builder, sampling, 0, answer_reserve(task, session.builder, sampling))
         prompts += [job.prompt_ids for job in jobs]
     return prompts
 
@@ -75,26 +75,26 @@ def transformers_generate(model, prompts: list[list[int]], new_tokens: int, pad_
     return time.perf_counter() - start
 
 
-def bench_sampling(stack, prompts: list[list[int]], new_tokens: int) -> dict:
+def bench_sampling(session, prompts: list[list[int]], new_tokens: int) -> dict:
     """Our sampler against plain `generate` on the same prompts: the whole (prefill and `new_tokens` tokens
     each) as `ratio`, and its two parts, each measured the same way: the prefill alone (one new token) as
     `prefill_ratio`, and the rest (whole minus prefill) as `decode_ratio`. Each prefix cache emptied first."""
     from arc_submit.predict.sampler import Request
 
     def ours(tokens: int) -> float:
-        if hasattr(stack.sampler, "llm"):
-            stack.sampler.llm.reset_prefix_cache()  # every prompt prefilled, as `generate` prefills it
+        if hasattr(session.sampler, "llm"):
+            session.sampler.llm.reset_prefix_cache()  # every prompt prefilled, as `generate` prefills it
         requests = [Request(p, 1, 0.0, tokens, i, ignore_eos=True) for i, p in enumerate(prompts)]
         start = time.perf_counter()
-        stack.sampler.generate(requests)
+        session.sampler.generate(requests)
         return time.perf_counter() - start
 
-    stack.sampler.generate([Request(prompts[0], 1, 0.0, 4, 0, ignore_eos=True)])  # warm-up, not timed
-    pad = stack.builder.tokenizer.pad_token_id
-    pad = pad if pad is not None else stack.builder.tokenizer.eos_token_id
-    transformers_generate(stack.model, prompts[:1], 4, pad)  # warm-up
+    session.sampler.generate([Request(prompts[0], 1, 0.0, 4, 0, ignore_eos=True)])  # warm-up, not timed
+    pad = session.builder.tokenizer.pad_token_id
+    pad = pad if pad is not None else session.builder.tokenizer.eos_token_id
+    transformers_generate(session.model, prompts[:1], 4, pad)  # warm-up
     whole, prefill = ours(new_tokens), ours(1)
-    baseline, baseline_prefill = (transformers_generate(stack.model, prompts, tokens, pad)
+    baseline, baseline_prefill = (transformers_generate(session.model, prompts, tokens, pad)
                                   for tokens in (new_tokens, 1))
     tokens = len(prompts) * new_tokens
     return {"prompts": len(prompts), "new_tokens_each": new_tokens,
@@ -105,43 +105,43 @@ def bench_sampling(stack, prompts: list[list[int]], new_tokens: int) -> dict:
             "decode_ratio": (baseline - baseline_prefill) / max(whole - prefill, 1e-9)}
 
 
-def bench_dfs(stack, tasks, augmentations: int) -> dict:
+def bench_dfs(session, tasks, augmentations: int) -> dict:
     """DFS against greedy sampling of the same augmented prompts (each task's views), on the config's
     backend and weights: seconds and candidates found by each."""
     from arc_submit.predict.candidates import answer_reserve, find_candidates, prompt_jobs
 
-    sampling = dataclasses.replace(stack.config.sampling, augmentations=augmentations)
+    sampling = dataclasses.replace(session.config.sampling, augmentations=augmentations)
     dfs = dataclasses.replace(sampling, method="dfs", temperature=0.0, samples=1)
     settings = {"greedy": dataclasses.replace(sampling, method="sample", temperature=0.0, samples=1), "dfs": dfs}
-    if hasattr(stack.sampler, "cuts_branches"):  # vLLM: also DFS with every branch decoded to its end (as before)
+    if hasattr(session.sampler, "cuts_branches"):  # vLLM: also DFS with every branch decoded to its end (as before)
         settings["dfs_uncut"] = dfs
-    work = [(task, prompt_jobs(task, stack.builder, sampling, 0, answer_reserve(task, stack.builder, sampling))[0])
+    work = [(task, prompt_jobs(task, session.builder, sampling, 0, answer_reserve(task, session.builder, sampling))[0])
             for task in tasks]
-    find_candidates(stack.sampler, stack.builder, tasks[0], work[0][1][:1], settings["greedy"])  # warm-up
+    find_candidates(session.sampler, session.builder, tasks[0], work[0][1][:1], settings["greedy"])  # warm-up
     result: dict = {"tasks": len(tasks), "prompts": sum(len(jobs) for _, jobs in work),
                     "min_prob": sampling.min_prob, "max_candidates": sampling.max_candidates}
     grids = {}
     for name, config in settings.items():
         if name == "dfs_uncut":
-            stack.sampler.cuts_branches = False
-        if hasattr(stack.sampler, "llm"):
-            stack.sampler.llm.reset_prefix_cache()  # each setting prefills its prompts itself
+            session.sampler.cuts_branches = False
+        if hasattr(session.sampler, "llm"):
+            session.sampler.llm.reset_prefix_cache()  # each setting prefills its prompts itself
         seconds, grids[name] = 0.0, []
         for task, jobs in work:
             start = time.perf_counter()
-            found, _, _ = find_candidates(stack.sampler, stack.builder, task, jobs, config)
+            found, _, _ = find_candidates(session.sampler, session.builder, task, jobs, config)
             seconds += time.perf_counter() - start
             grids[name] += [[c.grid for c in output] for output in found]
         result[f"{name}_s"], result[f"{name}_candidates"] = seconds, sum(len(g) for g in grids[name])
     if "dfs_uncut" in settings:
-        stack.sampler.cuts_branches = True
+        session.sampler.cuts_branches = True
         result["uncut_ratio"] = result["dfs_uncut_s"] / result["greedy_s"]
         result["uncut_same_candidates"] = grids["dfs"] == grids["dfs_uncut"]
     result["ratio"] = result["dfs_s"] / result["greedy_s"]
     return result
 
 
-def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
+def bench_scoring(session, tasks, augmentations: int, views: int) -> dict:
     """Seconds to score each task's distinct candidates under `views` views of its test inputs (other views
     than the sampled ones), on the sampler (and, where it reads its prefix cache to score, on the sampler
     with a prefill per view and candidate) and on the transformers model in memory (the same base weights),
@@ -156,30 +156,30 @@ def bench_scoring(stack, tasks, augmentations: int, views: int) -> dict:
     from arc_submit.predict.sampler import cache_reading
     from arc_submit.predict.scoring import score_candidates
 
-    greedy = dataclasses.replace(stack.config.sampling, augmentations=augmentations, method="sample",
+    greedy = dataclasses.replace(session.config.sampling, augmentations=augmentations, method="sample",
                                  temperature=0.0, samples=1)
     scoring = dataclasses.replace(greedy, augmentations=views)
-    scorers = {"engine": (stack.sampler, True)}  # name: (scorer, whether the engine reads its prefix cache)
-    if getattr(stack.sampler, "scores_from_cache", False):
-        scorers["engine_uncached"] = (stack.sampler, False)  # a prefill per (view, candidate), as before
-    scorers["model"] = (ModelScorer(stack.model), True)
+    scorers = {"engine": (session.sampler, True)}  # name: (scorer, whether the engine reads its prefix cache)
+    if getattr(session.sampler, "scores_from_cache", False):
+        scorers["engine_uncached"] = (session.sampler, False)  # a prefill per (view, candidate), as before
+    scorers["model"] = (ModelScorer(session.model), True)
     seconds = {"sample_s": 0.0, **{f"{name}_score_s": 0.0 for name in scorers}}
     scores: dict[str, list] = {name: [] for name in scorers}
     grids = 0
     for task in tasks:
-        jobs = prompt_jobs(task, stack.builder, greedy, 0, answer_reserve(task, stack.builder, greedy))[0]
+        jobs = prompt_jobs(task, session.builder, greedy, 0, answer_reserve(task, session.builder, greedy))[0]
         start = time.perf_counter()
-        candidates = find_candidates(stack.sampler, stack.builder, task, jobs, greedy)[0]
+        candidates = find_candidates(session.sampler, session.builder, task, jobs, greedy)[0]
         seconds["sample_s"] += time.perf_counter() - start
         for output, pair in zip(candidates, task.test):  # an untrained model's answers rarely parse: stand-ins
             output += [Candidate(Augmentation(transform).apply_grid(pair.output), None, Augmentation())
                        for transform in TRANSFORMS]
         grids += sum(len({grid_key(c.grid) for c in output if c.grid}) for output in candidates)
-        views_jobs = prompt_jobs(task, stack.builder, scoring, 1, answer_reserve(task, stack.builder, scoring))[0]
+        views_jobs = prompt_jobs(task, session.builder, scoring, 1, answer_reserve(task, session.builder, scoring))[0]
         for name, (scorer, reads_cache) in scorers.items():
             with cache_reading(scorer, reads_cache):
                 start = time.perf_counter()
-                scored, _ = score_candidates(scorer, stack.builder, candidates, views_jobs, views)
+                scored, _ = score_candidates(scorer, session.builder, candidates, views_jobs, views)
                 seconds[f"{name}_score_s"] += time.perf_counter() - start
             scores[name] += [value for output in scored for key in sorted(output) for value in output[key]]
     difference = max((abs(a - b) for name in scorers if name != "model" for a, b in zip(scores[name], scores["model"])),
@@ -210,17 +210,17 @@ def plain_training_loop(model, examples, config, pad_id: int, seed: int) -> tupl
     return tokens, seconds
 
 
-def bench_ttft(stack, tasks, steps: int, seed: int = 0) -> dict:
+def bench_ttft(session, tasks, steps: int, seed: int = 0) -> dict:
     from arc_submit.model.training import config_stream
 
-    config = stack.config.ttft
-    stream = config_stream(tasks, stack.builder, np.random.default_rng(seed), config)
+    config = session.config.ttft
+    stream = config_stream(tasks, session.builder, np.random.default_rng(seed), config)
     examples = [next(stream) for _ in range(steps)]
-    plain_training_loop(stack.model, examples[:1], config, stack.trainer.pad_id, seed)  # warm-up
-    plain_tokens, plain_seconds = plain_training_loop(stack.model, examples, config, stack.trainer.pad_id, seed)
-    stack.trainer.progress = False
-    with stack.weights.attached(seed=seed) as peft_model:
-        result = stack.trainer.train(peft_model, tasks, steps, seed)  # draws the same examples from the same seed
+    plain_training_loop(session.model, examples[:1], config, session.trainer.pad_id, seed)  # warm-up
+    plain_tokens, plain_seconds = plain_training_loop(session.model, examples, config, session.trainer.pad_id, seed)
+    session.trainer.progress = False
+    with session.weights.attached(seed=seed) as peft_model:
+        result = session.trainer.train(peft_model, tasks, steps, seed)  # draws the same examples from the same seed
     return {"steps": steps, "ours_tokens_per_s": result.tokens / result.seconds,
             "plain_tokens_per_s": plain_tokens / plain_seconds, "same_tokens": result.tokens == plain_tokens,
             "ratio": (result.tokens / result.seconds) / (plain_tokens / plain_seconds)}
@@ -244,24 +244,24 @@ def peak_rss_above_start(work) -> int:
     return status("VmHWM") - start
 
 
-def bench_push_memory(stack) -> dict:
+def bench_push_memory(session) -> dict:
     """Peak memory of one push of merged weights into the live engine: all merged tensors held at once
     (as arc-submit pushed before), against streamed tensor by tensor (as it pushes now)."""
     from arc_submit.model.merge import iter_merged_weights, merged_weights
 
-    dtype, sampler = stack.weights.torch_dtype, stack.sampler
-    with stack.weights.attached(seed=1) as peft_model:
-        stack.weights.pushed_elsewhere()
+    dtype, sampler = session.weights.torch_dtype, session.sampler
+    with session.weights.attached(seed=1) as peft_model:
+        session.weights.pushed_elsewhere()
         held = peak_rss_above_start(lambda: sampler.load_weights(merged_weights(peft_model, dtype).items()))
         start = time.perf_counter()
         streamed = peak_rss_above_start(lambda: sampler.load_weights(iter_merged_weights(peft_model, dtype)))
         push_s = time.perf_counter() - start
-    parameters = sum(p.numel() for p in stack.model.parameters())
+    parameters = sum(p.numel() for p in session.model.parameters())
     return {"parameters": parameters, "held_peak_mib": held / 2**20, "streamed_peak_mib": streamed / 2**20,
             "streamed_push_s": push_s, "ratio": held / max(streamed, 1)}
 
 
-def bench_adapter_serving(stack, prompts: list[list[int]], new_tokens: int, rank: int) -> dict:
+def bench_adapter_serving(session, prompts: list[list[int]], new_tokens: int, rank: int) -> dict:
     """vLLM serving each task's LoRA (sampling.adapter = "lora") against merged weights pushed into the
     live engine (the default): what preparing a task's weights costs, and generation speed."""
     import gc
@@ -269,20 +269,20 @@ def bench_adapter_serving(stack, prompts: list[list[int]], new_tokens: int, rank
     from arc_submit.model.merge import iter_merged_weights
     from arc_submit.predict.sampler import Adapter, Request, create_sampler
 
-    with stack.weights.attached(seed=1) as peft_model:
-        stack.weights.pushed_elsewhere()
+    with session.weights.attached(seed=1) as peft_model:
+        session.weights.pushed_elsewhere()
         start = time.perf_counter()
-        stack.sampler.load_weights(iter_merged_weights(peft_model, stack.weights.torch_dtype))
+        session.sampler.load_weights(iter_merged_weights(peft_model, session.weights.torch_dtype))
         merge_push_s = time.perf_counter() - start
         folder = Path(tempfile.mkdtemp(prefix="arc-submit-adapter-"))
         start = time.perf_counter()
         peft_model.save_pretrained(folder)
         save_s = time.perf_counter() - start
-    stack.sampler.close()
+    session.sampler.close()
     gc.collect()
     start = time.perf_counter()
-    sampler = create_sampler(stack.config.sampling, stack.resolved.base_dir, stack.dtype, stack.config.prompt.max_seq_len,
-                             0, stack.device, lora_rank=rank)
+    sampler = create_sampler(session.config.sampling, session.resolved.base_dir, session.dtype,
+                             session.config.prompt.max_seq_len, 0, session.device, lora_rank=rank)
     lora_engine_start_s = time.perf_counter() - start
     adapter = Adapter("task", 1, folder)
     requests = [Request(p, 1, 0.0, new_tokens, i, ignore_eos=True, adapter=adapter) for i, p in enumerate(prompts)]

@@ -1,17 +1,17 @@
-"""A vLLM logits processor that ends a DFS branch the step its log-probability falls below its budget.
+"""A vLLM logits processor that ends a DFS branch the step its log-probability falls below its floor.
 
 vLLM continues a greedy request to its end; a DFS branch is worth nothing past the step where it falls
 below `min_prob`, and without this every branch would be decoded to the end of its answer. A request asks
 for the cut through its `SamplingParams.extra_args`:
 
-    extra_args={BUDGET: -2.3, STOP: 2, ALLOWED: [3, 4, ...] or None}
+    extra_args={FLOOR: -2.3, STOP: 2, ALLOWED: [3, 4, ...] or None}
 
 Each step the processor takes the step's log-probabilities over the raw logits (as vLLM reports them), the
 greedy token among `ALLOWED` (the answer-token mask, applied here rather than by vLLM, whose mask comes
 before any logits processor and would change the log-probabilities), and adds the token's log-probability
-to the branch's sum; once the sum is below the budget by more than `MARGIN`, the step's token is forced
+to the branch's sum; once the sum is below the floor by more than `MARGIN`, the step's token is forced
 to `STOP`. The caller (`sampler.path_from_steps`) still cuts the path exactly where the sum first fell
-below the budget, which is at or before the forced step (a forced stop is never taken for a real end:
+below the floor, which is at or before the forced step (a forced stop is never taken for a real end:
 the margin keeps the processor's float sums from deciding before the caller's). Holds only this module's
 state: vLLM imports it at engine start (the engine runs in this process).
 """
@@ -24,13 +24,13 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-BUDGET, STOP, ALLOWED = "arc_submit_budget", "arc_submit_stop", "arc_submit_allowed"
+FLOOR, STOP, ALLOWED = "arc_submit_floor", "arc_submit_stop", "arc_submit_allowed"
 MARGIN = 1e-3  # nats: far above float32 rounding of a few hundred summed log-probabilities
 
 
 @dataclass
 class _Branch:
-    budget: float
+    floor: float  # the log-probability the branch must stay above
     stop: int
     allowed: list[int] | None
     output_ids: list[int]  # vLLM's running list of the request's generated tokens
@@ -38,7 +38,7 @@ class _Branch:
     mask: torch.Tensor | None = None  # `allowed` as a mask over the vocabulary, once the width is known
 
 
-class BudgetStop(LogitsProcessor):
+class FloorStop(LogitsProcessor):
     def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool) -> None:
         self.branches: dict[int, _Branch] = {}
         self.masks: dict[tuple[int, ...], torch.Tensor] = {}  # one per distinct `allowed`, shared by branches
@@ -49,9 +49,9 @@ class BudgetStop(LogitsProcessor):
     @staticmethod
     def _branch(params, prompt_ids, output_ids) -> _Branch | None:
         extra = params.extra_args or {}
-        if BUDGET not in extra:
+        if FLOOR not in extra:
             return None
-        return _Branch(float(extra[BUDGET]), int(extra[STOP]), extra.get(ALLOWED), output_ids)
+        return _Branch(float(extra[FLOOR]), int(extra[STOP]), extra.get(ALLOWED), output_ids)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         process_dict_updates(self.branches, batch_update, self._branch)
@@ -75,11 +75,11 @@ class BudgetStop(LogitsProcessor):
             branch = self.branches[row]
             step = len(branch.output_ids)  # a step repeated (a discarded chunked-prefill sample) is overwritten
             if step >= len(branch.sums):  # a step this processor did not see: its sum is unknown, never cut
-                branch.budget = float("-inf")
+                branch.floor = float("-inf")
                 continue
             del branch.sums[step + 1:]
             branch.sums.append(branch.sums[step] + logprob)
-            if branch.sums[step + 1] < branch.budget - MARGIN:
+            if branch.sums[step + 1] < branch.floor - MARGIN:
                 logits[row] = float("-inf")
                 logits[row, branch.stop] = 0.0
         return logits

@@ -1,9 +1,9 @@
-"""The live stack of a run: tokenizer, trainable model, trainer and sampler, loaded and started once and
+"""The session of a run: tokenizer, trainable model, trainer and sampler, loaded and started once and
 kept for every task. It joins model/ (training) and predict/ (sampling), so it sits above both; which
 weights the sampler serves is the business of its ServedWeights (run/weights.py).
 
-    stack = open_stack(config, progress=True)
-    with stack.weights.for_task(task.task_id) as weights:
+    session = open_session(config, progress=True)
+    with session.weights.for_task(task.task_id) as weights:
         ...
 
 Imports, inside run/: weights, memory.
@@ -30,7 +30,7 @@ log = logging.getLogger("arc_submit")
 
 
 @dataclass
-class Stack:
+class Session:
     """The heavy state kept for the whole run: tokenizer and prompt builder, trainer, live sampler, and the
     owner of the weights it serves (ServedWeights: the trainable model, adapters, pushes)."""
 
@@ -50,6 +50,7 @@ class Stack:
         return self.weights.model
 
 
+# The model stack (the installed packages, not the session): what a run logs and records the versions of.
 MODEL_STACK = ("torch", "transformers", "peft", "vllm")
 
 
@@ -78,8 +79,8 @@ def imported_versions() -> dict[str, str]:
     return {name: sys.modules[name].__version__ for name in MODEL_STACK if name in sys.modules}
 
 
-def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time.monotonic,
-               run_dir: Path | None = None) -> Stack:
+def open_session(config: Config, progress: bool, clock: Callable[[], float] = time.monotonic,
+                 run_dir: Path | None = None) -> Session:
     """Load tokenizer and model and start the sampler once for the whole run."""
     set_offline()
     import torch
@@ -108,11 +109,11 @@ def open_stack(config: Config, progress: bool, clock: Callable[[], float] = time
     timings["engine_start_s"] = time.perf_counter() - start
     adapters = (run_dir or Path(".")) / "adapters" if config.sampling.adapter == "lora" else None
     weights = ServedWeights(config, resolved, model, sampler, builder, device, dtype, adapters)
-    stack = Stack(config, resolved, sampler, trainer, builder, device, dtype, weights, timings)
+    session = Session(config, resolved, sampler, trainer, builder, device, dtype, weights, timings)
     log.info("model stack: %s", ", ".join(f"{name} {version}" for name, version in imported_versions().items()))
     log.info("model: %s%s", resolved.base_dir, f", adapter {resolved.adapter_dir}" if resolved.adapter_dir else "")
     weights.serve_start(weights.probe())  # a given adapter merged into the engine; nothing to do for a plain base
-    return stack
+    return session
 
 
 def set_threads(config: Config) -> None:
