@@ -378,7 +378,7 @@ def _renamed(cls, data: dict, where: str) -> dict:
         if new in data:
             raise UserError(f"{where}: both {old!r} and {new!r}: {section}.{old} is the old name of {section}.{new}; "
                             f"keep {new!r} only")
-        log.warning("%s.%s: renamed %s.%s; the old name is read until the next release", where, old, section, new)
+        log.warning("%s.%s: renamed %s.%s; the old name is read until the next release", section, old, section, new)
         data[new] = data.pop(old)
     return data
 
