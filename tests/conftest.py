@@ -1,41 +1,9 @@
-"""Shared test helpers: hypothesis strategies for grids and small hand-made tasks."""
+"""Fixtures every test file may use (tiny challenges, the tiny model), and how the suite spreads over xdist
+processes. Plain helpers that test files import live in tests/helpers/."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from hypothesis import strategies as st
-
-from arc_submit.data.tasks import Pair, Task
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@st.composite
-def grids(draw, max_side: int = 30):
-    rows = draw(st.integers(1, max_side))
-    cols = draw(st.integers(1, max_side))
-    cells = st.lists(st.integers(0, 9), min_size=cols, max_size=cols)
-    return draw(st.lists(cells, min_size=rows, max_size=rows))
-
-
-def make_task(task_id: str = "t1", n_train: int = 3, with_solution: bool = True) -> Task:
-    train = [Pair([[i, 1], [2, 3]], [[3, 2], [1, i]]) for i in range(n_train)]
-    test = [Pair([[5, 6, 7]], [[7, 6, 5]] if with_solution else None)]
-    return Task(task_id, train, test)
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m arc_submit ARGS` in a fresh interpreter, as a user runs it (`env`: extra variables)."""
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "arc_submit", *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=1200,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture
@@ -59,7 +27,7 @@ def tiny_challenges(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random Llama and its character tokenizer, saved once per test session."""
-    from tests.tiny_model import build_tiny_model
+    from tests.helpers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
@@ -80,7 +48,7 @@ def tiny(tiny_model_dir):
 # the fixture is built once; every other test goes wherever a process is free. Each process (and every
 # process it starts: CLI runs, vLLM's engine) gets a core of its own and one thread: two engines whose
 # OpenMP threads spin on the same cores run many times slower than one after the other.
-ONE_PROCESS_MODULES = {"tests.test_ray"}  # one local Ray instance at a time
+ONE_PROCESS_MODULES = {"test_ray"}  # one local Ray instance at a time (pytest names a module by its file)
 
 
 def pytest_configure(config):
@@ -106,7 +74,7 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__
+        module = item.module.__name__.rsplit(".", 1)[-1]
         defs = getattr(item, "_fixtureinfo", None)
         shared = defs is not None and any(
             fixture.scope == "module" for fixtures in defs.name2fixturedefs.values() for fixture in fixtures)

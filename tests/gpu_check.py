@@ -184,7 +184,7 @@ def vllm_engine() -> dict:
     from arc_submit.model.merge import iter_base_weights
     from arc_submit.predict.sampler import token_logprobs
     from arc_submit.predict.vllm_sampler import VLLMSampler
-    from tests.tiny_model import build_winner_model
+    from tests.helpers.tiny_model import build_winner_model
 
     folder = build_winner_model(Path(tempfile.mkdtemp()) / "tiny", "architects")  # head_dim 32: any attention
     config = SamplingConfig(kv_cache_prompts=4, max_batched_tokens=256, enforce_eager=False,
@@ -219,7 +219,7 @@ def vllm_engine() -> dict:
 
 def dfs_leaves_agree(sampler, folder: Path, device: str = DEVICE) -> dict:
     """DFS under CUDA graphs, a prompt prefilled in chunks, and the floor stop: vLLM's leaves against those of
-    transformers on the same weights, as tests/dfs_engines.py compares them on CPU. Half the tokens end a
+    transformers on the same weights, as tests/engines/dfs_engines.py compares them on CPU. Half the tokens end a
     leaf, so the tree is wide."""
     from arc_submit.config import SamplingConfig
     from arc_submit.predict.dfs import search

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from arc_submit.data.augment import TRANSFORMS, Augmentation, draw, draw_distinct
 from arc_submit.data.tasks import Pair, Task, load_dataset
-from tests.conftest import grids, make_task
+from tests.helpers.tasks import grids, make_task
 
 augmentations = st.builds(
     Augmentation,

@@ -88,7 +88,7 @@ def _settings_printed(stdout: str) -> dict[str, str]:
 
 
 def test_config_prints_every_setting_with_its_default_and_help_as_toml_that_reads_back(tmp_path):
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     result = run_cli("config", "--config", "cpu")
     assert result.returncode == 0, result.stderr
@@ -116,7 +116,7 @@ def _flat(table: dict, prefix: str = "") -> dict:
 
 
 def test_config_diff_shows_what_the_preset_and_set_change():
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     defaults = _flat(config.Config().to_dict())
     preset = _flat(config.read_toml("cpu")[0])
@@ -142,7 +142,7 @@ def test_config_diff_shows_what_the_preset_and_set_change():
     (["--markdown", "--config", "cpu"], "--markdown documents the defaults and every preset at once"),
 ])
 def test_config_refuses_a_wrong_setting_in_one_line(args, said):
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     result = run_cli("config", *args)
     lines = result.stderr.strip().splitlines()
@@ -165,7 +165,7 @@ def test_train_holds_every_ttft_setting_once():
 
 def test_docs_config_md_is_current():
     from arc_submit.config_reference import PAGE_COMMAND, markdown
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
     page = ROOT / "docs" / "config.md"
     if not page.is_file() or page.read_bytes() != markdown().encode("utf-8"):

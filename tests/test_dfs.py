@@ -26,7 +26,7 @@ def small_vocabulary_model(tmp_path_factory):
     continuations are likely."""
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from tests.tiny_model import build_tokenizer
+    from tests.helpers.tiny_model import build_tokenizer
 
     folder = tmp_path_factory.mktemp("small-vocabulary")
     torch.manual_seed(1)
@@ -196,12 +196,12 @@ def test_a_prompt_prefilled_in_chunks_gives_what_a_whole_prompt_gives(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
     found = {}
     for name, tokens in (("chunked", 256), ("whole", 4096)):
         out = tmp_path / f"{name}.json"
-        result = subprocess.run([sys.executable, str(ROOT / "tests" / "chunked_engines.py"), "--max-batched-tokens",
+        result = subprocess.run([sys.executable, str(ROOT / "tests" / "engines" / "chunked_engines.py"), "--max-batched-tokens",
                                  str(tokens), "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert result.returncode == 0, result.stderr[-3000:]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +107,7 @@ def save_embedded_adapter(folder, seed: int) -> None:
 
 def test_evaluate_a_checkpoint_on_the_embedded_model_with_the_smoke_preset(tmp_path):
     """A LoRA checkpoint whose base is the embedded alias, evaluated through vLLM. A row per checkpoint of
-    several, and the plot over them, are tests/test_studies.py's (tiny model): one checkpoint here."""
+    several, and the plot over them, are tests/test_evaluate.py's (tiny model): one checkpoint here."""
     save_embedded_adapter(tmp_path / "training" / "checkpoint-100", seed=100)
     result = run_cli("evaluate", "--config", "smoke", "--dataset", "arc-agi-2-eval", "--smallest", "1",
                      "--model", str(tmp_path / "training" / "checkpoint-100"), "--out", str(tmp_path / "eval"))
@@ -153,7 +153,7 @@ def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path
     from arc_submit.model.merge import merged_weights
     from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
     from arc_submit.model.training import attach_adapter
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
     base = resolve(EMBEDDED_ALIAS).base_dir
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -163,7 +163,7 @@ def test_weights_pushed_into_the_live_engine_answer_like_a_fresh_engine(tmp_path
             if "lora_B" in name:
                 parameter.normal_(0, 0.05)
     save_merged_model(merged_weights(peft_model, torch.float32), base, tmp_path / "task-b")
-    helper = str(ROOT / "tests" / "live_engine.py")
+    helper = str(ROOT / "tests" / "engines" / "live_engine.py")
     for args in (["--model", str(base), "--push", str(tmp_path / "task-b"), "--out", str(tmp_path / "live.json")],
                  ["--model", str(tmp_path / "task-b"), "--out", str(tmp_path / "fresh.json")]):
         result = subprocess.run([sys.executable, helper, *args], capture_output=True, text=True, cwd=ROOT,
@@ -206,9 +206,9 @@ def test_dfs_on_the_vllm_engine_finds_what_it_finds_with_transformers(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "dfs_engines.py"), "--out", str(tmp_path / "dfs.json")],
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "engines" / "dfs_engines.py"), "--out", str(tmp_path / "dfs.json")],
                             capture_output=True, text=True, cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads((tmp_path / "dfs.json").read_text())

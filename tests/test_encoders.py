@@ -1,9 +1,11 @@
 """Encoders: decode(encode(g)) == g for every encoder on random grids and every embedded grid;
-decode refuses anything else; the spec parser knows only encoder names and nesting."""
+decode refuses anything else; the spec parser knows only encoder names and nesting; the tokens command
+(studies/tokens.py) counts what each encoder costs."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +13,8 @@ from hypothesis import strategies as st
 
 from arc_submit.data.encoders import DEFAULT_ENCODER, ENCODERS, SYMBOLS, DecodeError, create
 from arc_submit.data.tasks import load_dataset
-from tests.conftest import grids
+from tests.helpers.cli import run_cli
+from tests.helpers.tasks import grids
 
 BASES = ["MinimalGridEncoder()", "ReplaceNumberEncoder(MinimalGridEncoder())"]
 WRAPPERS = ["RowNumberEncoder", "GridShapeEncoder", "GridCodeBlockEncoder", "ReplaceNumberEncoder"]
@@ -135,3 +138,15 @@ def test_spec_parser_allows_whitespace_and_knows_every_encoder():
     assert set(ENCODERS) == {
         "MinimalGridEncoder", "RowNumberEncoder", "GridShapeEncoder", "GridCodeBlockEncoder", "ReplaceNumberEncoder",
     }
+
+
+@pytest.mark.slow
+def test_tokens_counts_each_encoder(tiny_model_dir):
+    result = run_cli("tokens", "--model", str(tiny_model_dir), "--dataset", "arc-agi-2-eval", "--encoder",
+                     "MinimalGridEncoder()", "--encoder", "RowNumberEncoder(MinimalGridEncoder())", "--max-seq-len", "8192")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(result.stdout.strip().splitlines()[-1])["rows"]
+    assert rows[0]["mean"] < rows[1]["mean"]  # row numbers cost tokens (one token per character here)
+    assert all(0 <= row["fit_8192"] <= 120 for row in rows)
+    bad = run_cli("tokens", "--encoder", "Nope()", "--dataset", "arc-agi-2-eval")
+    assert bad.returncode == 2 and "unknown encoder 'Nope'" in bad.stderr

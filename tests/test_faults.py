@@ -14,7 +14,7 @@ import pytest
 
 from arc_submit.files import write_json
 from arc_submit.run.rundir import RunDir
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 # Around the model, not in it (tiny model, transformers sampler): the default stack's run covers it (pyproject.toml).
 pytestmark = pytest.mark.machinery

@@ -11,7 +11,7 @@ import pytest
 from arc_submit.data.encoders import DEFAULT_ENCODER, MinimalGridEncoder, create
 from arc_submit.data.prompts import PromptBuilder, load_format
 from arc_submit.data.tasks import parse_challenges
-from tests.conftest import ROOT, run_cli
+from tests.helpers.cli import ROOT, run_cli
 
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "arc24-prompts.json").read_text())
 TASKS = {task.task_id: task for task in parse_challenges(

@@ -19,8 +19,8 @@ from arc_submit.data.encoders import create
 from arc_submit.data.tasks import parse_challenges
 from arc_submit.errors import UserError
 from arc_submit.model.load import prompt_builder
-from tests.conftest import ROOT, run_cli
-from tests.tiny_model import build_architects_tokenizer, build_nvarc_tokenizer, build_winner_model
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.tiny_model import build_architects_tokenizer, build_nvarc_tokenizer, build_winner_model
 
 NVARC = json.loads((ROOT / "tests" / "reference" / "nvarc-prompts.json").read_text())
 ARCHITECTS = json.loads((ROOT / "tests" / "reference" / "architects-prompts.json").read_text())
@@ -199,7 +199,7 @@ def test_every_output_is_found_for_the_loss_as_the_teams_label_it(nvarc, archite
 def test_the_loss_on_every_output_needs_a_multi_turn_format(tmp_path):
     from arc_submit.config import TTFTConfig, load_config
     from arc_submit.model.training import Trainer, config_stream
-    from tests.tiny_model import build_styled_tokenizer
+    from tests.helpers.tiny_model import build_styled_tokenizer
 
     with pytest.raises(UserError, match="ttft.loss = 'outputs' .* prompt.format 'arc-submit' puts the task in one message"):
         load_config("cpu", ["ttft.loss='outputs'", "prompt.format='arc-submit'"])

@@ -146,7 +146,7 @@ ANSWERS_TOLERANCE = 2e-2
 
 def run_answering(run_dir: Path) -> dict:
     from arc_submit.data.tasks import Pair, Task
-    from tests.tiny_model import build_winner_model
+    from tests.helpers.tiny_model import build_winner_model
 
     model = build_winner_model(run_dir.parent / "answering-model", "nvarc")
     grids = [[[1, 2], [3, 4]], [[5, 0, 5], [0, 5, 0]], [[7, 7], [2, 2], [7, 1]], [[3, 0], [0, 3], [3, 3]]]

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 torch = pytest.importorskip("torch")
 needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -30,7 +30,7 @@ def train_tiny(tiny_model_dir, dtype: str, device: str, steps: int = 5):
     from arc_submit.data.encoders import DEFAULT_ENCODER, create
     from arc_submit.data.prompts import PromptBuilder
     from arc_submit.model.training import Trainer, attach_adapter
-    from tests.test_ttft import FLIP
+    from tests.helpers.tasks import FLIP
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype)).to(device)
     model.requires_grad_(False)
@@ -60,7 +60,7 @@ def test_training_in_half_precision_stays_finite(tiny_model_dir, dtype, device):
 
 def test_bf16_pushes_pass_the_half_precision_check_on_the_cpu(tiny_model_dir, tmp_path, on_the_cpu):
     """Weights merged and pushed in bf16, then the probe compared at PUSH_TOLERANCE['bfloat16'], as on a GPU."""
-    from tests.test_pipeline import TASKS, run
+    from tests.helpers.runs import TASKS, run
 
     pipeline = run(tiny_model_dir, tmp_path / "run", 'model.dtype="bfloat16"', "ttft.learning_rate=0.05")
     assert pipeline.summary["modes"] == {"full": len(TASKS)}
@@ -72,7 +72,7 @@ def test_the_engine_sleeps_while_training_and_wakes_before_the_push(tiny_model_d
     records what it is asked (the transformers sampler, told that it sleeps)."""
     from arc_submit.model import training
     from arc_submit.predict.transformers_sampler import TransformersSampler
-    from tests.test_pipeline import TASKS, run
+    from tests.helpers.runs import TASKS, run
 
     calls: list[str] = []
     monkeypatch.setattr(TransformersSampler, "sleep", lambda self: calls.append("sleep"), raising=False)
@@ -98,7 +98,7 @@ def test_a_failed_ttft_pushes_again_what_a_sleep_that_discards_weights_lost(tiny
     sleeps, as an engine's memory holds nothing servable after waking. A task whose TTFT fails (out of memory)
     must push the base weights again before sampling, not sample from what the sleep left."""
     from arc_submit.predict.transformers_sampler import TransformersSampler
-    from tests.test_pipeline import TASKS, read, run
+    from tests.helpers.runs import TASKS, read, run
 
     state = {"discarded": False, "sampled_from_discarded": 0}
 
@@ -216,7 +216,7 @@ def test_gpu_check_reports_every_part_and_skips_the_gpu_ones_on_a_cpu(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
     parts = ["training_bfloat16", "push", "training_float16", "vllm_engine"]
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "gpu_check.py"), "--out", str(tmp_path / "report.json"),

@@ -11,7 +11,7 @@ import sys
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 KERNEL_FIELDS = {"id", "title", "code_file", "language", "kernel_type", "is_private", "enable_gpu",
                  "enable_internet", "dataset_sources", "competition_sources", "kernel_sources", "model_sources"}

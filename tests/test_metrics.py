@@ -1,10 +1,14 @@
-"""Score and research metrics against hand-computed values (DESIGN.md's definitions)."""
+"""Score and research metrics against hand-computed values (DESIGN.md's definitions), and the score and metrics
+commands that print them."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from arc_submit.data.metrics import output_metrics, research_metrics, score
+from tests.helpers.cli import run_cli
 
 T1A, T1B, T2 = [[1, 2], [3, 4]], [[5]], [[7, 7]]
 SOLUTIONS = {"t1": [T1A, T1B], "t2": [T2]}
@@ -55,3 +59,47 @@ def test_vote_k_follows_a_given_ranking():
     candidates = [[[1]], [[2]]]
     assert output_metrics(candidates, [[2]])["vote_1"] == 0  # a tie: canonical order puts [[1]] first
     assert output_metrics(candidates, [[2]], ranked=[[[2]], [[1]]])["vote_1"] == 1
+
+
+# ----------------------------------------------------------------------------- the score and metrics commands
+
+
+def test_score_prints_json_last(tiny_challenges, tmp_path):
+    _, solutions = tiny_challenges
+    submission = {"aaaa0001": [{"attempt_1": [[9]], "attempt_2": [[0, 2]]}],
+                  "bbbb0002": [{"attempt_1": [[3, 3]], "attempt_2": []}, {"attempt_1": [[4]], "attempt_2": []}]}
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps(submission))
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["score"] == 0.75
+    del submission["bbbb0002"]
+    path.write_text(json.dumps(submission))
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert json.loads(result.stdout.strip().splitlines()[-1])["score"] == 0.5
+    assert "bbbb0002" in result.stderr and "scored 0" in result.stderr
+
+
+def test_score_refuses_a_malformed_submission(tiny_challenges, tmp_path):
+    _, solutions = tiny_challenges
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps({"aaaa0001": [{"attempt_1": [[1, 2], [3]], "attempt_2": []}]}))
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert result.returncode == 2 and "task aaaa0001" in result.stderr and "ragged" in result.stderr
+    path.write_text("{not json")
+    result = run_cli("score", "--submission", str(path), "--solutions", str(solutions))
+    assert result.returncode == 2 and "submission.json: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_metrics_prints_json_last(tiny_challenges, tmp_path):
+    _, solutions = tiny_challenges
+    predictions = {"aaaa0001": [[[[0, 2]], [[0, 2]], []]], "bbbb0002": [[[[3, 3]]], [[[4]]]]}
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps(predictions))
+    result = run_cli("metrics", "--predictions", str(path), "--solutions", str(solutions))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["pass_n"] == pytest.approx(0.75)
+    assert metrics["unanswered"] == pytest.approx((1 / 3) / 2)
+    assert metrics["accuracy"] == pytest.approx((2 / 3 + 0.5) / 2)

@@ -70,7 +70,7 @@ def test_an_adapter_folder_finds_its_base_or_says_how_to_give_it(tiny, tiny_mode
 
 
 def test_the_pipeline_continues_a_given_adapter(tiny, tiny_model_dir, tmp_path):
-    from tests.test_pipeline import TASKS, read, run
+    from tests.helpers.runs import TASKS, read, run
 
     save_adapter(tiny, tmp_path / "adapter", tiny_model_dir)
     run(tiny_model_dir, tmp_path / "base", "ttft.steps=0")
@@ -142,7 +142,7 @@ def test_loading_in_a_half_precision_the_cpu_lacks_warns_in_one_line(tiny_model_
 
 
 def test_a_max_seq_len_beyond_the_models_context_is_refused_naming_both(tiny_model_dir, tmp_path):
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     result = run_cli("--model", str(tiny_model_dir), "--dataset", "arc-agi-1-eval", "--smallest", "1", "--set",
                      "prompt.max_seq_len=16384", "--set", 'sampling.backend="transformers"', "--run-dir",

@@ -1,26 +1,15 @@
-"""Prompts: the model's chat template, answer masking, fitting max_seq_len, and decode+invert of answers."""
+"""Prompts (data/prompts.py): the model's chat template, answer masking, fitting max_seq_len, system prompts and the
+formats a tokenizer can say. How the answers the model writes are read back is test_candidates.py's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from arc_submit.data.augment import draw
-from arc_submit.data.encoders import DEFAULT_ENCODER, create
+from arc_submit.data.encoders import create
 from arc_submit.data.prompts import PromptBuilder
-from arc_submit.predict.candidates import decode_candidate
-from arc_submit.predict.sampler import Completion
-from tests.conftest import grids, make_task
-from tests.tiny_model import build_tokenizer
-
-TOKENIZER = build_tokenizer()
-ENCODER = create(DEFAULT_ENCODER)
-
-
-def builder(max_seq_len: int = 4096) -> PromptBuilder:
-    return PromptBuilder(TOKENIZER, ENCODER, max_seq_len)
+from tests.helpers.prompts import ENCODER, TOKENIZER, builder
+from tests.helpers.tasks import make_task
 
 
 def test_prompt_uses_the_chat_template_and_answer_is_the_encoded_grid():
@@ -55,24 +44,6 @@ def test_system_prompt_is_the_first_message():
     assert prompt.startswith("<|im_start|>system\nSolve ARC.<|im_end|>")
 
 
-@settings(max_examples=80, deadline=None)
-@given(grid=grids(max_side=12), seed=st.integers(0, 10_000))
-def test_decode_and_invert_of_sampled_text_round_trips(grid, seed):
-    """What the model writes about an augmented task maps back to the original task's grid."""
-    augmentation = draw(np.random.default_rng(seed), 3, keep_background=False)
-    text = ENCODER.encode(augmentation.apply_grid(grid)) + "\n"
-    candidate = decode_candidate(Completion(text, 10, -1.5, "stop"), builder(), augmentation)
-    assert candidate.grid == grid and candidate.text is None and candidate.logprob == -1.5
-
-
-def test_unparsable_or_truncated_text_is_unanswered_with_its_text_kept():
-    augmentation = draw(np.random.default_rng(0), 2)
-    prose = decode_candidate(Completion("The answer is 968.", 5, -3.0, "stop"), builder(), augmentation)
-    assert prose.grid == [] and prose.text == "The answer is 968." and "fenced" in prose.reason
-    cut = decode_candidate(Completion(ENCODER.encode([[1]]), 5, -3.0, "length"), builder(), augmentation)
-    assert cut.grid == [] and "max_new_tokens" in cut.reason
-
-
 def test_answer_tokens_counts_the_answer_turn():
     count = builder().answer_tokens([[1, 2], [3, 4]])
     assert count == len(ENCODER.encode([[1, 2], [3, 4]])) + 2  # one token per character, then <|im_end|> and \n
@@ -86,63 +57,12 @@ def test_single_pair_task_still_trains():
     assert example is not None and example.n_train == 1
 
 
-def test_no_answer_that_fits_30x30_is_cut_by_the_automatic_bound():
-    """ARC-AGI-1 eval has 7 tasks (ARC-AGI-2 eval 1) whose output is larger than any grid they show:
-    a bound from the task's own grids cut them; the bound is the answer turn of a 30x30 grid."""
-    from transformers import AutoTokenizer
-
-    from arc_submit.config import SamplingConfig
-    from arc_submit.data.tasks import load_dataset
-    from arc_submit.model.resolve import EMBEDDED_ALIAS, resolve
-    from arc_submit.predict.candidates import answer_bound, answer_reserve
-
-    smollm = PromptBuilder(AutoTokenizer.from_pretrained(resolve(EMBEDDED_ALIAS).base_dir), ENCODER, 8192)
-    settings = SamplingConfig()
-    bound = answer_bound(smollm, settings)
-    larger_than_shown = 0
-    for task in load_dataset("arc-agi-1-eval") + load_dataset("arc-agi-2-eval"):
-        needed = max(smollm.answer_tokens(pair.output) for pair in task.test)
-        assert needed <= bound, task.task_id
-        larger_than_shown += needed > answer_reserve(task, smollm, settings)
-    assert larger_than_shown == 8  # these only need the room that max_seq_len leaves after the prompt
-
-
-def test_each_request_may_use_all_the_room_its_prompt_leaves():
-    from arc_submit.config import SamplingConfig
-    from arc_submit.data.augment import Augmentation
-    from arc_submit.predict.candidates import PromptJob, requests_for
-
-    small = builder(max_seq_len=300)
-    jobs = [PromptJob(0, Augmentation(), [1] * 100, 0), PromptJob(0, Augmentation(), [1] * 250, 1)]
-    requests = requests_for(jobs, small, SamplingConfig(), bound=1000)
-    assert [r.max_new_tokens for r in requests] == [200, 50]
-    assert requests[0].stop_token_ids == tuple(sorted(small.stop_token_ids))
-
-
-def test_text_after_the_closing_fence_is_ignored():
-    grid = [[1, 2], [3, 4]]
-    text = ENCODER.encode(grid) + "\n\nThat is my answer.\n```grid\nnot this\n```"
-    candidate = decode_candidate(Completion(text, 10, -1.0, "stop"), builder(), draw(np.random.default_rng(0), 3,
-                                                                                        geometric=False, permute_colours=False))
-    assert candidate.grid == grid
-
-
-def test_unparsed_answers_are_counted_by_kind():
-    from arc_submit.data.augment import Augmentation
-    from arc_submit.predict.candidates import unparsed_counts
-
-    parsed = [decode_candidate(Completion(text, 5, -1.0, reason), builder(), Augmentation())
-              for text, reason in [(ENCODER.encode([[1]]), "stop"), ("prose", "stop"), ("```grid shape: 1x1\n1 1",
-                                                                                     "length"), ("also prose", "stop")]]
-    assert unparsed_counts([parsed[:2], parsed[2:]]) == {"max_new_tokens": 1, "not_fenced": 2}
-
-
 def sixteen_token_tokenizer():
     """A tokenizer with NVARC's 16-token kind of vocabulary: digits, newline, the ChatML words and specials."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from tests.tiny_model import CHAT_TEMPLATE
+    from tests.helpers.tiny_model import CHAT_TEMPLATE
 
     words = [*"0123456789", "\n", "user", "assistant", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     core = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="<|endoftext|>"))
@@ -169,7 +89,7 @@ def test_every_named_format_fits_a_byte_level_tokenizer_and_the_characters_are_n
     from arc_submit.config import PromptConfig
     from arc_submit.data.prompts import FORMATS
     from arc_submit.model.load import prompt_builder
-    from tests.tiny_model import build_styled_tokenizer
+    from tests.helpers.tiny_model import build_styled_tokenizer
 
     code_block = "GridCodeBlockEncoder(MinimalGridEncoder())"  # what arc24's formats need
     for name in FORMATS:

@@ -12,7 +12,7 @@ from arc_submit.predict.sampler import PushReport
 from arc_submit.predict.vllm_sampler import push_weights
 from arc_submit.run.runner import RunStopped
 from arc_submit.run.weights import PushError
-from tests.test_pipeline import TASKS, read, run
+from tests.helpers.runs import TASKS, read, run
 
 
 class StackedModel(torch.nn.Module):

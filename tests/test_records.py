@@ -13,7 +13,7 @@ from arc_submit.model.training import TrainResult
 from arc_submit.predict.candidates import Candidate
 from arc_submit.predict.selection import Vote
 from arc_submit.run.record import SCHEMA_VERSION, RecordError, TaskRecord
-from tests.test_pipeline import TASKS, run
+from tests.helpers.runs import TASKS, run
 
 RECORD = TaskRecord(
     "t1", "abc", 7, "cut", ["time budget: stopped after 1 of 2 steps"],

@@ -1,7 +1,7 @@
-"""Scoring under views equals a direct computation with the model: each candidate's log-likelihood as
-the answer to each view's prompt (full forward passes, no cache), summed for poe, whether the answers
-share the prompt's cache in one batch, in chunks or one by one; and a run's predictions file makes
-`metrics` rank exactly as the run did."""
+"""predict/scoring.py: scoring under views equals a direct computation with the model, each candidate's
+log-likelihood as the answer to each view's prompt (full forward passes, no cache), summed for poe; what sampling
+gave is not scored again; scoring on the model in memory equals scoring on the engine; and a run's predictions file
+makes `metrics` rank exactly as the run did. How answers share a prompt's cache is test_prefix_scoring.py's."""
 
 from __future__ import annotations
 
@@ -15,20 +15,13 @@ from arc_submit.data.augment import balanced_views
 from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
 from arc_submit.data.tasks import Pair, Task, grid_key
-from arc_submit.predict.prefix_scoring import answer_logprobs, prefix_tree, tree_chunks
 from arc_submit.predict.sampler import Serving, token_logprobs
 from arc_submit.predict.scoring import view_logprobs
 from arc_submit.predict.transformers_sampler import TransformersSampler
-from tests.conftest import run_cli
-from tests.test_pipeline import read, run
-from tests.tiny_model import build_styled_model
+from tests.helpers.cli import run_cli
+from tests.helpers.runs import LEARN, ONE, read, run
 
 TASK = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5]], [[5, 4]])], [Pair([[7, 8, 9]], [[9, 8, 7]])])
-ONE = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]])], [Pair([[1, 2, 3]], [[3, 2, 1]])])  # learnable in seconds
-LEARN = ["ttft.steps=80", "ttft.learning_rate=0.01", "ttft.lora_rank=16", "ttft.lora_alpha=32.0",
-         'ttft.schedule="constant"', "ttft.warmup_fraction=0.0", "ttft.augment.permute_colours=false",
-         "ttft.augment.geometric=false", "sampling.augment.permute_colours=false", "sampling.augment.geometric=false",
-         "sampling.max_new_tokens=40", "sampling.temperature=1.0", "sampling.samples=3"]
 
 
 def test_view_logprobs_equal_full_forward_passes(tiny_model_dir, tiny):
@@ -88,7 +81,7 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
     from arc_submit.run.record import TaskRecord
     from arc_submit.run.runner import TaskRunner, derive_seed
     from arc_submit.run.session import open_session
-    from tests.test_pipeline import tiny_config
+    from tests.helpers.runs import tiny_config
 
     how = ["sampling.temperature=0.7"] if method == "sample" else ['sampling.method="dfs"', "sampling.samples=1",
                                                                    "sampling.min_prob=0.05"]
@@ -124,102 +117,6 @@ def test_what_sampling_gave_is_not_scored_again_and_equals_scoring_it(tiny_model
         assert reused[0][key] == pytest.approx(logprobs, abs=1e-4)
     views = [prompt_key(job.prompt_ids) for job in jobs[:3]]
     assert len(set(views)) == 3 and sum(asked) == sum((view, key) not in known for view in views for key in computed[0])
-
-
-def test_a_candidate_brings_its_log_likelihood_only_when_it_wrote_its_grids_own_tokens():
-    """Its tokens must be the grid's own answer tokens under its view, up to the stop token: the same text
-    in other tokens is another sequence, with another log-likelihood."""
-    from arc_submit.data.augment import Augmentation
-    from arc_submit.predict.candidates import decode_candidate
-    from arc_submit.predict.sampler import Completion
-    from tests.test_prompts import builder as prompt_builder
-
-    builder, augmentation = prompt_builder(), Augmentation(transform="rot90", colours=(0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
-    grid = [[1, 2, 0], [0, 1, 1]]
-    view = augmentation.apply_grid(grid)
-    written = builder.written_ids(view)
-    assert builder.answer_ids(view)[: len(written)] == written and written[-1] in builder.stop_token_ids
-    text = builder.tokenizer.decode(written, skip_special_tokens=True)
-    own = decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation,
-                           b"view")
-    assert own.grid == grid and own.sampled_on == b"view"
-    assert decode_candidate(Completion(text, len(written), -2.0, "stop", tuple(written)), builder, augmentation
-                            ).sampled_on is None  # no prompt said
-    split = builder.tokenizer(builder.tokenizer.decode(written[:1]) + " ", add_special_tokens=False)["input_ids"]
-    other = decode_candidate(Completion(text, 9, -2.0, "stop", tuple(split + written[1:])), builder, augmentation,
-                             b"view")
-    assert other.grid == grid and other.sampled_on is None  # the same grid, other tokens: scored like any other
-    assert decode_candidate(Completion(text, 9, None, "stop", tuple(written)), builder, augmentation, b"view"
-                            ).sampled_on is None  # no log-probability
-
-
-def full_forward_logprob(model, prompt: list[int], answer: list[int]) -> float:
-    return sum(token_logprobs(model, prompt + answer)[len(prompt) - 1:])
-
-
-def related_answers(rng, vocabulary: int) -> list[list[int]]:
-    """Answers as candidates come: some random, some a random one's prefix with a new tail, some repeated,
-    some a prefix of another (a 12-token alphabet, so that many share their first tokens)."""
-    alphabet = rng.integers(0, vocabulary, 12)
-    answers = [alphabet[rng.integers(0, 12, int(rng.integers(1, 25)))].tolist()]
-    for _ in range(int(rng.integers(0, 9))):
-        base = answers[int(rng.integers(0, len(answers)))]
-        kind = rng.integers(0, 4)
-        if kind == 0:
-            answers.append(alphabet[rng.integers(0, 12, int(rng.integers(1, 25)))].tolist())
-        elif kind == 1:
-            keep = int(rng.integers(0, len(base) + 1))
-            answers.append(base[:keep] + alphabet[rng.integers(0, 12, int(rng.integers(1, 10)))].tolist())
-        elif kind == 2:
-            answers.append(list(base))
-        else:
-            answers.append(base[: int(rng.integers(1, len(base) + 1))])
-    return answers
-
-
-@pytest.mark.parametrize("style", ["llama", "qwen3"])
-def test_shared_prefix_scores_equal_full_forward_passes(tiny_model_dir, tmp_path, style):
-    """Random prompts and answers that share prefixes (repeated, one the prefix of another, or not at all):
-    scored as one prefix tree on the prompt's cache (one chunk, chunks of a few nodes, one answer a chunk)
-    the scores equal full forward passes of prompt + answer, in the answers' own order."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    folder = tiny_model_dir if style == "llama" else build_styled_model(tmp_path / style, "qwen3")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    vocabulary = model.config.vocab_size
-    rng = np.random.default_rng(0)
-    for _ in range(6):
-        prompt = rng.integers(0, vocabulary, int(rng.integers(1, 60))).tolist()
-        answers = related_answers(rng, vocabulary)
-        direct = [full_forward_logprob(model, prompt, answer) for answer in answers]
-        for max_logits in (1 << 30, 7 * vocabulary, 1):  # one tree, trees of about 7 nodes, one answer each
-            assert answer_logprobs(model, prompt, answers, max_logits) == pytest.approx(direct, abs=1e-4)
-
-
-def test_a_prefix_tree_holds_each_distinct_prefix_once():
-    """Every answer reads back from its path; the nodes are exactly the answers' distinct non-empty prefixes;
-    a node's parent holds the prefix one shorter (-1 for the first token)."""
-    rng = np.random.default_rng(1)
-    for _ in range(200):
-        answers = sorted(related_answers(rng, 50))
-        tree = prefix_tree(answers)
-        assert [[tree.tokens[node] for node in path] for path in tree.paths] == answers
-        assert len(tree.tokens) == len({tuple(a[:k]) for a in answers for k in range(1, len(a) + 1)})
-        for path in tree.paths:
-            assert [tree.parents[node] for node in path] == [-1] + path[:-1]
-            assert [tree.depths[node] for node in path] == list(range(len(path)))
-            assert all(parent < node for node, parent in zip(path, [-1] + path[:-1]))  # parents come first
-
-
-def test_tree_chunks_keep_order_and_their_logits_bound():
-    answers = [[1, 2], [1, 2, 3], [1, 4], [5, 6, 7, 8, 9]]  # 2 nodes, +1, +1, +5
-    assert tree_chunks(answers, 10, 40) == [range(0, 3), range(3, 4)]  # 4 nodes fit 40 / 10; 9 do not
-    assert tree_chunks(answers, 10, 90) == [range(0, 4)]
-    assert tree_chunks(answers, 10, 1) == [range(0, 1), range(1, 2), range(2, 3), range(3, 4)]  # one answer each
-    assert tree_chunks([[1] * 5000], 10, 1 << 30) == [range(0, 1)]  # over NODES_PER_CHUNK, alone
-    assert tree_chunks([[1] * 3000, [2] * 3000], 10, 1 << 30) == [range(0, 1), range(1, 2)]
-    assert tree_chunks([], 10, 40) == []
 
 
 def test_the_transformers_backend_refuses_an_adapter_to_score_with(tiny_model_dir):
@@ -279,9 +176,9 @@ def test_scoring_on_the_model_in_memory_equals_scoring_on_the_vllm_engine(tmp_pa
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "scorers_engines.py"), "--out",
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "engines" / "scorers_engines.py"), "--out",
                              str(tmp_path / "scores.json")], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -329,19 +226,6 @@ def test_scoring_on_the_model_equals_the_samplers_whatever_weights_it_serves(tin
         assert logprobs == pytest.approx(views["engine"][grid], abs=1e-4)
 
 
-def test_sampling_again_on_the_base_model_takes_the_kept_adapter_off_first(tiny_model_dir, tmp_path, monkeypatch):
-    """run.on_error = degrade, sampling fails after TTFT: the adapter kept to score on comes off before the
-    base model's weights are served again (else their push check fails), and the run goes on."""
-    monkeypatch.setenv("ARC_SUBMIT_FAULTS", "sampling:flip:error-once")
-    monkeypatch.setenv("ARC_SUBMIT_FAULTS_MARKS", str(tmp_path / "marks"))
-    run(tiny_model_dir, tmp_path / "run", *LEARN, 'voting.rule="poe"', "voting.scoring_views=2",
-        'voting.scorer="model"',
-        'run.on_error="degrade"', tasks=[ONE])
-    record = read(tmp_path / "run" / "tasks" / "flip.json")
-    assert record["mode"] == "no_ttft" and record["failed_stages"] == ["sampling"]
-    assert "sampled again with the base model (no TTFT)" in record["reasons"]
-
-
 @pytest.mark.slow
 @pytest.mark.engine
 def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path):
@@ -356,9 +240,9 @@ def test_scores_read_from_the_engines_prefix_cache_equal_a_full_forward(tmp_path
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.cli import ROOT
 
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "cached_scores_engine.py"), "--out",
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "engines" / "cached_scores_engine.py"), "--out",
                              str(tmp_path / "scores.json")], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]

@@ -11,7 +11,7 @@ import pytest
 from arc_submit.data.tasks import load_dataset
 from arc_submit.errors import UserError
 from arc_submit.run.shards import assign, parse_shard
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 
 def test_assignment_is_a_balanced_deterministic_partition():
@@ -136,7 +136,7 @@ def test_merge_refuses_shards_of_other_runs_and_keeps_complete_records_over_degr
     import shutil
 
     from arc_submit.run.shards import merge_run_dirs
-    from tests.test_pipeline import TASKS, run
+    from tests.helpers.runs import TASKS, run
 
     run(tiny_model_dir, tmp_path / "a")
     run(tiny_model_dir, tmp_path / "seed1", seed=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stacks import current_stack, gpu_pins, installed, same_release, stack
+from tests.helpers.stacks import current_stack, gpu_pins, installed, same_release, stack
 
 MODEL_STACK = ("torch", "transformers", "peft")
 
@@ -71,7 +71,7 @@ def test_saved_tokenizers_name_a_class_both_transformers_majors_know(tmp_path):
     from transformers import AutoTokenizer
 
     from arc_submit.model.resolve import save_tokenizer
-    from tests.tiny_model import build_tokenizer
+    from tests.helpers.tiny_model import build_tokenizer
 
     tokenizer = build_tokenizer()
     save_tokenizer(tokenizer, tmp_path)

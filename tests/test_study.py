@@ -10,7 +10,7 @@ import pytest
 
 from arc_submit.errors import UserError
 from arc_submit.studies.study import parse_vary, settings_grid
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 # Around the model, not in it (tiny model, transformers sampler): the default stack's run covers it (pyproject.toml).
 pytestmark = pytest.mark.machinery

@@ -1,4 +1,5 @@
-"""Submissions: validation per DESIGN.md, one problem per line naming the task; atomic writes."""
+"""Submissions: validation per DESIGN.md, one problem per line naming the task; atomic writes; the validate
+command's exit codes and its few lines for thousands of problems."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from arc_submit import files
 from arc_submit.data.submission import build, entry, predictions_problems, submission_problems
+from tests.helpers.cli import export_eval, run_cli
 
 COUNTS = {"t1": 1, "t2": 2}
 GOOD = {"t1": [{"attempt_1": [[1]], "attempt_2": []}],
@@ -66,3 +68,36 @@ def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
         files.write_json(path, {"other": []})
     assert json.loads(path.read_text()) == GOOD  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["submission.json"]
+
+
+# ----------------------------------------------------------------------------- the validate command
+
+
+def test_validate_exit_codes(tiny_challenges, tmp_path):
+    challenges, _ = tiny_challenges
+    assert run_cli("validate", "--challenges", str(challenges)).returncode == 0
+    good = {"aaaa0001": [{"attempt_1": [[0, 2]], "attempt_2": []}],
+            "bbbb0002": [{"attempt_1": [[3]], "attempt_2": []}, {"attempt_1": [], "attempt_2": [[1]]}]}
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps(good))
+    assert run_cli("validate", "--challenges", str(challenges), "--submission", str(path)).returncode == 0
+    del good["bbbb0002"][1]
+    good["aaaa0001"][0]["attempt_1"] = [[1], [1, 2]]
+    path.write_text(json.dumps(good))
+    result = run_cli("validate", "--challenges", str(challenges), "--submission", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and "task aaaa0001" in lines[0] and "task bbbb0002" in lines[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_thousands_of_problems_are_a_few_lines_with_counts(tmp_path):
+    challenges, _ = export_eval(tmp_path)
+    tasks = json.loads(challenges.read_text())
+    bad = {task_id: [{"attempt_1": [["x"]], "attempt_2": "no"} for _ in task["test"]] for task_id, task in tasks.items()}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    result = run_cli("validate", "--challenges", str(challenges), "--submission", str(tmp_path / "bad.json"))
+    out = result.stdout.strip().splitlines()
+    assert result.returncode == 1 and len(out) == 2 and "more like it" in out[0]
+    inputs = sum(len(task["test"]) for task in tasks.values())
+    assert f"{2 * inputs} problems" in result.stderr

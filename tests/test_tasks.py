@@ -1,4 +1,5 @@
-"""Loading and validating tasks: every bad-input class is refused with a line naming file, task and place."""
+"""Loading and validating tasks: every bad-input class is refused with a line naming file, task and place; a file
+of another kind is named as such; the validate command on challenges, and data export."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from arc_submit.data.tasks import (
     task_problems,
 )
 from arc_submit.errors import UserError
+from tests.helpers.cli import export_eval, run_cli
 
 GOOD = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}], "test": [{"input": [[5, 6], [7, 8]]}]}
 
@@ -219,3 +221,54 @@ def test_smallest_picks_fewest_cells_in_id_order():
 
 def test_grid_problems_accepts_every_valid_size():
     assert grid_problems([[9] * 30] * 30, "g") == [] and grid_problems([[0]], "g") == []
+
+
+# ----------------------------------------------------------------------------- the validate and data export commands
+
+
+def test_validate_reports_bad_challenges_without_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"t9": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}}))
+    result = run_cli("validate", "--challenges", str(bad))
+    assert result.returncode == 1
+    assert "bad.json: task t9: train[0].input row 1" in result.stdout and "Traceback" not in result.stderr
+    missing = run_cli("validate", "--challenges", str(tmp_path / "none.json"))
+    assert missing.returncode != 0 and "none.json: no such file" in missing.stdout
+
+
+def test_a_file_in_the_wrong_place_is_named_as_such_in_a_few_lines(tmp_path):
+    """A solutions file given as predictions, as a submission or as challenges; challenges as solutions;
+    the competition's folder as challenges: each a line or two naming what the file looks like."""
+    challenges, solutions = export_eval(tmp_path)
+    (tmp_path / "arc-agi_test_challenges.json").write_text(challenges.read_text())
+    cases = [(("metrics", "--predictions", str(solutions), "--solutions", str(solutions)), 2, "looks like a solutions file"),
+             (("validate", "--challenges", str(challenges), "--submission", str(solutions)), 1, "not a submission file"),
+             (("score", "--submission", str(solutions), "--solutions", str(solutions)), 2, "not a submission file"),
+             (("score", "--submission", str(solutions), "--solutions", str(challenges)), 2, "looks like a challenges file"),
+             (("validate", "--challenges", str(solutions)), 1, "not a challenges file"),
+             (("validate", "--challenges", str(tmp_path)), 1, "is a competition's folder")]
+    for args, code, fragment in cases:
+        result = run_cli(*args)
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        assert result.returncode == code and len(lines) <= 3 and fragment in lines[0], (args, lines)
+        assert "Traceback" not in result.stderr
+
+
+def test_data_export_writes_kaggle_layout(tmp_path):
+    result = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--out", str(tmp_path / "out"),
+                     "--limit", "2", "--smallest")
+    assert result.returncode == 0, result.stderr
+    challenges = json.loads((tmp_path / "out" / "challenges.json").read_text())
+    solutions = json.loads((tmp_path / "out" / "solutions.json").read_text())
+    assert len(challenges) == 2 and set(solutions) == set(challenges)
+    assert run_cli("validate", "--challenges", str(tmp_path / "out" / "challenges.json")).returncode == 0
+    bad = run_cli("data", "export", "--dataset", "arc-agi-9", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_smallest_n_means_the_same_in_data_export(tmp_path):
+    new = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--smallest", "2", "--out", str(tmp_path / "new"))
+    old = run_cli("data", "export", "--dataset", "arc-agi-2-eval", "--smallest", "--limit", "2", "--out", str(tmp_path / "old"))
+    assert new.returncode == old.returncode == 0
+    assert (tmp_path / "new" / "challenges.json").read_bytes() == (tmp_path / "old" / "challenges.json").read_bytes()
+    assert len(json.loads((tmp_path / "new" / "challenges.json").read_text())) == 2

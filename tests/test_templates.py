@@ -17,7 +17,7 @@ from arc_submit.model.merge import iter_merged_weights
 from arc_submit.model.training import Trainer, attach_adapter, example_stream
 from arc_submit.predict.candidates import PromptJob, answer_bound, decode_candidate, requests_for
 from arc_submit.predict.transformers_sampler import TransformersSampler
-from tests.tiny_model import build_styled_model
+from tests.helpers.tiny_model import build_styled_model
 
 TASK = Task("one", [Pair([[1, 2], [3, 4]], [[4, 3], [2, 1]])], [Pair([[1, 2], [3, 4]])])
 FIXED = {"geometric": False, "permute_colours": False, "shuffle_train": False}

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 SETTINGS = ["--set", "train.steps=6", "--set", "train.save_every=3", "--set", "train.eval_every=2", "--set",
             "train.log_every=2", "--set", "train.lora_rank=4", "--set", "train.lora_alpha=8.0", "--set",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from arc_submit.data.tasks import Pair, Task
-from tests.test_pipeline import tiny_config
+from tests.helpers.runs import tiny_config
 
 TASK = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5]], [[5, 4]])], [Pair([[6, 7]])])
 

@@ -21,8 +21,8 @@ from arc_submit.model.training import Trainer, attach_adapter, config_stream
 from arc_submit.predict.candidates import PromptJob, answer_bound, decode_candidate, dfs_completions, requests_for
 from arc_submit.predict.dfs import search
 from arc_submit.predict.transformers_sampler import TransformersSampler
-from tests.conftest import ROOT, run_cli
-from tests.tiny_model import build_winner_model
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.tiny_model import build_winner_model
 
 TASK = Task("one", [Pair([[1, 2], [3, 4]], [[4, 3], [2, 1]])], [Pair([[1, 2], [3, 4]])])
 NVARC = json.loads((ROOT / "tests" / "reference" / "nvarc-prompts.json").read_text())
@@ -134,7 +134,7 @@ def test_masked_dfs_on_the_vllm_engine_finds_what_transformers_finds(tmp_path, k
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "dfs_engines.py"), "--out", str(tmp_path / "dfs.json"),
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "engines" / "dfs_engines.py"), "--out", str(tmp_path / "dfs.json"),
                              "--winner", kind], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,8 +1,8 @@
 """Helper for test_e2e: greedy answers of vLLM's engine before and after pushing weights into it, or
 of a fresh engine. Run as a script (vLLM's engine wants its own process):
 
-    python tests/live_engine.py --model BASE --push MERGED_DIR --out result.json
-    python tests/live_engine.py --model MERGED_DIR --out fresh.json
+    python tests/engines/live_engine.py --model BASE --push MERGED_DIR --out result.json
+    python tests/engines/live_engine.py --model MERGED_DIR --out fresh.json
 """
 
 from __future__ import annotations

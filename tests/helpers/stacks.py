@@ -11,7 +11,7 @@ from pathlib import Path
 
 def load_stack_module():
     """kaggle/stack.py (a script beside the notebook, not a package): the twin's derivation."""
-    spec = importlib.util.spec_from_file_location("kaggle_stack", Path(__file__).resolve().parents[1] / "kaggle" / "stack.py")
+    spec = importlib.util.spec_from_file_location("kaggle_stack", Path(__file__).resolve().parents[2] / "kaggle" / "stack.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

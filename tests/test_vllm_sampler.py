@@ -1,7 +1,9 @@
-"""An engine that raised is never used again (vLLM 0.11 keeps the requests it had scheduled and returns
-them first from the next `generate`; a failed `wake_up` leaves its memory pool half mapped), and every
-output is checked to answer its own prompt. vLLM's `LLM` is stood in for by an object that behaves as
-vLLM 0.11's source does in those cases; the worker-level consequences run for real in test_faults."""
+"""predict/vllm_sampler.py and vllm_versions.py: an engine that raised is never used again (vLLM 0.11 keeps the
+requests it had scheduled and returns them first from the next `generate`; a failed `wake_up` leaves its memory
+pool half mapped), and every output is checked to answer its own prompt; settings a vLLM build cannot run are
+refused before its engine starts. vLLM's `LLM` is stood in for by an object that behaves as vLLM 0.11's source
+does in those cases; the worker-level consequences run for real in test_faults, the weight pushes in
+test_pushes, the engine itself in the engine tests (test_e2e, test_scoring, test_dfs, test_winner_models)."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def save_tiny_model(folder: Path, architecture: str, tokenizer, stops: list[int]
 
 # ----------------------------------------------------------------------------- the 2025 winners' tokenizers
 
-REFERENCE = Path(__file__).parent / "reference"
+REFERENCE = Path(__file__).parents[1] / "reference"
 # Qwen2's pre-tokenizer split (as in Qwen's tokenizer.json): NVARC's tokenizer keeps it over a 16-word vocabulary.
 QWEN2_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
                r"""\s*[\r\n]+|\s+(?!\S)|\s+""")

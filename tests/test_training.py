@@ -1,5 +1,6 @@
-"""TTFT on a tiny random Llama: the adapter changes and the base does not, the loss falls on a trivial
-task, only answer tokens carry loss, and the merged weights give the adapter's logits exactly."""
+"""model/training.py, the LoRA training TTFT runs per task, on a tiny random Llama: the adapter changes and the base
+does not, the loss falls on a trivial task, only answer tokens carry loss, and the merged weights give the adapter's
+logits exactly. (The train command built on it is test_train.py's.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import torch
 from arc_submit.config import TTFTConfig
 from arc_submit.data.encoders import DEFAULT_ENCODER, create
 from arc_submit.data.prompts import PromptBuilder
-from arc_submit.data.tasks import Pair, Task
 from arc_submit.model.merge import iter_base_weights, merged_weights
 from arc_submit.model.training import (
     IGNORE_INDEX,
@@ -23,10 +23,7 @@ from arc_submit.model.training import (
     detach_adapter,
     example_stream,
 )
-from tests.conftest import make_task
-
-FLIP = Task("flip", [Pair([[1, 2, 3]], [[3, 2, 1]]), Pair([[4, 5, 6]], [[6, 5, 4]]), Pair([[7, 8, 9]], [[9, 8, 7]])],
-            [Pair([[1, 5, 9]], [[9, 5, 1]])])
+from tests.helpers.tasks import FLIP, make_task
 
 
 def trainer_for(tokenizer, max_seq_len: int = 2048, **settings) -> Trainer:

@@ -3,7 +3,7 @@
 which still holds the task's trained weights; and a task without TTFT, scored on the base model both ways.
 Prints both as JSON. Run as a script (vLLM's engine wants its own process):
 
-    python tests/scorers_engines.py --out result.json
+    python tests/engines/scorers_engines.py --out result.json
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     from arc_submit.run.budget import TaskPlan
     from arc_submit.run.runner import TaskRunner
     from arc_submit.run.session import open_session
-    from tests.tiny_model import build_winner_model
+    from tests.helpers.tiny_model import build_winner_model
 
     out = Path(args.out)
     model = build_winner_model(out.parent / "model", "nvarc")

@@ -4,7 +4,7 @@ answers scored by a full forward of the transformers model; and, on the same eng
 both), seeded sampling at a temperature of more prompts than one engine step holds, twice. Writes them as
 JSON. Run as a script (vLLM's engine wants its own process):
 
-    python tests/cached_scores_engine.py --out result.json
+    python tests/engines/cached_scores_engine.py --out result.json
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     from arc_submit.config import SamplingConfig
     from arc_submit.predict.sampler import Request, create_sampler
     from arc_submit.run.weights import scores_on_model
-    from tests.tiny_model import build_winner_model
+    from tests.helpers.tiny_model import build_winner_model
 
     out = Path(args.out)
     folder = build_winner_model(out.parent / "model", "nvarc")  # a head size vLLM's CPU attention takes

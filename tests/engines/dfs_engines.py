@@ -1,8 +1,8 @@
 """Helper for test_e2e and test_winner_models: DFS with the vLLM engine and with transformers, on the
 same prompts; prints the leaves of both as JSON. Run as a script (vLLM's engine wants its own process):
 
-    python tests/dfs_engines.py --out result.json                  # the embedded model, chat prompts
-    python tests/dfs_engines.py --out result.json --winner nvarc   # a tiny model of NVARC's kind, its format,
+    python tests/engines/dfs_engines.py --out result.json                  # the embedded model, chat prompts
+    python tests/engines/dfs_engines.py --out result.json --winner nvarc   # a tiny model of NVARC's kind, its format,
                                                                    # searched with and without the answer-token mask
 """
 
@@ -71,7 +71,7 @@ def winner_search(kind: str, folder: Path) -> dict:
     from arc_submit.model.load import prompt_builder
     from arc_submit.predict.dfs import search
     from arc_submit.predict.sampler import create_sampler
-    from tests.tiny_model import build_winner_model
+    from tests.helpers.tiny_model import build_winner_model
 
     model = build_winner_model(folder / kind, kind)
     builder = prompt_builder(AutoTokenizer.from_pretrained(model), PromptConfig(format=kind, max_seq_len=2048))

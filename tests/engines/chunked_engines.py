@@ -4,8 +4,8 @@ what chunking touches: the prompt's log-probabilities (they arrive in pieces), t
 stop sees the discarded sample of every chunk as a repeated first step) and the leaves' scores from the
 engine. Run as a script, once per step size (vLLM's engine wants its own process):
 
-    python tests/chunked_engines.py --max-batched-tokens 256 --out chunked.json
-    python tests/chunked_engines.py --max-batched-tokens 4096 --out whole.json
+    python tests/engines/chunked_engines.py --max-batched-tokens 256 --out chunked.json
+    python tests/engines/chunked_engines.py --max-batched-tokens 4096 --out whole.json
 """
 
 from __future__ import annotations
