@@ -313,3 +313,24 @@ def test_a_wheelhouse_without_a_pip_wheel_is_refused(tmp_path):
 
 def test_the_wheelhouses_python_defaults_to_kaggles():
     assert re.search(r"^KAGGLE_PYTHON \?= 3\.12$", (ROOT / "Makefile").read_text(), re.M)
+
+
+def test_a_failed_install_command_stops_the_notebook_with_its_error_in_one_line(tmp_path):
+    """The install cell's run(): a subprocess's own output would reach only the kernel's log, which Kaggle does not
+    show, so the command's output goes to the cell and its failure to one line that carries its last line."""
+    cell = ast.parse(notebook_cell("# Install arc-submit"))
+    [function] = [node for node in cell.body if isinstance(node, ast.FunctionDef) and node.name == "run"]
+    script = "\n".join(["import os, shutil, subprocess", f"ENV = dict(os.environ); VENV = {str(tmp_path / 'venv')!r}",
+                        ast.unparse(function),
+                        "run(['sh', '-c', 'echo Looking in links: wheels'])",
+                        "run(['sh', '-c', 'echo a warning; echo ERROR: No matching distribution found for x >&2; "
+                        "exit 1'])"])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["$ sh -c echo Looking in links: wheels", "Looking in links: wheels",
+                                          "$ sh -c echo a warning; echo ERROR: No matching distribution found for x "
+                                          ">&2; exit 1", "a warning", "ERROR: No matching distribution found for x"]
+    [line] = result.stderr.splitlines()
+    assert line.startswith("sh -c echo a warning; echo ERROR: No matching distribution found for x >&2; exit 1 ... "
+                           "failed (exit 1): ERROR: No matching distribution found for x (")
+    assert f"GiB free beside {tmp_path / 'venv'})" in line
