@@ -50,6 +50,16 @@ KAGGLE_PLATFORMS := $(foreach v,35 34 33 32 31 30 29 28 27 26 25 24 17,--platfor
 # configuration is ignored).
 WHEELS_FOR = PIP_CONFIG_FILE=/dev/null $(PIP) download -q --only-binary=:all: $(KAGGLE_PLATFORMS) \
 	--python-version $(1) --implementation cp --abi cp$(subst .,,$(1)) --abi abi3 --abi none
+# pip evaluates markers for the Python it runs on, not for --python-version (pypa/pip#11010), so what only the
+# target Python needs is missing after the first download (vLLM 0.11's setuptools<80 on 3.12). Up to three more
+# rounds download what kaggle/wheelhouse.py finds unmet for Python $(1) in folder $(2) (its stack: $(3)); the
+# manifest step after them refuses a wheelhouse still incomplete.
+COMPLETE_WHEELS = for round in 1 2 3; do \
+	$(PY) kaggle/wheelhouse.py $(2) $(3) --python $(1) --unmet-to $(2)/unmet.txt || exit 1; \
+	if [ ! -s $(2)/unmet.txt ]; then break; fi; \
+	echo "wheels for Python $(1) that pip skipped:" $$(cat $(2)/unmet.txt); \
+	$(call WHEELS_FOR,$(1)) -d $(2) -r $(2)/unmet.txt || exit 1; \
+	done; rm -f $(2)/unmet.txt
 
 .PHONY: install install-cpu install-kaggle install-gpu test test-fast test-kaggle bench bench-selection bench-schedule study-encoders local-submission kaggle-wheels kaggle-model kaggle-push kaggle-sim gpu-check clean
 
@@ -135,6 +145,7 @@ kaggle-wheels: install
 	rm -f $(KAGGLE_WHEELS)/*.whl $(KAGGLE_WHEELS)/wheelhouse.json
 	$(PIP) wheel -q --no-deps -w $(KAGGLE_WHEELS) .
 	$(call WHEELS_FOR,$(KAGGLE_PYTHON)) -d $(KAGGLE_WHEELS) "$$(ls $(KAGGLE_WHEELS)/arc_submit-*.whl)[gpu]" pip
+	$(call COMPLETE_WHEELS,$(KAGGLE_PYTHON),$(KAGGLE_WHEELS),--extra gpu)
 	$(PY) kaggle/wheelhouse.py $(KAGGLE_WHEELS) --extra gpu --python $(KAGGLE_PYTHON)
 
 # A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
@@ -181,6 +192,7 @@ kaggle-sim: install $(KAGGLE_SIM_PYTHON)
 	$(PY) kaggle/stack.py twin --out $(SIM_WHEELS) --python $(SIM_PYTHON_VERSION)
 	$(call WHEELS_FOR,$(SIM_PYTHON_VERSION)) -d $(SIM_WHEELS) "$$(ls $(SIM_WHEELS)/arc_submit-*.whl)" \
 		-r $(SIM_WHEELS)/requirements.txt pip
+	$(call COMPLETE_WHEELS,$(SIM_PYTHON_VERSION),$(SIM_WHEELS),--twin)
 	$(PY) kaggle/wheelhouse.py $(SIM_WHEELS) --twin --python $(SIM_PYTHON_VERSION)
 	$(PY) kaggle/simulate.py run --wheels $(SIM_WHEELS) --python $(KAGGLE_SIM_PYTHON) --venv $(SIM_VENV) --layout 2026
 	$(PY) kaggle/simulate.py run --wheels $(SIM_WHEELS) --python $(KAGGLE_SIM_PYTHON) --venv $(SIM_VENV) --layout 2025 \

@@ -301,14 +301,55 @@ def test_settings_from_both_the_notebook_and_the_model_are_refused_in_one_line_n
 
 
 def test_a_wheelhouse_without_a_pip_wheel_is_refused(tmp_path):
-    (tmp_path / "arc_submit-0.1.0-py3-none-any.whl").write_bytes(b"")
+    wheel(tmp_path, "arc-submit", "0.1.0")
     command = [sys.executable, str(ROOT / "kaggle" / "wheelhouse.py"), str(tmp_path), "--extra", "gpu", "--python", "3.12"]
     refused = subprocess.run(command, capture_output=True, text=True)
     assert refused.returncode == 1 and "0 pip wheels" in refused.stderr and "ensurepip" in refused.stderr
-    (tmp_path / "pip-25.0-py3-none-any.whl").write_bytes(b"")
+    wheel(tmp_path, "pip", "25.0")
     assert subprocess.run(command, capture_output=True).returncode == 0
     manifest = json.loads((tmp_path / "wheelhouse.json").read_text())
     assert manifest["pip"] == "pip-25.0-py3-none-any.whl" and manifest["python"] == "3.12"
+
+
+def wheel(folder, name: str, version: str, *requires: str) -> None:
+    """A wheel of NAME VERSION whose metadata requires REQUIRES (its code does not matter to a wheelhouse)."""
+    import zipfile
+
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {requirement}\n" for requirement in requires)
+    with zipfile.ZipFile(folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "w") as archive:
+        archive.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", metadata)
+
+
+def test_a_wheelhouse_missing_what_only_kaggles_python_needs_is_refused_and_says_what_to_download(tmp_path):
+    """pip download evaluates markers for the Python it runs on, so a wheelhouse built on 3.11 for 3.12 lacks
+    vLLM 0.11's setuptools<80 (asked for on Python > 3.11 only; triton's setuptools took the newest): the manifest
+    step refuses it in one line, --unmet-to writes what to download, and with that wheel added it passes."""
+    wheel(tmp_path, "arc-submit", "0.1.0", 'vllm==0.11.0; extra == "gpu"', 'fastapi[standard]; extra == "gpu"')
+    wheel(tmp_path, "vllm", "0.11.0", 'setuptools<80,>=77.0.3; python_version > "3.11"', "triton==3.4.0",
+          'typing-extensions; python_version < "3.12"')
+    wheel(tmp_path, "triton", "3.4.0", "setuptools>=40.8.0")
+    wheel(tmp_path, "setuptools", "84.2.1")
+    wheel(tmp_path, "fastapi", "0.165.0", 'uvicorn; extra == "standard"', 'email-validator; extra == "all"')
+    wheel(tmp_path, "uvicorn", "0.40.0")
+    wheel(tmp_path, "pip", "26.3")
+    command = [sys.executable, str(ROOT / "kaggle" / "wheelhouse.py"), str(tmp_path), "--extra", "gpu", "--python"]
+    assert subprocess.run(command + ["3.11"], capture_output=True, text=True).returncode == 1  # typing-extensions
+    wheel(tmp_path, "typing-extensions", "4.15.0")
+    assert subprocess.run(command + ["3.11"], capture_output=True, text=True).returncode == 0
+    refused = subprocess.run(command + ["3.12"], capture_output=True, text=True)
+    [line] = refused.stderr.splitlines()
+    assert refused.returncode == 1 and line.startswith(f"{tmp_path}: would not install on Python 3.12: 1 requirement")
+    assert "setuptools<80,>=77.0.3 (needed by vllm 0.11.0; here: 84.2.1)" in line
+    unmet = tmp_path / "unmet.txt"
+    assert subprocess.run(command + ["3.12", "--unmet-to", str(unmet)]).returncode == 0
+    assert unmet.read_text() == "setuptools<80,>=77.0.3\n"
+    wheel(tmp_path, "setuptools", "79.0.1")
+    assert subprocess.run(command + ["3.12", "--unmet-to", str(unmet)]).returncode == 0 and unmet.read_text() == ""
+    assert subprocess.run(command + ["3.12"]).returncode == 0
+    (tmp_path / "uvicorn-0.40.0-py3-none-any.whl").unlink()  # an extra's requirement counts too
+    refused = subprocess.run(command + ["3.12"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "uvicorn (needed by fastapi 0.165.0; here: none)" in refused.stderr
 
 
 def test_the_wheelhouses_python_defaults_to_kaggles():
