@@ -62,10 +62,11 @@ def wheel_index(folder: Path) -> dict[str, list[tuple[Version, list[Requirement]
     return {name: sorted(versions, key=lambda pair: pair[0], reverse=True) for name, versions in found.items()}
 
 
-def unmet(folder: Path, python: str, roots: list[Requirement], no_deps: list[Requirement] = ()) -> list[str]:
+def unmet(folder: Path, python: str, roots: list[Requirement],
+          no_deps: list[Requirement] = ()) -> list[tuple[str, str, str]]:
     """Each requirement, from ROOTS through every wheel's own (NO_DEPS: present, installed without theirs),
-    that applies on CPython PYTHON on Kaggle's platform and that no wheel in FOLDER satisfies, as
-    'requirement (needed by ...)'; several on one name must be met by one wheel, as pip's resolver needs."""
+    that applies on CPython PYTHON on Kaggle's platform and that no wheel in FOLDER satisfies, as (requirement,
+    what needs it, the versions here); several on one name must be met by one wheel, as pip's resolver needs."""
     environment, wheels = target(python), wheel_index(folder)
     needed: dict[str, list[tuple[Requirement, str]]] = {}
     followed: set[tuple[str, frozenset[str]]] = set()
@@ -92,8 +93,8 @@ def unmet(folder: Path, python: str, roots: list[Requirement], no_deps: list[Req
         if not any(all(r.specifier.contains(version, True) for r, _ in requirements) for version in versions):
             have = ", ".join(map(str, versions)) or "none"
             for requirement, needed_by in requirements:
-                if not all(requirement.specifier.contains(version, True) for version in versions) or not versions:
-                    problems.append(f"{requirement.name}{requirement.specifier} (needed by {needed_by}; here: {have})")
+                if not versions or not all(requirement.specifier.contains(version, True) for version in versions):
+                    problems.append((f"{requirement.name}{requirement.specifier}", needed_by, have))
     return sorted(set(problems))
 
 
@@ -134,12 +135,12 @@ def main() -> None:
     roots, no_deps = roots_of(args.folder, args.extra)
     problems = unmet(args.folder, args.python, roots, no_deps)
     if args.unmet_to:
-        args.unmet_to.write_text("".join(problem.split(" (needed by ")[0] + "\n" for problem in problems))
+        args.unmet_to.write_text("".join(f"{requirement}\n" for requirement, _, _ in problems))
         return
     if problems:
+        said = "; ".join(f"{requirement} (needed by {by}; here: {have})" for requirement, by, have in problems)
         raise SystemExit(f"{args.folder}: would not install on Python {args.python}: {len(problems)} requirement(s) "
-                         f"without a wheel here: {'; '.join(problems)}; build it with `make kaggle-wheels`, which "
-                         "downloads them")
+                         f"without a wheel here: {said}; build it with `make kaggle-wheels`, which downloads them")
     manifest = {"stack": args.extra or "kaggle-twin", "extra": args.extra, "python": args.python, "pip": pips[0],
                 "remove": args.remove}
     if args.twin:

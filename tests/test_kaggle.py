@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 
 import nbformat
 import pytest
@@ -313,8 +314,6 @@ def test_a_wheelhouse_without_a_pip_wheel_is_refused(tmp_path):
 
 def wheel(folder, name: str, version: str, *requires: str) -> None:
     """A wheel of NAME VERSION whose metadata requires REQUIRES (its code does not matter to a wheelhouse)."""
-    import zipfile
-
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
         f"Requires-Dist: {requirement}\n" for requirement in requires)
     with zipfile.ZipFile(folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "w") as archive:
