@@ -374,3 +374,43 @@ def test_a_failed_install_command_stops_the_notebook_with_its_error_in_one_line(
     assert line.startswith("sh -c echo a warning; echo ERROR: No matching distribution found for x >&2; exit 1 ... "
                            "failed (exit 1): ERROR: No matching distribution found for x (")
     assert f"GiB free beside {tmp_path / 'venv'})" in line
+
+
+def inflate(path, member_size: int) -> None:
+    """Rewrites the zip at PATH so that its central directory says each member unpacks to MEMBER_SIZE bytes (under
+    4 GiB, no zip64), as a wheelhouse bigger than the disk would say, without writing that much."""
+    data = bytearray(path.read_bytes())
+    start = data.find(b"PK\x01\x02")
+    while start != -1:
+        data[start + 24:start + 28] = member_size.to_bytes(4, "little")
+        start = data.find(b"PK\x01\x02", start + 4)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("members", [1, 200])
+def test_the_notebook_stops_before_installing_a_wheelhouse_the_disk_cannot_hold(tmp_path, members):
+    """check_room(): pip that runs out of disk fails after minutes in some package's middle (CI's make kaggle-sim
+    once did), so the install cell first weighs the wheelhouse unpacked against the free disk beside VENV, and
+    stops in one line that names both. 200 members said to unpack to 2 GiB each are more than any disk here."""
+    cell = ast.parse(notebook_cell("# Install arc-submit"))
+    [function] = [node for node in cell.body if isinstance(node, ast.FunctionDef) and node.name == "check_room"]
+    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    wheels.mkdir()
+    venv.mkdir()
+    archive = wheels / "big-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as opened:
+        for number in range(members):
+            opened.writestr(f"big/part{number}.bin", b"0")
+    inflate(archive, 2**31)
+    assert sum(member.file_size for member in zipfile.ZipFile(archive).infolist()) == members * 2**31
+    script = "\n".join(["import os, shutil, zipfile", f"WHEELS, VENV = {str(wheels)!r}, {str(venv)!r}",
+                        ast.unparse(function), "check_room()", "print('room')"])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if members == 1:  # 2.1 GiB: room on any machine that runs these tests
+        assert (result.returncode, result.stdout, result.stderr) == (0, "room\n", "")
+        return
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert re.fullmatch(rf"installing the wheelhouse needs about 420\.0 GiB beside {re.escape(str(venv))}, and "
+                        r"[0-9.]+ GiB is free there: free disk, or set ARC_SUBMIT_VENV to a folder on a larger disk",
+                        line), line
