@@ -140,13 +140,20 @@ local-submission: install
 	$(PY) -m arc_submit metrics --predictions $(LOCAL_RUN)/predictions.json --solutions $(LOCAL_DATA)/solutions.json
 
 # The gpu extra of pyproject.toml (the one place its versions are pinned), resolved for Kaggle's Python and
-# manylinux x86_64, with the pip wheel the notebook installs with (Kaggle's Python has no ensurepip).
+# manylinux x86_64, with the pip wheel the notebook installs with (Kaggle's Python has no ensurepip). Where
+# this machine has a Python $(KAGGLE_PYTHON) (pyenv's, else /usr/local/bin's or /usr/bin's; or give
+# KAGGLE_RESOLVE_PYTHON), its pip resolves the notebook's install offline from the wheelhouse before the
+# manifest is written; without one, the manifest step's own check of every requirement is all.
+KAGGLE_RESOLVE_PYTHON ?= $(firstword $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/$(KAGGLE_PYTHON).*/bin/python$(KAGGLE_PYTHON)))) \
+	$(wildcard /usr/local/bin/python$(KAGGLE_PYTHON) /usr/bin/python$(KAGGLE_PYTHON)))
 kaggle-wheels: install
 	rm -f $(KAGGLE_WHEELS)/*.whl $(KAGGLE_WHEELS)/wheelhouse.json
 	$(PIP) wheel -q --no-deps -w $(KAGGLE_WHEELS) .
 	$(call WHEELS_FOR,$(KAGGLE_PYTHON)) -d $(KAGGLE_WHEELS) "$$(ls $(KAGGLE_WHEELS)/arc_submit-*.whl)[gpu]" pip
 	$(call COMPLETE_WHEELS,$(KAGGLE_PYTHON),$(KAGGLE_WHEELS),--extra gpu)
-	$(PY) kaggle/wheelhouse.py $(KAGGLE_WHEELS) --extra gpu --python $(KAGGLE_PYTHON)
+	$(if $(KAGGLE_RESOLVE_PYTHON),,@echo "no Python $(KAGGLE_PYTHON) here to resolve the wheelhouse with (KAGGLE_RESOLVE_PYTHON=...): the manifest step checks every requirement alone")
+	$(PY) kaggle/wheelhouse.py $(KAGGLE_WHEELS) --extra gpu --python $(KAGGLE_PYTHON) \
+		$(if $(KAGGLE_RESOLVE_PYTHON),--resolve-with $(KAGGLE_RESOLVE_PYTHON))
 
 # A model folder for the model dataset: MODEL=path/to/folder, or the embedded SmolLM2 by default.
 # A model folder as it is; an adapter with its base beside it (kaggle/model.py). BASE: an adapter's base

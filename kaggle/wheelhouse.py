@@ -14,7 +14,10 @@ A wheelhouse that cannot install on the target Python is refused: every requirem
 evaluates markers for the Python it runs on, whatever --python-version says (pypa/pip#11010), so a
 wheelhouse built on Python 3.11 misses what only 3.12 needs: vLLM 0.11 asks for setuptools<80 on
 Python > 3.11 alone, and without it the notebook's offline install fails on Kaggle. `--unmet-to FILE`
-writes those requirements instead, for the Makefile to download and ask again.
+writes those requirements instead, for the Makefile to download and ask again. `--resolve-with PYTHON`
+(a Python of the target version, as `make kaggle-wheels` finds one) then has pip resolve the install as the
+notebook will run it, offline from this folder with its own pip wheel, and refuses what pip refuses (a tag
+or Requires-Python no marker shows).
 Standard library only (and pip's vendored `packaging`): it runs before anything is installed.
 """
 
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -109,6 +114,31 @@ def roots_of(folder: Path, extra: str | None) -> tuple[list[Requirement], list[R
         requirements_in(folder / "no-deps.txt")
 
 
+def resolve_with(python: str, folder: Path, version: str, pip_wheel: str, extra: str | None) -> None:
+    """pip on PYTHON (of VERSION) resolves the notebook's install from FOLDER alone, run from the folder's pip wheel as
+    the notebook runs it, nothing installed (--dry-run); no pip configuration or PIP_ variable of this machine."""
+    try:
+        found = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        said = found.stdout.strip() if found.returncode == 0 else (found.stderr.strip().splitlines() or ["?"])[-1]
+    except OSError as error:
+        said = error.strerror
+    if said != version:
+        raise SystemExit(f"{python}: not a Python {version} ({said}); --resolve-with needs one of the wheelhouse's "
+                         "version")
+    wanted = [f"arc-submit[{extra}]"] if extra else ["arc-submit", "-r", str(folder / "requirements.txt")]
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
+    environment.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_COLOR="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    done = subprocess.run([python, str(folder / pip_wheel / "pip"), "install", "--dry-run", "--ignore-installed",
+                           "--no-index", "--find-links", str(folder), "-q", *wanted],
+                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode:
+        raise SystemExit(f"{folder}: pip on Python {version} ({python}) would not install it: "
+                         f"{lines[-1] if lines else f'exit {done.returncode}'}")
+    print(f"{folder}: pip on Python {version} resolves {' '.join(wanted)} from it offline")
+
+
 def requirements_in(path: Path) -> list[Requirement]:
     return [Requirement(line) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
@@ -124,6 +154,9 @@ def main() -> None:
     parser.add_argument("--unmet-to", type=Path, metavar="FILE",
                         help="write the requirements no wheel here meets on that Python to FILE (a pip requirements "
                              "file, empty when none) instead of the manifest")
+    parser.add_argument("--resolve-with", metavar="PYTHON",
+                        help="a Python of the wheelhouse's version whose pip (the folder's wheel) must resolve the "
+                             "notebook's install offline from the folder before the manifest is written")
     args = parser.parse_args()
     wheels = sorted(args.folder.glob("*.whl"))
     if not any(wheel.name.startswith("arc_submit-") for wheel in wheels):
@@ -141,6 +174,8 @@ def main() -> None:
         said = "; ".join(f"{requirement} (needed by {by}; here: {have})" for requirement, by, have in problems)
         raise SystemExit(f"{args.folder}: would not install on Python {args.python}: {len(problems)} requirement(s) "
                          f"without a wheel here: {said}; build it with `make kaggle-wheels`, which downloads them")
+    if args.resolve_with:
+        resolve_with(args.resolve_with, args.folder, args.python, pips[0], args.extra)
     manifest = {"stack": args.extra or "kaggle-twin", "extra": args.extra, "python": args.python, "pip": pips[0],
                 "remove": args.remove}
     if args.twin:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -312,12 +313,17 @@ def test_a_wheelhouse_without_a_pip_wheel_is_refused(tmp_path):
     assert manifest["pip"] == "pip-25.0-py3-none-any.whl" and manifest["python"] == "3.12"
 
 
-def wheel(folder, name: str, version: str, *requires: str) -> None:
+def wheel(folder, name: str, version: str, *requires: str, extras: tuple[str, ...] = (),
+          requires_python: str | None = None) -> None:
     """A wheel of NAME VERSION whose metadata requires REQUIRES (its code does not matter to a wheelhouse)."""
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
-        f"Requires-Dist: {requirement}\n" for requirement in requires)
+        f"Requires-Dist: {requirement}\n" for requirement in requires) + "".join(
+        f"Provides-Extra: {extra}\n" for extra in extras) + (
+        f"Requires-Python: {requires_python}\n" if requires_python else "")
     with zipfile.ZipFile(folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "w") as archive:
         archive.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", metadata)
+        archive.writestr(f"{name.replace('-', '_')}-{version}.dist-info/WHEEL",
+                         "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
 
 
 def test_a_wheelhouse_missing_what_only_kaggles_python_needs_is_refused_and_says_what_to_download(tmp_path):
@@ -414,3 +420,32 @@ def test_the_notebook_stops_before_installing_a_wheelhouse_the_disk_cannot_hold(
     assert re.fullmatch(rf"installing the wheelhouse needs about 420\.0 GiB beside {re.escape(str(venv))}, and "
                         r"[0-9.]+ GiB is free there: free disk, or set ARC_SUBMIT_VENV to a folder on a larger disk",
                         line), line
+
+
+def test_a_wheelhouse_that_pip_on_the_target_python_cannot_install_is_refused_with_pips_reason(tmp_path):
+    """--resolve-with: pip on a Python of the target version resolves the notebook's install offline from the
+    folder, run from the folder's own pip wheel as the notebook runs it. A wheel whose Requires-Python excludes that
+    Python passes the marker check but not pip: refused in one line with pip's last line; with a wheel that fits
+    the same folder resolves. This Python and its bundled pip wheel stand in for Kaggle's."""
+    import ensurepip
+
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    [pip_wheel] = (Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl")
+    (tmp_path / pip_wheel.name).write_bytes(pip_wheel.read_bytes())
+    wheel(tmp_path, "arc-submit", "0.1.0", 'tiny-dep>=1; extra == "gpu"', extras=("gpu",))
+    wheel(tmp_path, "tiny-dep", "1.0", requires_python=">=4")
+    command = [sys.executable, str(ROOT / "kaggle" / "wheelhouse.py"), str(tmp_path), "--extra", "gpu", "--python",
+               python, "--resolve-with", sys.executable]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and not (tmp_path / "wheelhouse.json").exists()
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"{tmp_path}: pip on Python {python} ({sys.executable}) would not install it: ERROR: ")
+    assert "tiny-dep" in line
+    (tmp_path / "tiny_dep-1.0-py3-none-any.whl").unlink()
+    wheel(tmp_path, "tiny-dep", "1.0", requires_python=f">={python}")
+    resolved = subprocess.run(command, capture_output=True, text=True)
+    assert resolved.returncode == 0, resolved.stderr
+    assert f"pip on Python {python} resolves arc-submit[gpu] from it offline" in resolved.stdout
+    assert json.loads((tmp_path / "wheelhouse.json").read_text())["pip"] == pip_wheel.name
+    wrong = subprocess.run([*command[:-1], str(ROOT / "no-such-python")], capture_output=True, text=True)
+    assert wrong.returncode == 1 and "not a Python" in wrong.stderr
