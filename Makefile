@@ -141,11 +141,10 @@ local-submission: install
 
 # The gpu extra of pyproject.toml (the one place its versions are pinned), resolved for Kaggle's Python and
 # manylinux x86_64, with the pip wheel the notebook installs with (Kaggle's Python has no ensurepip). Where
-# this machine has a Python $(KAGGLE_PYTHON) (pyenv's, else /usr/local/bin's or /usr/bin's; or give
-# KAGGLE_RESOLVE_PYTHON), its pip resolves the notebook's install offline from the wheelhouse before the
-# manifest is written; without one, the manifest step's own check of every requirement is all.
-KAGGLE_RESOLVE_PYTHON ?= $(firstword $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/$(KAGGLE_PYTHON).*/bin/python$(KAGGLE_PYTHON)))) \
-	$(wildcard /usr/local/bin/python$(KAGGLE_PYTHON) /usr/bin/python$(KAGGLE_PYTHON)))
+# this machine has a Python $(KAGGLE_PYTHON) (the one make kaggle-sim copies; or give KAGGLE_RESOLVE_PYTHON), its
+# pip resolves the notebook's install offline from the wheelhouse before the manifest is written; without one,
+# the manifest step's own check of every requirement is all.
+KAGGLE_RESOLVE_PYTHON ?= $(shell $(PY) kaggle/simulate.py python --version $(KAGGLE_PYTHON) 2>/dev/null)
 kaggle-wheels: install
 	rm -f $(KAGGLE_WHEELS)/*.whl $(KAGGLE_WHEELS)/wheelhouse.json
 	$(PIP) wheel -q --no-deps -w $(KAGGLE_WHEELS) .

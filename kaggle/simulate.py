@@ -3,6 +3,7 @@ its inputs mounted where Kaggle mounts them, with a real Jupyter kernel.
 
     make kaggle-sim        # builds Kaggle's Python and a wheelhouse for it, then runs this twice:
     python kaggle/simulate.py image --out build/kaggle-sim/python        # Kaggle's Python: 3.12, no ensurepip
+    python kaggle/simulate.py python --version 3.12      # the Python image copies (make kaggle-wheels resolves with it)
     python kaggle/simulate.py run --wheels build/kaggle-sim/wheels --python build/kaggle-sim/python/bin/python3.12
 
 `image`: a copy of this machine's Python 3.12 (pyenv's) without `ensurepip`, as Kaggle's image has it (Debian's
@@ -261,6 +262,8 @@ def main() -> int:
     image = commands.add_parser("image", help="Kaggle's Python: this machine's, without ensurepip, with ipykernel")
     image.add_argument("--version", default="3.12")
     image.add_argument("--out", type=Path, required=True)
+    python = commands.add_parser("python", help="print the path of this machine's Python VERSION, which image copies")
+    python.add_argument("--version", default="3.12")
     run = commands.add_parser("run", help="push to the stand-in, mount as Kaggle does, run the notebook")
     run.add_argument("--wheels", type=Path, required=True, help="a wheelhouse with wheelhouse.json")
     run.add_argument("--python", type=Path, required=True, help="the Python the notebook's kernel runs on")
@@ -277,6 +280,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "image":
         make_image(args.version, args.out)
+        return 0
+    if args.command == "python":
+        print(base_python(args.version))
         return 0
     return simulate(args)
 
